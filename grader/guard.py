@@ -1,0 +1,77 @@
+"""The static half of the forbidden-API guard (the runtime half lives in ``worker``).
+
+``violations(files, forbidden)`` parses the learner's sources (never runs them) and returns, per
+top-level function or class, the forbidden APIs it reaches: directly, through import aliases
+(``import torch.nn.functional as F``; ``from torch.autograd import grad``), or by calling another
+top-level function of the module that does.
+"""
+from __future__ import annotations
+
+import ast
+
+
+def _dotted(node) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return None
+
+
+def _matches(name: str, forbidden) -> str | None:
+    for f in forbidden:
+        if f.startswith("."):  # a method name such as ".backward"
+            if name.endswith(f) or name == f[1:]:
+                return f[1:]
+        elif name == f or name.startswith(f + "."):
+            return f
+    return None
+
+
+def violations(files: dict[str, str], forbidden) -> dict[str, list[str]]:
+    """``{name: [forbidden API, ...]}`` for each top-level name that reaches one (``"*"``: module level)."""
+    found: dict[str, set[str]] = {}
+    calls: dict[str, set[str]] = {}
+    for text in files.values():
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            continue  # the import reports it
+        aliases = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for a in node.names:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        tops = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        for owner, body in [("*", [n for n in tree.body if n not in tops.values()]), *[(k, [v]) for k, v in tops.items()]]:
+            for stmt in body:
+                for node in ast.walk(stmt):
+                    name = None
+                    if isinstance(node, (ast.Attribute, ast.Name)):
+                        name = _dotted(node)
+                    if isinstance(node, ast.Attribute) and not name:
+                        name = "?." + node.attr  # a method of a computed value: x.sum().backward
+                    if not name:
+                        continue
+                    head, _, rest = name.partition(".")
+                    full = aliases.get(head, head) + ("." + rest if rest else "")
+                    hit = _matches(full, forbidden)
+                    if hit:
+                        found.setdefault(owner, set()).add(hit)
+                    if isinstance(node, ast.Name) and node.id in tops:
+                        calls.setdefault(owner, set()).add(node.id)
+    changed = True
+    while changed:  # a function that calls a function that calls torch.autograd uses it too
+        changed = False
+        for owner, callees in calls.items():
+            for c in callees:
+                extra = found.get(c, set()) - found.get(owner, set())
+                if extra:
+                    found.setdefault(owner, set()).update(extra)
+                    changed = True
+    return {k: sorted(v) for k, v in found.items()}

@@ -1,0 +1,110 @@
+"""Reading submissions safely: a folder or a zip laid out like ``exercises/``.
+
+Nothing here runs learner code. ``topic_files`` reads a topic's source files as text (the sandboxed
+worker writes them back out on its side); ``unpack`` extracts a zip, refusing absolute paths, ``..``,
+links and oversized archives.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import zipfile
+
+from grader.sandbox import LearnerError
+
+MAX_FILE = 256 << 10
+MAX_FILES = 32
+MAX_ZIP_TOTAL = 16 << 20
+SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.py")
+
+
+def _is_learner_source(name: str) -> bool:
+    return bool(SAFE_NAME.fullmatch(name)) and not name.startswith("test_") and name != "conftest.py"
+
+
+def topic_files(root: str, topic: str) -> dict[str, str]:
+    """``{filename: source}`` of ``root/<topic>/`` (test files, conftest and links left out)."""
+    folder = os.path.join(root, topic)
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        raise LearnerError("missing", f"no folder {topic}/ in the submission")
+    files = {}
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        st = os.lstat(path)
+        if not _is_learner_source(name) or not stat.S_ISREG(st.st_mode):
+            continue
+        if st.st_size > MAX_FILE:
+            raise LearnerError("import", f"{topic}/{name} is larger than {MAX_FILE >> 10} KiB")
+        if len(files) >= MAX_FILES:
+            raise LearnerError("import", f"{topic}/ holds more than {MAX_FILES} Python files")
+        with open(path, "rb") as f:
+            try:
+                files[name] = f.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise LearnerError("import", f"{topic}/{name} is not UTF-8 text") from None
+    if f"{topic}.py" not in files:
+        raise LearnerError("missing", f"no file {topic}/{topic}.py in the submission")
+    return files
+
+
+def find_root(folder: str, topics) -> str | None:
+    """The folder holding the topic folders: ``folder`` itself, its ``exercises/``, or a single
+    subfolder (as zips made by archiving a folder have); None when there is none."""
+    candidates = [folder, os.path.join(folder, "exercises")]
+    subs = [e for e in os.scandir(folder) if e.is_dir(follow_symlinks=False) and not e.name.startswith((".", "__"))]
+    if len(subs) == 1:
+        candidates += [subs[0].path, os.path.join(subs[0].path, "exercises")]
+    for c in candidates:
+        if os.path.isdir(c) and any(os.path.isdir(os.path.join(c, t)) for t in topics):
+            return c
+    return None
+
+
+class BadArchive(Exception):
+    """A zip that cannot be unpacked safely; the message says why."""
+
+
+def unpack(zip_path: str, dest: str) -> None:
+    """Extract ``zip_path`` into ``dest``: regular files only, every path inside ``dest``."""
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise BadArchive(f"not a readable zip file ({e})") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > 1000 or sum(i.file_size for i in infos) > MAX_ZIP_TOTAL:
+            raise BadArchive("the archive is too large")
+        for info in infos:
+            name = info.filename
+            mode = info.external_attr >> 16
+            if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name:
+                raise BadArchive(f"absolute path in the archive: {name!r}")
+            if ".." in name.split("/"):
+                raise BadArchive(f"path leaving the archive: {name!r}")
+            if stat.S_ISLNK(mode):
+                raise BadArchive(f"symbolic link in the archive: {name!r}")
+        for info in infos:
+            target = os.path.join(dest, info.filename)
+            if info.is_dir():
+                os.makedirs(target, exist_ok=True)
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                out.write(src.read(MAX_ZIP_TOTAL + 1)[:MAX_ZIP_TOTAL])
+
+
+def digest(root: str, topics) -> str:
+    """sha256 over the learner source files of ``topics`` (what is graded, nothing else)."""
+    h = hashlib.sha256()
+    for topic in sorted(topics):
+        try:
+            files = topic_files(root, topic)
+        except LearnerError:
+            continue
+        for name, text in sorted(files.items()):
+            h.update(f"{topic}/{name}\0".encode())
+            h.update(text.encode())
+            h.update(b"\0")
+    return h.hexdigest()

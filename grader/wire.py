@@ -1,0 +1,161 @@
+"""Plain-data messages between the grader and its sandboxed workers.
+
+A message is ``<Q header length><Q blob length><JSON header><raw bytes>``. Tensors travel as raw bytes
+described in the header (dtype from an allowlist, shape, device); everything else must be JSON
+(None, bool, int, float, str, lists, dicts with str keys). Nothing read here can execute code: no
+pickle, and the reader checks every length and dtype before it builds a tensor.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import struct
+import time
+
+import torch
+
+MAX_HEADER = 4 << 20
+MAX_BLOB = 256 << 20
+_PREFIX = struct.Struct("<QQ")
+
+DTYPES = {
+    "float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
+    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
+    "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
+}
+_NAMES = {v: k for k, v in DTYPES.items()}
+
+
+class WireError(Exception):
+    """A message that breaks the format: too large, truncated, or not plain data."""
+
+
+class Generator:
+    """Stands for a ``torch.Generator`` seeded with ``seed``; the worker builds the real one."""
+
+    def __init__(self, seed: int, device: str = "cpu"):
+        self.seed, self.device = int(seed), str(device)
+
+    def __repr__(self):
+        return f"Generator(seed={self.seed})"
+
+
+def encode(obj) -> bytes:
+    blobs: list[bytes] = []
+
+    def walk(x):
+        if isinstance(x, torch.Tensor):
+            t = x.detach()
+            if t.dtype not in _NAMES:
+                raise WireError(f"unsupported dtype {t.dtype}")
+            data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            blobs.append(data)
+            return {"__tensor__": [_NAMES[t.dtype], list(t.shape), str(t.device), len(data)]}
+        if isinstance(x, Generator):
+            return {"__generator__": [x.seed, x.device]}
+        if isinstance(x, bool) or x is None or isinstance(x, (int, str)):
+            return x
+        if isinstance(x, float):
+            return x if math.isfinite(x) else {"__float__": repr(x)}
+        if isinstance(x, (list, tuple)):
+            return {"__tuple__": [walk(v) for v in x]} if isinstance(x, tuple) else [walk(v) for v in x]
+        if isinstance(x, dict):
+            return {"__dict__": [[walk(k), walk(v)] for k, v in x.items()]}
+        raise WireError(f"cannot send a {type(x).__name__}")
+
+    header = json.dumps(walk(obj)).encode()
+    blob = b"".join(blobs)
+    return _PREFIX.pack(len(header), len(blob)) + header + blob
+
+
+def decode(header: bytes, blob: bytes, device_map=None):
+    """Rebuild a message. ``device_map(device_str) -> device`` places tensors (default: as sent)."""
+    try:
+        tree = json.loads(header)
+    except (ValueError, RecursionError) as e:
+        raise WireError(f"header is not JSON: {e}") from None
+    offset = 0
+
+    def walk(x):
+        nonlocal offset
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        if not isinstance(x, dict):
+            if x is None or isinstance(x, (bool, int, float, str)):
+                return x
+            raise WireError("bad value")
+        if len(x) != 1:
+            raise WireError("bad object")
+        (kind, val), = x.items()
+        if kind == "__tensor__":
+            name, shape, dev, nbytes = val
+            if name not in DTYPES or not all(isinstance(s, int) and s >= 0 for s in shape):
+                raise WireError(f"bad tensor header {val!r}")
+            dtype = DTYPES[name]
+            numel = math.prod(shape)
+            if nbytes != numel * dtype.itemsize or offset + nbytes > len(blob):
+                raise WireError("tensor byte count does not match its shape")
+            raw = bytearray(blob[offset:offset + nbytes])
+            offset += nbytes
+            t = torch.frombuffer(raw, dtype=torch.uint8) if nbytes else torch.empty(0, dtype=torch.uint8)
+            t = t.view(dtype).reshape(shape)
+            return t.to(device_map(dev)) if device_map else t
+        if kind == "__generator__":
+            return Generator(*val)
+        if kind == "__float__":
+            if val not in ("nan", "inf", "-inf"):
+                raise WireError("bad float")
+            return float(val)
+        if kind == "__tuple__":
+            return tuple(walk(v) for v in val)
+        if kind == "__dict__":
+            out = {}
+            for k, v in val:
+                k = walk(k)
+                if not isinstance(k, (str, int, float, bool, type(None))):
+                    raise WireError("bad dict key")
+                out[k] = walk(v)
+            return out
+        raise WireError(f"unknown tag {kind!r}")
+
+    try:
+        return walk(tree)
+    except RecursionError:
+        raise WireError("message nested too deeply") from None
+    except (TypeError, ValueError) as e:
+        raise WireError(f"malformed message: {e}") from None
+
+
+def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError("no answer in time")
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError("channel closed")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(fd: int, device_map=None, deadline: float | None = None):
+    hlen, blen = _PREFIX.unpack(read_exact(fd, _PREFIX.size, deadline))
+    if hlen > MAX_HEADER or blen > MAX_BLOB:
+        raise WireError("message too large")
+    return decode(read_exact(fd, hlen, deadline), read_exact(fd, blen, deadline), device_map)
+
+
+def write_message(fd: int, obj) -> None:
+    write_all(fd, encode(obj))
+
+
+def write_all(fd: int, data: bytes) -> None:
+    data = memoryview(data)
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]

@@ -1,0 +1,218 @@
+"""The hidden suites' harness: which implementation is graded, on which devices, with which settings.
+
+``pytest tests/rnn --impl PATH`` points the suite at any folder laid out like ``exercises/``
+(``solutions/`` when omitted); ``--impl`` may be repeated, and every test then runs once per folder.
+The learner's code never runs in this process: ``impl`` is a proxy whose calls run in a sandboxed
+worker (see ``grader/sandbox.py``) and come back as plain tensors and numbers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import tomllib
+
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, settings
+
+from grader.guard import violations
+from grader.sandbox import LearnerError, Sandbox
+from grader.submission import topic_files
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+with open(os.path.join(TESTS, "grading.toml"), "rb") as _f:
+    GRADING = tomllib.load(_f)
+
+# Grades must not depend on the run: fixed examples, no example database, no timing checks.
+# No "explain" phase: it re-runs a failing test many times and its notes quote the test's source.
+settings.register_profile("grading", derandomize=True, database=None, deadline=None, max_examples=12,
+                          suppress_health_check=list(HealthCheck), print_blob=False,
+                          phases=[Phase.explicit, Phase.generate, Phase.shrink])
+settings.register_profile("thorough", settings.get_profile("grading"), derandomize=False, max_examples=300)
+settings.load_profile(os.environ.get("DLKATA_HYPOTHESIS_PROFILE", "grading"))
+
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("dlkata")
+    group.addoption("--impl", action="append", default=[], metavar="PATH",
+                    help="folder laid out like exercises/ to grade (repeatable; default: solutions/)")
+    group.addoption("--results", metavar="FILE", help="write each test's outcome as JSON lines here")
+    group.addoption("--slot", type=int, default=None, help="sandbox slot (a uid of its own)")
+    group.addoption("--call-timeout", type=float, default=10.0, metavar="S",
+                    help="wall-clock limit of one call into learner code (default 10 s)")
+    group.addoption("--submission-timeout", type=float, default=120.0, metavar="S",
+                    help="wall-clock limit of all learner calls of one submission (default 120 s)")
+
+
+class SubmissionError(BaseException):
+    """A learner problem that no other input would change (not implemented, missing, crashed,
+    forbidden API, timed out). A BaseException, so that hypothesis reports it at once instead of
+    searching for a smaller example."""
+
+
+_STOP = {"not_implemented", "missing", "import", "forbidden", "timeout", "crash", "internal", "exit"}
+
+
+class LearnerFunctionError(Exception):
+    """The learner's function raised on some input: hypothesis shrinks that input."""
+
+
+class Impl:
+    """The learner's topic module: ``impl.rnn_forward(x, ...)`` runs it in the sandbox."""
+
+    def __init__(self, learner, topic: str, banned: dict[str, list[str]], clock: "Clock"):
+        self._learner, self._topic, self._banned, self._clock = learner, topic, banned, clock
+
+    def __getattr__(self, fn: str):
+        if fn.startswith("_"):
+            raise AttributeError(fn)
+        return lambda *args, **kwargs: self._call(fn, args, kwargs, driver=False)
+
+    def drive(self, fn: str, *args, **kwargs):
+        """Run ``tests/<topic>/driver.py``'s ``fn(learner_module, *args)`` beside the learner's code."""
+        return self._call(fn, args, kwargs, driver=True)
+
+    def _call(self, fn, args, kwargs, driver):
+        if isinstance(self._learner, LearnerError):
+            raise SubmissionError(self._learner.message)
+        used = self._banned.get("*", []) + sum(self._banned.values(), []) if driver else \
+            self._banned.get("*", []) + self._banned.get(fn, [])
+        if used:
+            raise SubmissionError(f"{fn} uses {', '.join(sorted(set(used)))}, which this exercise asks you "
+                                  "to write by hand: no credit for it")
+        timeout = self._clock.left()
+        if timeout <= 0:
+            raise SubmissionError("the submission used up its time limit; later tests are not run")
+        try:
+            return self._learner.call(fn, *args, driver=driver, timeout=timeout, **kwargs)
+        except LearnerError as e:
+            if e.kind == "not_implemented":
+                raise SubmissionError(f"{fn}: not implemented yet") from None
+            if e.kind in _STOP:
+                raise SubmissionError(f"{fn}: {e.message}") from None
+            raise LearnerFunctionError(f"{fn} raised {e.message}") from None
+        finally:
+            self._clock.stop()
+
+
+class Clock:
+    """Wall-clock budget of one submission, counted over calls into its code only."""
+
+    def __init__(self, per_call: float, total: float):
+        self.per_call, self.remaining, self._start = per_call, total, None
+
+    def left(self) -> float:
+        self._start = time.monotonic()
+        return min(self.per_call, self.remaining)
+
+    def stop(self):
+        if self._start is not None:
+            self.remaining -= time.monotonic() - self._start
+            self._start = None
+
+
+def _impls(config) -> list[str]:
+    paths = config.getoption("impl") or [os.path.join(ROOT, "solutions")]
+    return [os.path.abspath(p) for p in paths]
+
+
+def pytest_generate_tests(metafunc):
+    if "submission" in metafunc.fixturenames:
+        paths = _impls(metafunc.config)
+        ids = [os.path.basename(p.rstrip("/")) or p for p in paths]
+        if len(set(ids)) < len(ids):
+            ids = [f"{i}{n}" for n, i in enumerate(ids)]
+        metafunc.parametrize("submission", paths, ids=ids, scope="session")
+    if "device" in metafunc.fixturenames:
+        cuda = pytest.param("cuda", marks=pytest.mark.skipif(
+            not torch.cuda.is_available(), reason="no CUDA device here: CUDA cases not run"))
+        metafunc.parametrize("device", ["cpu", cuda])
+    if "dtype" in metafunc.fixturenames:
+        metafunc.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+
+
+@pytest.fixture(scope="session")
+def sandbox(pytestconfig):
+    box = Sandbox(slot=pytestconfig.getoption("slot"))
+    yield box
+    box.kill()
+
+
+_CLOCKS: dict[str, Clock] = {}
+
+
+def topic_of(module) -> str:
+    return module.__name__.split(".")[1]
+
+
+@pytest.fixture(scope="module")
+def impl(request, sandbox, submission):
+    topic = topic_of(request.module)
+    opt = request.config.getoption
+    clock = _CLOCKS.setdefault(submission, Clock(opt("call_timeout"), opt("submission_timeout")))
+    driver_path = os.path.join(TESTS, topic, "driver.py")
+    driver = open(driver_path).read() if os.path.exists(driver_path) else None
+    forbidden = GRADING.get(topic, {}).get("forbidden", [])
+    banned: dict[str, list[str]] = {}
+    try:
+        files = topic_files(submission, topic)
+        banned = violations(files, forbidden)
+        clock.left()
+        try:
+            learner = sandbox.open(topic, files, driver, forbidden)
+        finally:
+            clock.stop()
+    except LearnerError as e:
+        learner = e
+    yield Impl(learner, topic, banned, clock)
+    if not isinstance(learner, LearnerError):
+        learner.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.excinfo is not None and call.when == "call":
+        exc = call.excinfo.value
+        report.student_message = "\n".join([str(exc) or type(exc).__name__, *_shrunk_input(exc)])[:4000]
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    report.dlkata = {k: (str(v).removeprefix("torch.") if k != "submission" else v) for k, v in params.items()}
+    return report
+
+
+def _shrunk_input(exc) -> list[str]:
+    """The drawn arguments of hypothesis' minimal failing example, without the fixtures."""
+    for note in getattr(exc, "__notes__", []):
+        if note.startswith(("Falsifying example", "Failing test case")):
+            args = [a.strip().rstrip(",") for a in note.splitlines()[1:-1]]
+            args = [a for a in args if not a.startswith(("impl=", "device=", "dtype="))]
+            return ["shrunk input: " + ", ".join(args)] if args else []
+    return []
+
+
+_RESULTS = None
+
+
+def pytest_configure(config):
+    global _RESULTS
+    if config.getoption("results"):
+        _RESULTS = open(config.getoption("results"), "a")
+
+
+def pytest_runtest_logreport(report):
+    """One JSON line per test case and outcome, for the grader (``--results``)."""
+    if _RESULTS is None or (report.when != "call" and not (report.failed or report.skipped)):
+        return
+    message = getattr(report, "student_message", "")
+    if report.skipped and isinstance(report.longrepr, tuple):
+        message = report.longrepr[2]
+    elif report.failed and not message:
+        message = f"error in the test's {report.when}: {report.longrepr.reprcrash.message if hasattr(report.longrepr, 'reprcrash') else report.longrepr}"
+    _RESULTS.write(json.dumps({"test": report.nodeid.split("[")[0], "params": getattr(report, "dlkata", {}),
+                               "outcome": report.outcome, "when": report.when, "message": message}) + "\n")
+    _RESULTS.flush()

@@ -173,7 +173,8 @@ def child(req: dict):
                 raise Forbidden(f"{violations[before]} is not allowed in this exercise: write it yourself")
             reply = wire.encode({"ok": result})
         except NotImplementedError as e:
-            _send({"error": "not_implemented", "message": str(e)[:500]})
+            frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith(folder)]
+            _send({"error": "not_implemented", "message": frames[-1].name if frames else msg["fn"]})
             continue
         except Forbidden as e:
             _send({"error": "forbidden", "message": str(e)})

@@ -92,7 +92,7 @@ class Impl:
             return self._learner.call(fn, *args, driver=driver, timeout=timeout, **kwargs)
         except LearnerError as e:
             if e.kind == "not_implemented":
-                raise SubmissionError(f"{fn}: not implemented yet") from None
+                raise SubmissionError(f"{e.message or fn}: not implemented yet") from None
             if e.kind in _STOP:
                 raise SubmissionError(f"{fn}: {e.message}") from None
             raise LearnerFunctionError(f"{fn} raised {e.message}") from None

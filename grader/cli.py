@@ -1,0 +1,125 @@
+"""``grader PATH``: grade one submission (a folder or zip laid out like ``exercises/``) or a class
+(a folder of such folders or zips), print the scores and write the reports."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import torch
+
+from grader import grade, report, score
+from grader.sandbox import isolation
+
+
+def suite_digest(topics) -> str:
+    """sha256 of everything that decides a grade: the hidden suites, their harness and the weights."""
+    h = hashlib.sha256()
+    files = [os.path.join(grade.SUITE, n) for n in ("conftest.py", "compare.py", "strategies.py", "grading.toml")]
+    for t in sorted(topics):
+        folder = os.path.join(grade.SUITE, t)
+        files += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith((".py", ".toml"))]
+    for path in files:
+        h.update(os.path.relpath(path, grade.SUITE).encode() + b"\0")
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def _progress(enabled: bool):
+    last = [-1]
+
+    def show(done: int, total: int):
+        if done != last[0]:
+            last[0] = done
+            bar = "#" * int(30 * done / max(total, 1))
+            print(f"\rgrading [{bar:<30}] {done}/{total}", end="" if done < total else "\n",
+                  file=sys.stderr, flush=True)
+    return show if enabled else None
+
+
+def main(argv=None) -> int:
+    all_topics = grade.topics_of()
+    p = argparse.ArgumentParser(prog="grader", description=__doc__.strip())
+    p.add_argument("path", help="a submission (folder or .zip) or a class (a folder of submissions)")
+    p.add_argument("--topics", help=f"comma-separated subset of: {','.join(all_topics)}")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of tables")
+    p.add_argument("--out", default="out/grading", help="folder for report.json, class.csv and "
+                                                          "gradescope/<student>.json (default: out/grading)")
+    p.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's results.json for a single "
+                                                        "submission here (e.g. /autograder/results/results.json)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="grading processes (default: one per core)")
+    p.add_argument("--call-timeout", type=float, default=10.0, help="seconds per call into learner code")
+    p.add_argument("--submission-timeout", type=float, default=120.0, help="seconds of learner code per submission")
+    p.add_argument("--brief", action="store_true", help="one line per topic, no per-test lines")
+    args = p.parse_args(argv)
+
+    topics = all_topics
+    if args.topics:
+        topics = [t.strip() for t in args.topics.split(",") if t.strip()]
+        unknown = sorted(set(topics) - set(all_topics))
+        if unknown:
+            p.error(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(all_topics)})")
+    mode = isolation()
+    workdir = tempfile.mkdtemp(prefix="dlkata-grading-")
+    try:
+        try:
+            subs = grade.collect(args.path, topics, workdir)
+        except FileNotFoundError as e:
+            p.error(str(e))
+        if not subs:
+            p.error(f"no submission found in {args.path}")
+        start = time.monotonic()
+        problems = grade.run(subs, topics, jobs=args.jobs, workdir=workdir, call_timeout=args.call_timeout,
+                             submission_timeout=args.submission_timeout,
+                             progress=_progress(len(subs) > 1 and not args.json and sys.stderr.isatty()))
+        expected = score.expected_cases(subs)
+        missing = [t for t in topics if t not in expected]
+        if missing:  # no submission produced results for these: learn their cases from an empty folder
+            layout = grade.Submission(name="layout", source="", root=tempfile.mkdtemp(dir=workdir))
+            problems += grade.run([layout], missing, jobs=1, workdir=workdir)
+            expected.update(score.expected_cases([layout]))
+        config = score.load_config()
+        reports = [score.score(s, topics, config, expected) for s in subs]
+        not_run = sum(t["not_run_cases"] for r in reports for t in r["topics"])
+        note = ("" if torch.cuda.is_available() else
+                "CUDA cases were not run (no GPU on this machine): scores count the CPU cases only; "
+                "a submission that fails only on CUDA would score lower on a machine with a GPU.")
+        meta = {"suite_sha256": suite_digest(topics), "topics": topics, "isolation": mode,
+                "cuda": torch.cuda.is_available(), "not_run_cases": not_run, "note": note,
+                "problems": problems, "seconds": round(time.monotonic() - start, 2), "suite": suite_digest(topics)}
+        report.write_all(reports, topics, meta, args.out)
+        if args.gradescope:
+            if len(reports) != 1:
+                p.error("--gradescope needs a single submission")
+            os.makedirs(os.path.dirname(os.path.abspath(args.gradescope)), exist_ok=True)
+            with open(args.gradescope, "w") as f:
+                json.dump(report.gradescope(reports[0], meta), f, indent=1)
+        if args.json:
+            json.dump({**meta, "submissions": reports}, sys.stdout, indent=1)
+            print()
+        else:
+            for r in reports:
+                print(report.table(r, detail=not args.brief and len(reports) == 1 or not args.brief and len(reports) <= 5))
+                print()
+            if len(reports) > 1:
+                print(report.class_table(reports, topics))
+                print()
+            print(f"isolation: {mode}; hidden suite sha256 {meta['suite_sha256'][:12]}; "
+                  f"{len(reports)} submission(s) in {meta['seconds']} s; reports in {args.out}/")
+            if note:
+                print(note)
+            for prob in problems:
+                print(f"grading problem: {prob}", file=sys.stderr)
+        return 2 if problems else 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

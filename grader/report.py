@@ -1,0 +1,84 @@
+"""What instructors and students read: a terminal table, JSON, Gradescope's results.json, a class CSV."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+
+def _pts(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
+
+
+def table(report: dict, detail: bool = True) -> str:
+    """One submission: per topic and per test, then the total."""
+    lines = [f"{report['name']}  (sha256 {report['sha256'][:12] if report['sha256'] else '-'})"]
+    if report["problem"]:
+        lines.append(f"  ! {report['problem']}")
+    width = max([len(t["test"]) for topic in report["topics"] for t in topic["tests"]] + [20])
+    for topic in report["topics"]:
+        lines.append(f"  {topic['topic']:<{width + 2}} {_pts(topic['score']):>6} / {_pts(topic['max'])}")
+        if topic["reason"]:
+            lines.append(f"      {topic['reason'].splitlines()[0][:160]}")
+            continue
+        if not detail:
+            continue
+        for t in topic["tests"]:
+            cases = t["passed"] + t["failed"]
+            mark = {"passed": "ok", "failed": "FAIL", "not run": "not run"}[t["status"]]
+            lines.append(f"    {t['test']:<{width}} {mark:>7}  {t['passed']}/{cases} cases")
+            if t["feedback"]:
+                for fl in t["feedback"].splitlines()[:3]:
+                    lines.append(f"        {fl[:160]}")
+    lines.append(f"  {'total':<{width + 2}} {_pts(report['score']):>6} / {_pts(report['max'])}")
+    return "\n".join(lines)
+
+
+def class_table(reports: list[dict], topics: list[str]) -> str:
+    w = max([len(r["name"]) for r in reports] + [7])
+    cols = [t[:13] for t in topics]
+    head = f"{'student':<{w}}  " + "  ".join(f"{c:>13}" for c in cols) + f"  {'total':>9}"
+    rows = [head, "-" * len(head)]
+    for r in reports:
+        by = {t["topic"]: t for t in r["topics"]}
+        rows.append(f"{r['name']:<{w}}  " + "  ".join(f"{_pts(by[t]['score']) + '/' + _pts(by[t]['max']):>13}"
+                                                      for t in topics)
+                    + f"  {_pts(r['score']) + '/' + _pts(r['max']):>9}")
+    return "\n".join(rows)
+
+
+def gradescope(report: dict, meta: dict) -> dict:
+    """Gradescope's ``results.json`` for one submission: one entry per test, CUDA-not-run noted."""
+    tests, number = [], 0
+    for topic in report["topics"]:
+        weight_sum = sum(t["weight"] for t in topic["tests"] if t["credit"] is not None) or 1.0
+        for t in topic["tests"]:
+            number += 1
+            share = topic["max"] * t["weight"] / weight_sum if t["credit"] is not None else 0.0
+            out = t["feedback"] or ("all cases passed" if t["status"] == "passed" else "")
+            if t["not_run"]:
+                out += f"\n({t['not_run']} CUDA case(s) not run: no GPU on the grading machine; not counted)"
+            if topic["reason"]:
+                out = topic["reason"]
+            tests.append({"name": f"{topic['topic']}: {t['test']}", "number": str(number),
+                          "score": round(share * (t["credit"] or 0.0), 4), "max_score": round(share, 4),
+                          "status": "passed" if t["status"] == "passed" else "failed",
+                          "output": out.strip(), "visibility": "visible"})
+    return {"score": report["score"], "tests": tests, "visibility": "visible",
+            "output": meta.get("note", ""), "extra_data": {"sha256": report["sha256"], "suite": meta.get("suite")}}
+
+
+def write_all(reports: list[dict], topics: list[str], meta: dict, out: str) -> None:
+    os.makedirs(os.path.join(out, "gradescope"), exist_ok=True)
+    with open(os.path.join(out, "report.json"), "w") as f:
+        json.dump({**meta, "submissions": reports}, f, indent=1)
+    with open(os.path.join(out, "class.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["student", *topics, "total", "max", "sha256", "problem"])
+        for r in reports:
+            by = {t["topic"]: t["score"] for t in r["topics"]}
+            w.writerow([r["name"], *[by[t] for t in topics], r["score"], r["max"], r["sha256"], r["problem"] or ""])
+    for r in reports:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in r["name"]) or "submission"
+        with open(os.path.join(out, "gradescope", f"{safe}.json"), "w") as f:
+            json.dump(gradescope(r, meta), f, indent=1)

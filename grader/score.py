@@ -1,0 +1,98 @@
+"""Scores from test outcomes, with the weights of ``tests/grading.toml``.
+
+A test's credit is the fraction of its cases (devices, dtypes, ...) that passed; cases that could
+not run here (CUDA without a GPU) are left out of that fraction and counted as "not run". A topic's
+score is its weight times the weighted mean credit of its tests.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from collections import defaultdict
+
+from grader.grade import SUITE, Submission
+
+NOT_RUN = "not run"
+
+
+def load_config(suite: str = SUITE) -> dict:
+    with open(os.path.join(suite, "grading.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
+def _case_id(params: dict) -> str:
+    return "-".join(f"{v}" for k, v in sorted(params.items())) or "-"
+
+
+def score(s: Submission, topics: list[str], config: dict, expected: dict[str, dict[str, dict]]) -> dict:
+    """The report of one submission: per topic, per test, with messages for the student.
+
+    ``expected[topic][test]`` holds the case ids every submission should have (taken from all
+    results of the run), so that a case missing from the results counts as failed, not as absent.
+    """
+    by_test: dict[tuple, list] = defaultdict(list)
+    for r in s.results:
+        topic = r["test"].split("/")[1]
+        by_test[(topic, r["test"].split("::")[-1])].append(r)
+    out_topics = []
+    for topic in topics:
+        cfg = config.get(topic, {})
+        weights = cfg.get("tests", {})
+        tests, got, total_w, not_run = [], 0.0, 0.0, 0
+        for test in expected.get(topic, {}):
+            cases = {_case_id(r["params"]): r for r in by_test.get((topic, test), [])}
+            passed = failed = skipped = 0
+            messages = []
+            for cid in expected[topic][test]:
+                r = cases.get(cid)
+                if s.problem and s.root is None:
+                    failed += 1
+                    messages.append(s.problem)
+                elif r is None:
+                    failed += 1
+                    messages.append("not graded: the grading of this case did not finish")
+                elif r["outcome"] == "passed":
+                    passed += 1
+                elif r["outcome"] == "skipped":
+                    skipped += 1
+                else:
+                    failed += 1
+                    messages.append(f"[{', '.join(f'{v}' for v in r['params'].values())}] {r['message']}".strip())
+            not_run += skipped
+            w = float(weights.get(test, 1))
+            counted = passed + failed
+            credit = passed / counted if counted else None
+            if credit is not None:
+                total_w += w
+                got += w * credit
+            tests.append({"test": test, "weight": w, "passed": passed, "failed": failed, "not_run": skipped,
+                          "credit": credit, "status": NOT_RUN if credit is None else
+                          ("passed" if failed == 0 else "failed"),
+                          "feedback": messages[0] if messages else ""})
+        weight = float(cfg.get("weight", 1))
+        points = weight * got / total_w if total_w else 0.0
+        reason = _common_reason(tests)
+        out_topics.append({"topic": topic, "score": round(points, 4), "max": weight if total_w else 0.0,
+                           "not_run_cases": not_run, "reason": reason, "tests": tests})
+    total = sum(t["score"] for t in out_topics)
+    maximum = sum(t["max"] for t in out_topics)
+    return {"name": s.name, "source": s.source, "sha256": s.digest, "problem": s.problem,
+            "score": round(total, 4), "max": maximum, "topics": out_topics}
+
+
+def _common_reason(tests: list[dict]) -> str:
+    """When every case of a topic failed for the same reason (a missing file, an import error), that reason."""
+    msgs = {t["feedback"].split("] ", 1)[-1] for t in tests if t["status"] != NOT_RUN}
+    if tests and all(t["passed"] == 0 for t in tests) and len(msgs) == 1:
+        return msgs.pop()
+    return ""
+
+
+def expected_cases(submissions: list[Submission]) -> dict[str, dict[str, dict]]:
+    """Every (topic, test, case) seen for any submission of the run, in suite order (dicts as ordered sets)."""
+    out: dict[str, dict[str, set]] = {}
+    for s in submissions:
+        for r in s.results:
+            topic = r["test"].split("/")[1]
+            out.setdefault(topic, {}).setdefault(r["test"].split("::")[-1], {})[_case_id(r["params"])] = None
+    return out

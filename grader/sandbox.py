@@ -32,6 +32,7 @@ CALL_TIMEOUT = 20.0
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
        "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 UID_BASE = 61000
+STICKY = {"internal"}  # after this, the learner's process is not trusted to go on
 
 
 class LearnerError(Exception):
@@ -238,7 +239,10 @@ class Learner:
         self._send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs, "driver": driver})
         reply = self._reply(timeout or self.box.timeout)
         if "error" in reply:
-            raise LearnerError(reply["error"], str(reply.get("message", ""))[:4000])
+            err = LearnerError(reply["error"], str(reply.get("message", ""))[:4000])
+            if err.kind in STICKY:
+                self._fail(err)
+            raise err
         return reply.get("ok")
 
     def close(self):

@@ -50,7 +50,10 @@ def encode(obj) -> bytes:
             t = x.detach()
             if t.dtype not in _NAMES:
                 raise WireError(f"unsupported dtype {t.dtype}")
-            data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            try:  # a meta tensor (or a subclass that raises) must not read as the learner's own error
+                data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+            except Exception as e:  # noqa: BLE001
+                raise WireError(f"cannot send a tensor on device {t.device} ({type(e).__name__})") from None
             blobs.append(data)
             return {"__tensor__": [_NAMES[t.dtype], list(t.shape), str(t.device), len(data)]}
         if isinstance(x, Generator):

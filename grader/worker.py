@@ -179,6 +179,10 @@ def child(req: dict):
         except Forbidden as e:
             _send({"error": "forbidden", "message": str(e)})
             continue
+        except MemoryError:
+            _send({"error": "memory", "message": f"ran out of memory (the limit is "
+                                                 f"{req.get('limits', {}).get('memory_mb', '?')} MiB)"})
+            continue
         except SystemExit as e:
             _send({"error": "exit", "message": f"called sys.exit({e.code!r})"[:500]})
             continue

@@ -88,9 +88,11 @@ def check(name: str, actual, expected, *, rtol: float | None = None, atol: float
     err = (af - ef).abs()
     err[torch.isnan(err)] = math.inf
     i = int(err.argmax())
-    rel = (err / ef.abs().clamp_min(1e-300)).max().item()
+    nonzero = ef != 0
+    rel = (err[nonzero] / ef[nonzero].abs()).max().item() if nonzero.any() else None
+    rel_text = f", max rel error {rel:.3g}" if rel is not None else ""
     raise Mismatch(f"{name} differs: max abs error {err[i].item():.3g} at {_fmt_index(i, e.shape)} "
-                   f"(got {af[i].item():.6g}, expected {ef[i].item():.6g}), max rel error {rel:.3g}; "
+                   f"(got {af[i].item():.6g}, expected {ef[i].item():.6g}){rel_text}; "
                    f"{int((~ok).sum())} of {ok.numel()} elements outside rtol={rtol:g}, atol={atol:g}")
 
 

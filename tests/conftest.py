@@ -28,7 +28,7 @@ with open(os.path.join(TESTS, "grading.toml"), "rb") as _f:
 # Grades must not depend on the run: fixed examples, no example database, no timing checks.
 # No "explain" phase: it re-runs a failing test many times and its notes quote the test's source.
 settings.register_profile("grading", derandomize=True, database=None, deadline=None, max_examples=12,
-                          suppress_health_check=list(HealthCheck), print_blob=False,
+                          suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
                           phases=[Phase.explicit, Phase.generate, Phase.shrink])
 settings.register_profile("thorough", settings.get_profile("grading"), derandomize=False, max_examples=300)
 settings.load_profile(os.environ.get("DLKATA_HYPOTHESIS_PROFILE", "grading"))
@@ -55,7 +55,7 @@ class SubmissionError(BaseException):
     searching for a smaller example."""
 
 
-_STOP = {"not_implemented", "missing", "import", "forbidden", "timeout", "crash", "internal", "exit"}
+_STOP = {"not_implemented", "missing", "import", "forbidden", "timeout", "crash", "internal", "exit", "memory"}
 
 
 class LearnerFunctionError(Exception):
@@ -188,7 +188,7 @@ def pytest_runtest_makereport(item, call):
 def _shrunk_input(exc) -> list[str]:
     """The drawn arguments of hypothesis' minimal failing example, without the fixtures."""
     for note in getattr(exc, "__notes__", []):
-        if note.startswith(("Falsifying example", "Failing test case")):
+        if note.startswith(("Falsifying example", "Falsifying explicit example", "Failing test case")):
             args = [a.strip().rstrip(",") for a in note.splitlines()[1:-1]]
             args = [a for a in args if not a.startswith(("impl=", "device=", "dtype="))]
             return ["shrunk input: " + ", ".join(args)] if args else []

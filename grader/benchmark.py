@@ -1,0 +1,112 @@
+"""Benchmark: grading a class with the grader against the naive loop of one pytest process per
+submission, measured in the same run. Prints figures; asserts nothing (speed is not a test).
+
+    python -m grader.benchmark --n 100            # a class of 100 generated submissions
+    python -m grader.benchmark --n 20 --naive 5   # quicker: naive loop timed on 5, scaled to 20
+
+The class mixes correct submissions (the reference solutions), partly wrong ones (stubs and
+mutants from ``tests/<topic>/mutants.toml``) and hostile ones (an infinite loop, ``os._exit``, a
+memory bomb). Figures: wall time of the class, marginal wall and CPU seconds per submission (from a
+small and a large class), and the ratio against the naive loop.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from grader.grade import ROOT, topics_of
+
+HOSTILE = {
+    "infinite_loop": "def {fn}(*a, **k):\n    while True:\n        pass\n",
+    "exit": "import os\n\ndef {fn}(*a, **k):\n    os._exit(0)\n",
+    "memory_bomb": "def {fn}(*a, **k):\n    x = [bytearray(1 << 30) for _ in range(64)]\n    return x\n",
+}
+
+
+def _functions(topic: str) -> list[str]:
+    import ast
+    tree = ast.parse(open(os.path.join(ROOT, "solutions", topic, f"{topic}.py")).read())
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
+
+
+def make_class(folder: str, n: int, topics: list[str], seed: int = 0) -> None:
+    sys.path.insert(0, ROOT)
+    from tests.kata.mutation import load
+    rng = random.Random(seed)
+    for i in range(n):
+        kind = "correct" if i % 10 < 6 else ("partial" if i % 10 < 9 else "hostile")
+        sub = os.path.join(folder, f"{kind}-{i:03d}")
+        for topic in topics:
+            dest = os.path.join(sub, topic)
+            shutil.copytree(os.path.join(ROOT, "solutions", topic), dest,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            if kind == "partial":
+                choice = rng.random()
+                if choice < 0.3:
+                    shutil.copy(os.path.join(ROOT, "exercises", topic, f"{topic}.py"), dest)
+                elif choice < 0.7 and load(topic):
+                    for name, text in rng.choice(load(topic)).files().items():
+                        with open(os.path.join(dest, name), "w") as f:
+                            f.write(text)
+            elif kind == "hostile" and topic == topics[i % len(topics)]:
+                fns = _functions(topic)
+                src = HOSTILE[rng.choice(sorted(HOSTILE))]
+                with open(os.path.join(dest, f"{topic}.py"), "a") as f:
+                    f.write("\n\n" + "\n".join(src.format(fn=fn) for fn in fns))
+
+
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the command and its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=100, help="submissions in the class (default 100)")
+    p.add_argument("--small", type=int, default=4, help="size of the small class for the marginal cost")
+    p.add_argument("--naive", type=int, default=10, help="submissions timed with the naive loop (scaled to n)")
+    p.add_argument("--topics", help="comma-separated subset of topics (default: all)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args(argv)
+    topics = args.topics.split(",") if args.topics else topics_of()
+    work = tempfile.mkdtemp(prefix="dlkata-bench-")
+    try:
+        big, small = os.path.join(work, "class"), os.path.join(work, "small")
+        make_class(big, args.n, topics)
+        make_class(small, args.small, topics)
+        grader = [sys.executable, "-m", "grader", "--json", f"--jobs={args.jobs}", f"--topics={','.join(topics)}",
+                  f"--out={os.path.join(work, 'out')}", "--call-timeout=5", "--submission-timeout=60"]
+        t_small, c_small = _timed(grader + [small])
+        t_big, c_big = _timed(grader + [big])
+        names = sorted(os.listdir(big))[:: max(1, args.n // max(1, args.naive))][: args.naive]
+        naive = [_timed([sys.executable, "-m", "pytest", *[os.path.join("tests", t) for t in topics], "-q",
+                         "--tb=no", "--assert=plain", "-p", "no:cacheprovider", "--call-timeout=5",
+                         f"--impl={os.path.join(big, name)}"]) for name in names]
+        naive_each = sum(w for w, _ in naive) / len(naive)
+        marginal_wall = (t_big - t_small) / (args.n - args.small)
+        marginal_cpu = (c_big - c_small) / (args.n - args.small)
+        print(f"topics: {', '.join(topics)}; cores used: {args.jobs}; machine cores: {os.cpu_count()}")
+        print(f"class of {args.n}: grader wall {t_big:.1f} s, CPU {c_big:.1f} s")
+        print(f"class of {args.small}: grader wall {t_small:.1f} s, CPU {c_small:.1f} s")
+        print(f"marginal cost per submission: {marginal_wall:.2f} s wall, {marginal_cpu:.2f} s CPU")
+        print(f"naive loop (one pytest process per submission), timed on {len(naive)}: "
+              f"{naive_each:.2f} s wall each -> {naive_each * args.n:.0f} s for {args.n}")
+        print(f"speed-up over the naive loop at n={args.n}: {naive_each * args.n / t_big:.1f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

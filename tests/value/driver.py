@@ -1,0 +1,110 @@
+"""Runs beside the learner's code in the sandbox: builds graphs of the learner's ``Value`` objects.
+
+Functions here take the learner's module first and return plain floats (data of outputs, grads of
+leaves), which the hidden suite compares with PyTorch.
+
+A program is a list of steps over a list of nodes (the leaves first); each step appends one node:
+``["add", i, j]`` is ``nodes[i] + nodes[j]`` (also ``sub``, ``mul``, ``div``), ``["tanh", i]`` is
+``nodes[i].tanh()`` (also ``neg``, ``relu``, ``exp``, ``log``), ``["pow", i, p]`` is
+``nodes[i] ** p``, ``["addc", i, c]`` is ``nodes[i] + c`` (also ``subc``, ``mulc``, ``divc``) and
+``["radd", c, i]`` is ``c + nodes[i]`` (also ``rsub``, ``rmul``, ``rdiv``). The last node is the output.
+"""
+import gc
+import random
+
+_BINARY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+           "div": lambda a, b: a / b}
+_UNARY = {"neg": lambda a: -a, "relu": lambda a: a.relu(), "tanh": lambda a: a.tanh(),
+          "exp": lambda a: a.exp(), "log": lambda a: a.log()}
+_RIGHT = {"addc": lambda a, c: a + c, "subc": lambda a, c: a - c, "mulc": lambda a, c: a * c,
+          "divc": lambda a, c: a / c, "pow": lambda a, p: a ** p}
+_LEFT = {"radd": lambda c, a: c + a, "rsub": lambda c, a: c - a, "rmul": lambda c, a: c * a,
+         "rdiv": lambda c, a: c / a}
+
+
+def _step(nodes, step):
+    op, *args = step
+    if op in _BINARY:
+        return _BINARY[op](nodes[args[0]], nodes[args[1]])
+    if op in _UNARY:
+        return _UNARY[op](nodes[args[0]])
+    if op in _RIGHT:
+        return _RIGHT[op](nodes[args[0]], args[1])
+    return _LEFT[op](args[0], nodes[args[1]])
+
+
+def _run(m, leaves, program, passes):
+    nodes = [m.Value(float(x)) for x in leaves]
+    for step in program:
+        nodes.append(_step(nodes, step))
+    out = nodes[-1]
+    for _ in range(passes):
+        out.backward()
+    return float(out.data), [float(v.grad) for v in nodes[:len(leaves)]]
+
+
+def run_program(m, leaves, program, passes=1):
+    """``(output data, [grad of each leaf])`` after ``passes`` calls of ``output.backward()``."""
+    return _run(m, leaves, program, passes)
+
+
+def run_programs(m, cases):
+    """``run_program`` over ``[[leaves, program], ...]`` in one call."""
+    return [_run(m, leaves, program, 1) for leaves, program in cases]
+
+
+def deep_chain(m, x0, n, c, d):
+    """``y = (...((x * c + d) * c + d)...)``, ``n`` times (a chain of ``2 n`` operations deep)."""
+    gc.disable()  # 20000 new nodes in cycles (closures): the collector would rescan them many times
+    try:
+        x = m.Value(float(x0))
+        y = x
+        for _ in range(n):
+            y = y * c + d
+        y.backward()
+        return float(y.data), float(x.grad)
+    finally:
+        gc.enable()
+
+
+def graph_structure(m):
+    """What each simple operation records: its type, its children (``_prev``) and ``_op``."""
+    a, b = m.Value(2.0), m.Value(-3.0)
+    named = {id(a): "a", id(b): "b"}
+    built = {"a + b": lambda: a + b, "a * b": lambda: a * b, "a * a": lambda: a * a,
+             "a ** 2": lambda: a ** 2, "a.tanh()": lambda: a.tanh(), "a.exp()": lambda: a.exp(),
+             "a.log()": lambda: a.log(), "b.relu()": lambda: b.relu()}
+    report = {}
+    for expr, make in built.items():
+        out = make()
+        prev = getattr(out, "_prev", None)
+        report[expr] = {
+            "type": type(out).__name__,
+            "prev_is_set": isinstance(prev, set),
+            "children": sorted(named.get(id(p), "other") for p in prev) if isinstance(prev, (set, list, tuple)) else None,
+            "op_is_str": isinstance(getattr(out, "_op", None), str),
+        }
+    leaf = m.Value(2.0)
+    fresh = repr(leaf)
+    leaf.grad = 0.5
+    report["leaf"] = {"prev": repr(getattr(leaf, "_prev", None)), "op": repr(getattr(leaf, "_op", None)),
+                      "repr": fresh, "repr_with_grad": repr(leaf)}
+    return report
+
+
+def mlp_step(m, seed, xs, ys):
+    """Build ``MLP(3, [4, 4, 1])`` (weights drawn after ``random.seed(seed)``), run the squared-error
+    loss over the examples and backward; then ``zero_grad()``."""
+    random.seed(seed)
+    model = m.MLP(3, [4, 4, 1])
+    params = list(model.parameters())
+    weights = [float(p.data) for p in params]
+    outputs = [model(list(x)) for x in xs]
+    loss = (outputs[0] - ys[0]) ** 2
+    for out, y in zip(outputs[1:], ys[1:]):
+        loss = loss + (out - y) ** 2
+    loss.backward()
+    grads = [float(p.grad) for p in params]
+    model.zero_grad()
+    return {"n_params": len(params), "weights": weights, "outputs": [float(o.data) for o in outputs],
+            "loss": float(loss.data), "grads": grads, "after_zero_grad": [float(p.grad) for p in params]}

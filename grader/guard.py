@@ -21,9 +21,9 @@ def _dotted(node) -> str | None:
 
 
 def _matches(name: str, forbidden) -> str | None:
-    for f in forbidden:
-        if f.startswith("."):  # a method name such as ".backward"
-            if name.endswith(f) or name == f[1:]:
+    for f in sorted(forbidden, key=lambda f: f.startswith(".")):  # full paths first, then methods
+        if f.startswith("."):  # a tensor method such as ".backward" (not the learner's own helpers)
+            if "." in name and name.endswith(f) and not name.startswith("self."):
                 return f[1:]
         elif name == f or name.startswith(f + "."):
             return f

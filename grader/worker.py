@@ -87,10 +87,11 @@ def _install_guard(dotted: str, violations: list):
         target = getattr(owner, attr)
     except (ImportError, AttributeError):
         return
-    if isinstance(target, types.ModuleType):  # guard its public functions, keep the module itself
+    if isinstance(target, types.ModuleType):  # guard its own public functions, keep the module itself
         for name in dir(target):
             fn = getattr(target, name, None)
-            if not name.startswith("_") and callable(fn) and not isinstance(fn, type):
+            own = str(getattr(fn, "__module__", "") or "").startswith(target.__name__)
+            if not name.startswith("_") and callable(fn) and not isinstance(fn, type) and own:
                 _guard(target, name, f"{dotted}.{name}", violations)
     else:
         _guard(owner, attr, dotted, violations)

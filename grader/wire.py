@@ -65,6 +65,8 @@ def encode(obj) -> bytes:
         if isinstance(x, (list, tuple)):
             return {"__tuple__": [walk(v) for v in x]} if isinstance(x, tuple) else [walk(v) for v in x]
         if isinstance(x, dict):
+            if not all(k is None or isinstance(k, (str, int, float)) for k in x):  # what decode accepts
+                raise WireError("dict keys must be strings, numbers, booleans or None")
             return {"__dict__": [[walk(k), walk(v)] for k, v in x.items()]}
         raise WireError(f"cannot send a {type(x).__name__}")
 

@@ -1,0 +1,99 @@
+"""``grader.submission``: zips are unpacked only when every entry stays a regular file inside the
+destination; a topic's sources are read as text, without tests, conftest files or links."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from grader import submission as sub
+from grader.sandbox import LearnerError
+from tests.grader import classroom as c
+
+FILE, DIR, LINK = stat.S_IFREG | 0o644, stat.S_IFDIR | 0o755, stat.S_IFLNK | 0o777
+
+
+def _zip(tmp_path, entries) -> str:
+    path = tmp_path / "sub.zip"
+    path.write_bytes(c.zip_bytes(entries))
+    return str(path)
+
+
+@pytest.mark.parametrize("entries, why", [
+    ([("/etc/cron.d/evil", "x", FILE)], "absolute path"),
+    ([("\\windows\\evil.py", "x", FILE)], "absolute path"),
+    ([("C:/evil.py", "x", FILE)], "absolute path"),
+    ([("perplexity\\..\\..\\evil.py", "x", FILE)], "absolute path"),
+    ([("perplexity/../../evil.py", "x", FILE)], "path leaving the archive"),
+    ([("../evil.py", "x", FILE)], "path leaving the archive"),
+    ([("perplexity/perplexity.py", "x", FILE), ("perplexity/link.py", "/etc/passwd", LINK)], "symbolic link"),
+    ([("perplexity", "../..", LINK), ("perplexity/perplexity.py", "x", FILE)], "symbolic link"),
+], ids=["absolute", "backslash-absolute", "drive", "backslash-dotdot", "dotdot", "leading-dotdot", "file-link",
+        "folder-link"])
+def test_unpack_refuses_entries_that_leave_the_folder_or_link(tmp_path, entries, why):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(sub.BadArchive, match=why):
+        sub.unpack(_zip(tmp_path, entries), str(dest))
+    assert os.listdir(dest) == []  # refused before anything was written
+    assert not (tmp_path / "evil.py").exists()
+
+
+def test_unpack_refuses_oversized_archives_and_non_zips(tmp_path):
+    big = [(f"perplexity/f{i}.py", "", FILE) for i in range(1001)]
+    with pytest.raises(sub.BadArchive, match="too large"):
+        sub.unpack(_zip(tmp_path, big), str(tmp_path / "d1"))
+    bomb = [("perplexity/perplexity.py", "0" * (sub.MAX_ZIP_TOTAL + 1), FILE)]
+    with pytest.raises(sub.BadArchive, match="too large"):
+        sub.unpack(_zip(tmp_path, bomb), str(tmp_path / "d2"))
+    (tmp_path / "fake.zip").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(sub.BadArchive, match="not a readable zip"):
+        sub.unpack(str(tmp_path / "fake.zip"), str(tmp_path / "d3"))
+
+
+@pytest.mark.parametrize("prefix", ["", "work/", "work/exercises/"], ids=["flat", "top-folder", "exercises"])
+def test_unpack_accepts_a_normal_zip_and_finds_its_topics(tmp_path, prefix):
+    source = c.solution_source()
+    entries = [(prefix + "perplexity/", None, DIR), (prefix + "perplexity/perplexity.py", source, FILE),
+               (prefix + "perplexity/helpers.py", "X = 1\n", FILE)]
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    sub.unpack(_zip(tmp_path, entries), str(dest))
+    root = sub.find_root(str(dest), ["perplexity"])
+    assert root == os.path.join(str(dest), prefix).rstrip("/")
+    assert sub.topic_files(root, "perplexity") == {"helpers.py": "X = 1\n", "perplexity.py": source}
+
+
+def test_topic_files_leave_out_tests_conftest_links_and_other_files(tmp_path):
+    folder = tmp_path / "perplexity"
+    folder.mkdir()
+    (folder / "perplexity.py").write_text("A = 1\n")
+    (folder / "conftest.py").write_text("import pytest\n")
+    (folder / "test_perplexity.py").write_text("def test_x(): pass\n")
+    (folder / "notes.txt").write_text("hello")
+    (folder / "my-helper.py").write_text("B = 2\n")
+    os.symlink(c.SOLUTION, folder / "linked.py")
+    (folder / "sub").mkdir()
+    assert sub.topic_files(str(tmp_path), "perplexity") == {"perplexity.py": "A = 1\n"}
+
+
+def test_topic_files_explain_what_is_missing_or_unreadable(tmp_path):
+    with pytest.raises(LearnerError, match="no folder perplexity/"):
+        sub.topic_files(str(tmp_path), "perplexity")
+    (tmp_path / "perplexity").mkdir()
+    (tmp_path / "perplexity" / "helpers.py").write_text("")
+    with pytest.raises(LearnerError, match="no file perplexity/perplexity.py"):
+        sub.topic_files(str(tmp_path), "perplexity")
+    (tmp_path / "perplexity" / "perplexity.py").write_bytes(b"\xff\xfe not utf-8")
+    with pytest.raises(LearnerError, match="not UTF-8"):
+        sub.topic_files(str(tmp_path), "perplexity")
+    (tmp_path / "perplexity" / "perplexity.py").write_text("x" * (sub.MAX_FILE + 1))
+    with pytest.raises(LearnerError, match="larger than"):
+        sub.topic_files(str(tmp_path), "perplexity")
+
+
+def test_a_linked_topic_folder_is_not_followed(tmp_path):
+    os.symlink(os.path.dirname(c.SOLUTION), tmp_path / "perplexity")
+    with pytest.raises(LearnerError, match="no folder perplexity/"):
+        sub.topic_files(str(tmp_path), "perplexity")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass, field
 
 from grader import submission as sub
@@ -22,8 +23,11 @@ SUITE = os.path.join(ROOT, "tests")
 
 
 def topics_of(suite: str = SUITE) -> list[str]:
-    """Topics that have a hidden suite: ``tests/<topic>/test_<topic>.py``."""
-    return sorted(t for t in os.listdir(suite) if os.path.isfile(os.path.join(suite, t, f"test_{t}.py")))
+    """Topics of ``tests/grading.toml`` that have a hidden suite ``tests/<topic>/test_<topic>.py``,
+    in the order of that file."""
+    with open(os.path.join(suite, "grading.toml"), "rb") as f:
+        listed = tomllib.load(f)
+    return [t for t in listed if os.path.isfile(os.path.join(suite, t, f"test_{t}.py"))]
 
 
 @dataclass

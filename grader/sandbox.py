@@ -152,6 +152,7 @@ class Sandbox:
         self.slot = os.getpid() % 4000 if slot is None else slot
         self.limits, self.timeout = {**LIMITS, **(limits or {})}, timeout
         self.proc = None
+        self.current: Learner | None = None
 
     def _start(self):
         cmd, self._reap = _command(self.slot)
@@ -178,70 +179,100 @@ class Sandbox:
             self.proc.stdout.close()
             self.proc = None
 
-    def open(self, topic: str, files: dict, driver: str | None = None, forbidden=()) -> "Learner":
-        if self.proc is None or self.proc.poll() is not None:
-            self.kill()
-            self._start()
-        return Learner(self, topic, files, driver, list(forbidden))
+    def open(self, topic: str, files: dict, driver: str | None = None, forbidden=(),
+             timeout: float | None = None) -> "Learner":
+        if self.current is not None:  # one learner at a time per sandbox
+            self.current.close()
+        self.current = Learner(self, topic, files, driver, list(forbidden), timeout)
+        return self.current
 
 
 class Learner:
-    """The learner's module for one topic, living in a sandboxed child."""
+    """The learner's module for one topic, living in a sandboxed child.
 
-    def __init__(self, box: Sandbox, topic, files, driver, forbidden):
+    A call that hangs or kills its process costs that function only: later calls of the same
+    function fail at once with the same error, other functions go on in a fresh child (the module
+    is imported again there). An import that fails breaks the whole topic.
+    """
+
+    def __init__(self, box: Sandbox, topic, files, driver, forbidden, timeout: float | None = None):
         self.box, self.topic, self.broken, self.alive = box, topic, None, False
+        self.dead: dict[str, LearnerError] = {}
         self.names: list[str] = []
-        self._send({"op": "open", "topic": topic, "files": files, "driver": driver,
-                    "forbidden": forbidden, "limits": box.limits})
+        self._request = {"op": "open", "topic": topic, "files": files, "driver": driver,
+                         "forbidden": forbidden, "limits": box.limits}
+        self._open(timeout or box.timeout)
+
+    def _open(self, timeout: float):
+        if self.box.proc is None or self.box.proc.poll() is not None:
+            self.box.kill()
+            self.box._start()
+        self._send(self._request)
         self.alive = True
-        reply = self._reply(60.0)
+        try:
+            reply = self._reply(timeout)
+        except LearnerError as err:
+            self.broken = LearnerError(err.kind, f"importing {self.topic}.py: {err.message}")
+            raise self.broken from None
         if "error" in reply:
-            self._fail(LearnerError("import", f"{topic}.py does not import:\n{reply['message']}"))
+            self.broken = LearnerError("import", f"{self.topic}.py does not import:\n{reply['message']}")
+            self.close()
+            raise self.broken
         self.names = reply["ok"]
 
     def _send(self, msg):
         try:
             wire.write_message(self.box._out, msg)
         except (BrokenPipeError, OSError):
-            self._fail(LearnerError("crash", "the worker running your code stopped unexpectedly"))
+            self._lost()
+            raise LearnerError("crash", "the worker running your code stopped unexpectedly") from None
+
+    def _lost(self):
+        """The channel cannot be trusted any more: stop the whole sandbox (a fresh one comes next)."""
+        self.alive = False
+        self.box.kill()
 
     def _reply(self, timeout: float):
         try:
             reply = wire.read_message(self.box._in, _device_map, time.monotonic() + timeout)
         except TimeoutError:
-            self._fail(LearnerError("timeout", f"no answer within {timeout:g} s (an infinite loop?)"))
+            self._lost()
+            raise LearnerError("timeout", f"no answer within {timeout:g} s (an infinite loop?)") from None
         except (EOFError, wire.WireError) as e:
-            self._fail(LearnerError("crash", f"the worker running your code broke its channel ({e})"))
+            self._lost()
+            raise LearnerError("crash", f"the worker running your code broke its channel ({e})") from None
         if not isinstance(reply, dict):
-            self._fail(LearnerError("crash", "the worker running your code sent garbage"))
-        if "event" in reply:
+            self._lost()
+            raise LearnerError("crash", "the worker running your code sent garbage")
+        if "event" in reply:  # the child ended; the server that forks children is still fine
             self.alive = False
             how = (f"was killed by signal {reply['signal']}" if "signal" in reply
                    else f"exited with code {reply.get('code')}")
             hint = " (out of memory or CPU time?)" if reply.get("signal") in (9, 24) else ""
-            self._fail(LearnerError("crash", f"the process running your code {how}{hint}"
-                                             " — os._exit, a segfault or a resource limit"))
+            raise LearnerError("crash", f"the process running your code {how}{hint}"
+                                        " — os._exit, a segfault or a resource limit")
         return reply
-
-    def _fail(self, err: LearnerError):
-        """Mark this learner broken: every later call fails at once with the same error."""
-        self.broken = err
-        if err.kind in ("timeout", "crash"):
-            self.alive = False
-            self.box.kill()  # the only way to be sure nothing of it runs on
-        elif self.alive:
-            self.close()
-        raise err
 
     def call(self, fn: str, *args, driver: bool = False, timeout: float | None = None, **kwargs):
         if self.broken:
             raise self.broken
-        self._send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs, "driver": driver})
-        reply = self._reply(timeout or self.box.timeout)
+        key = f"driver:{fn}" if driver else fn
+        if key in self.dead:
+            raise self.dead[key]
+        timeout = timeout or self.box.timeout
+        if not self.alive:
+            self._open(timeout)
+        try:
+            self._send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs, "driver": driver})
+            reply = self._reply(timeout)
+        except LearnerError as err:
+            self.dead[key] = err
+            raise
         if "error" in reply:
             err = LearnerError(reply["error"], str(reply.get("message", ""))[:4000])
             if err.kind in STICKY:
-                self._fail(err)
+                self.dead[key] = err
+                self.close()
             raise err
         return reply.get("ok")
 

@@ -56,6 +56,8 @@ def _learner_trace(exc: BaseException, folder: str) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(folder)]
     lines = [f"  {os.path.basename(f.filename)}, line {f.lineno}, in {f.name}: {f.line}" for f in frames[-3:]]
     last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    if isinstance(exc, SyntaxError):
+        last = f"{last} ({os.path.basename(exc.filename or '?')}, line {exc.lineno}: {(exc.text or '').strip()})"
     return "\n".join(lines + [last])[-2000:]
 
 
@@ -135,7 +137,26 @@ def _seed():
         pass
 
 
+def _contain(me: int):
+    """After a call: a forked copy of this process never talks on the channel, and whatever the
+    call left running as our children is stopped."""
+    if os.getpid() != me:
+        os._exit(0)
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as f:
+            pids = [int(p) for p in f.read().split()]
+    except OSError:
+        pids = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
 def child(req: dict):
+    me = os.getpid()
     _limit(req.get("limits", {}))
     folder = _write_files(req["files"])
     os.chdir(folder)
@@ -169,13 +190,19 @@ def child(req: dict):
             args = [module, *args]
         try:
             _seed()
-            result = fn(*args, **_materialize(msg.get("kwargs", {})))
+            try:
+                result = fn(*args, **_materialize(msg.get("kwargs", {})))
+            finally:
+                _contain(me)
             if len(violations) > before:
                 raise Forbidden(f"{violations[before]} is not allowed in this exercise: write it yourself")
             reply = wire.encode({"ok": result})
         except NotImplementedError as e:
             frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith(folder)]
-            _send({"error": "not_implemented", "message": frames[-1].name if frames else msg["fn"]})
+            if frames and frames[-1] == traceback.extract_tb(e.__traceback__)[-1]:  # raised by the stub
+                _send({"error": "not_implemented", "message": frames[-1].name})
+            else:
+                _send({"error": "raised", "message": _learner_trace(e, folder)})
             continue
         except Forbidden as e:
             _send({"error": "forbidden", "message": str(e)})

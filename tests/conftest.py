@@ -162,9 +162,9 @@ def impl(request, sandbox, submission):
     try:
         files = topic_files(submission, topic)
         banned = violations(files, forbidden)
-        clock.left()
+        timeout = clock.left()
         try:
-            learner = sandbox.open(topic, files, driver, forbidden)
+            learner = sandbox.open(topic, files, driver, forbidden, timeout=max(timeout, 0.1))
         finally:
             clock.stop()
     except LearnerError as e:

@@ -145,10 +145,12 @@ def test_nan_is_pointed_at(graded):
         assert "has nan at" in tests[name]["feedback"]
 
 
-def test_infinite_loop_times_out(graded):
+def test_infinite_loop_times_out_and_costs_only_what_it_broke(graded):
     sub = _sub(graded, "infinite_loop")
-    assert sub["score"] == 0
-    assert "token_nll: no answer within 3 s" in c.tests_of(sub)["test_token_nll"]["feedback"]
+    tests = c.tests_of(sub)
+    assert "token_nll: no answer within 3 s" in tests["test_token_nll"]["feedback"]
+    assert _failed(sub, "test_perplexity_and_gradient")  # perplexity calls token_nll
+    assert tests["test_perplexity_from_nll"]["status"] == "passed"  # does not: still graded
 
 
 def test_memory_bomb_fails_fast_with_a_memory_message(graded):
@@ -168,7 +170,7 @@ def test_fork_bomb_is_contained(graded):
     feedback = tests["test_perplexity_from_nll"]["feedback"]
     assert _failed(sub, "test_perplexity_from_nll")
     assert "no answer within" in feedback or "stopped" in feedback or "killed" in feedback, feedback
-    assert sub["score"] < 10 / 7 + 1e-3
+    assert sub["score"] < 10
 
 
 @pytest.mark.parametrize("name, test, message", [
@@ -181,7 +183,7 @@ def test_exits_and_crashes_are_reported(graded, name, test, message):
     sub = _sub(graded, name)
     assert _failed(sub, test)
     assert message in c.tests_of(sub)[test]["feedback"]
-    assert sub["score"] < 10 / 7 + 1e-3  # at most the one test that ran before the crash
+    assert sub["score"] < 10  # the function that crashed scores 0; the others are still graded
 
 
 EXPLOITS = ["patch_allclose", "tensor_subclass", "caller_frames", "sys_modules_reference", "conftest_hook",
@@ -325,7 +327,7 @@ def test_other_topics_of_a_hostile_submission_are_still_graded(tmp_path):
     for name in subs:
         ce = c.topic_of(subs[name], "cross_entropy")
         assert ce["score"] == ce["max"] > 0, (name, c.messages(subs[name]))
-    assert c.topic_of(subs["crashes"])["score"] < 10 / 7 + 1e-3
+    assert c.topic_of(subs["crashes"])["score"] < 10
     assert "exited with code 0" in c.tests_of(subs["crashes"])["test_perplexity_and_gradient"]["feedback"]
     assert c.topic_of(subs["good"])["score"] == 10
 

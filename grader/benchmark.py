@@ -20,7 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 
+from grader.examples.make_class import write_folder
 from grader.grade import ROOT, topics_of
 
 HOSTILE = {
@@ -37,29 +39,24 @@ def _functions(topic: str) -> list[str]:
 
 
 def make_class(folder: str, n: int, topics: list[str], seed: int = 0) -> None:
-    sys.path.insert(0, ROOT)
-    from tests.kata.mutation import load
+    """``n`` submissions: 6 in 10 correct, 3 in 10 partly wrong (stubs and mutants), 1 in 10 hostile."""
     rng = random.Random(seed)
+    mutants = {t: [m["name"] for m in tomllib.load(open(os.path.join(ROOT, "tests", t, "mutants.toml"), "rb"))
+                   .get("mutant", [])] for t in topics}
     for i in range(n):
         kind = "correct" if i % 10 < 6 else ("partial" if i % 10 < 9 else "hostile")
+        plan = {t: "solution" for t in topics}
+        if kind == "partial":
+            for t in topics:
+                r = rng.random()
+                plan[t] = "stub" if r < 0.3 else (rng.choice(mutants[t]) if r < 0.7 and mutants[t] else "solution")
         sub = os.path.join(folder, f"{kind}-{i:03d}")
-        for topic in topics:
-            dest = os.path.join(sub, topic)
-            shutil.copytree(os.path.join(ROOT, "solutions", topic), dest,
-                            ignore=shutil.ignore_patterns("__pycache__"))
-            if kind == "partial":
-                choice = rng.random()
-                if choice < 0.3:
-                    shutil.copy(os.path.join(ROOT, "exercises", topic, f"{topic}.py"), dest)
-                elif choice < 0.7 and load(topic):
-                    for name, text in rng.choice(load(topic)).files().items():
-                        with open(os.path.join(dest, name), "w") as f:
-                            f.write(text)
-            elif kind == "hostile" and topic == topics[i % len(topics)]:
-                fns = _functions(topic)
-                src = HOSTILE[rng.choice(sorted(HOSTILE))]
-                with open(os.path.join(dest, f"{topic}.py"), "a") as f:
-                    f.write("\n\n" + "\n".join(src.format(fn=fn) for fn in fns))
+        write_folder(sub, plan)
+        if kind == "hostile":
+            topic = topics[i % len(topics)]
+            src = HOSTILE[sorted(HOSTILE)[i % len(HOSTILE)]]
+            with open(os.path.join(sub, topic, f"{topic}.py"), "a") as f:
+                f.write("\n\n" + "\n".join(src.format(fn=fn) for fn in _functions(topic)))
 
 
 def _timed(cmd: list[str]) -> tuple[float, float]:

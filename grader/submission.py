@@ -53,9 +53,9 @@ def find_root(folder: str, topics) -> str | None:
     """The folder holding the topic folders: ``folder`` itself, its ``exercises/``, or a single
     subfolder (as zips made by archiving a folder have); None when there is none."""
     candidates = [folder, os.path.join(folder, "exercises")]
-    subs = [e for e in os.scandir(folder) if e.is_dir(follow_symlinks=False) and not e.name.startswith((".", "__"))]
-    if len(subs) == 1:
-        candidates += [subs[0].path, os.path.join(subs[0].path, "exercises")]
+    entries = [e for e in os.scandir(folder) if not e.name.startswith((".", "__"))]
+    if len(entries) == 1 and entries[0].is_dir(follow_symlinks=False):  # a zip of one top folder
+        candidates += [entries[0].path, os.path.join(entries[0].path, "exercises")]
     for c in candidates:
         if os.path.isdir(c) and any(os.path.isdir(os.path.join(c, t)) for t in topics):
             return c

@@ -27,7 +27,7 @@ with open(os.path.join(TESTS, "grading.toml"), "rb") as _f:
 
 # Grades must not depend on the run: fixed examples, no example database, no timing checks.
 # No "explain" phase: it re-runs a failing test many times and its notes quote the test's source.
-settings.register_profile("grading", derandomize=True, database=None, deadline=None, max_examples=12,
+settings.register_profile("grading", derandomize=True, database=None, deadline=None, max_examples=5,
                           suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
                           phases=[Phase.explicit, Phase.generate, Phase.shrink])
 settings.register_profile("thorough", settings.get_profile("grading"), derandomize=False, max_examples=300)

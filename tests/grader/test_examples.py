@@ -1,0 +1,34 @@
+"""The bundled example class: its zips match the solutions, stubs and mutants they are built from,
+and grading it ranks the perfect, partial and hostile submissions as it should."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from grader.examples.make_class import CLASS, PLANS, ROOT, zip_bytes
+
+
+@pytest.mark.parametrize("student", sorted(PLANS))
+def test_zipped_examples_are_up_to_date(student):
+    with open(os.path.join(CLASS, f"{student}.zip"), "rb") as f:
+        assert f.read() == zip_bytes(PLANS[student]), \
+            f"{student}.zip is stale: run `python -m grader.examples.make_class`"
+
+
+def test_grading_the_example_class(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "grader", CLASS, "--json", "--call-timeout=3",
+                           f"--out={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    scores = {s["name"]: s for s in report["submissions"]}
+    assert set(scores) == {"perfect", "partial", "hostile"}
+    perfect, partial, hostile = (scores[n] for n in ("perfect", "partial", "hostile"))
+    assert perfect["score"] == perfect["max"] > 0
+    assert 0 < partial["score"] < perfect["score"]
+    assert hostile["score"] < partial["score"]
+    topics = {t["topic"]: t for t in partial["topics"]}
+    assert topics["value"]["score"] == topics["value"]["max"]  # a correct topic beside broken ones
+    assert "no folder cross_entropy/" in topics["cross_entropy"]["reason"]
+    assert all(len(t["tests"]) > 0 for t in topics.values())

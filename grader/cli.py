@@ -53,7 +53,9 @@ def main(argv=None) -> int:
                                                           "gradescope/<student>.json (default: out/grading)")
     p.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's results.json for a single "
                                                         "submission here (e.g. /autograder/results/results.json)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="grading processes (default: one per core)")
+    p.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1),
+                   help="grading processes (default: two per core, so that one waiting on a slow "
+                        "submission leaves the core to another)")
     p.add_argument("--call-timeout", type=float, default=10.0, help="seconds per call into learner code")
     p.add_argument("--submission-timeout", type=float, default=120.0, help="seconds of learner code per submission")
     p.add_argument("--brief", action="store_true", help="one line per topic, no per-test lines")

@@ -6,6 +6,7 @@ ever runs in the sandboxed workers those processes start. A process grades a chu
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -77,8 +78,11 @@ def _prepare(path: str, topics, workdir: str) -> Submission:
 
 
 def _chunks(items: list, n: int) -> list[list]:
+    """``n`` chunks of similar size, dealt in an order that spreads neighbours (who may share a
+    problem, e.g. a class whose hostile submissions sort together) over different chunks."""
     n = max(1, min(n, len(items)))
-    return [items[i::n] for i in range(n)]
+    dealt = sorted(items, key=lambda s: hashlib.sha256(s.name.encode()).hexdigest())
+    return [dealt[i::n] for i in range(n)]
 
 
 def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir: str,

@@ -32,6 +32,7 @@ CALL_TIMEOUT = 20.0
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
        "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 UID_BASE = 61000
+BACKSTOP = 2.0  # seconds past a call's own alarm before the whole sandbox is stopped
 STICKY = {"internal"}  # after this, the learner's process is not trusted to go on
 
 
@@ -232,7 +233,7 @@ class Learner:
         self.alive = False
         self.box.kill()
 
-    def _reply(self, timeout: float):
+    def _reply(self, timeout: float, alarm: float | None = None):
         try:
             reply = wire.read_message(self.box._in, _device_map, time.monotonic() + timeout)
         except TimeoutError:
@@ -246,6 +247,8 @@ class Learner:
             raise LearnerError("crash", "the worker running your code sent garbage")
         if "event" in reply:  # the child ended; the server that forks children is still fine
             self.alive = False
+            if alarm and reply.get("signal") == signal.SIGALRM:
+                raise LearnerError("timeout", f"no answer within {alarm:g} s (an infinite loop?)")
             how = (f"was killed by signal {reply['signal']}" if "signal" in reply
                    else f"exited with code {reply.get('code')}")
             hint = " (out of memory or CPU time?)" if reply.get("signal") in (9, 24) else ""
@@ -263,8 +266,11 @@ class Learner:
         if not self.alive:
             self._open(timeout)
         try:
-            self._send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs, "driver": driver})
-            reply = self._reply(timeout)
+            # The child stops itself after `timeout` (SIGALRM): cheap, the server lives on. Our own
+            # deadline, a little later, is the backstop for code that blocks or ignores the alarm.
+            self._send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs, "driver": driver,
+                        "timeout": timeout})
+            reply = self._reply(timeout + BACKSTOP, alarm=timeout)
         except LearnerError as err:
             self.dead[key] = err
             raise

@@ -140,11 +140,20 @@ def processes_of(uids) -> list[int]:
     return found
 
 
-def wait_until_gone(uids, seconds: float = 10.0) -> list[int]:
-    """Processes of ``uids`` still alive after ``seconds`` (killed ones take a moment to go)."""
+def _is_fork_server(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"grader.worker import main" in f.read()
+    except OSError:
+        return False
+
+
+def wait_until_gone(uids, seconds: float = 10.0, keep_server: bool = False) -> list[int]:
+    """Processes of ``uids`` still alive after ``seconds`` (killed ones take a moment to go); with
+    ``keep_server``, the sandbox's fork server (which is meant to live on) does not count."""
     deadline = time.monotonic() + seconds
     while True:
-        left = processes_of(uids)
+        left = [p for p in processes_of(uids) if not (keep_server and _is_fork_server(p))]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.1)

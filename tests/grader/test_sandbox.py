@@ -190,8 +190,8 @@ def test_fork_bomb_is_contained(box):
         learner.call("fork_bomb", timeout=2.0)
     assert e.value.kind in ("timeout", "crash")
     assert time.monotonic() - start < 8
-    if os.geteuid() == 0:
-        assert c.wait_until_gone({_uid(box)}) == []
+    if os.geteuid() == 0:  # every process the bomb made is gone; the fork server serves on
+        assert c.wait_until_gone({_uid(box)}, keep_server=True) == []
     fresh = _open(box)
     assert fresh.call("ok", torch.ones(1)).tolist() == [2.0]
     fresh.close()

@@ -97,7 +97,7 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
     for k, chunk in enumerate(_chunks(gradable, jobs)):
         results = os.path.join(workdir, f"results-{k}.jsonl")
         log = open(os.path.join(workdir, f"pytest-{k}.log"), "w")
-        cmd = [sys.executable, "-m", "pytest", *suites, "-q", "--tb=no", "--assert=plain", "-p", "no:cacheprovider",
+        cmd = [sys.executable, "-m", "pytest", *suites, "-q", "--tb=no", "--assert=plain", "-p", "no:cacheprovider", "-p", "no:logging",
                "-o", "addopts=", f"--rootdir={ROOT}", f"--results={results}", f"--slot={base + k}",
                f"--call-timeout={call_timeout}", f"--submission-timeout={submission_timeout}",
                *[f"--impl={s.root}" for s in chunk]]

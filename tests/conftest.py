@@ -7,11 +7,13 @@ worker (see ``grader/sandbox.py``) and come back as plain tensors and numbers.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 import tomllib
 
+import hypothesis.core
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, settings
@@ -32,6 +34,11 @@ settings.register_profile("grading", derandomize=True, database=None, deadline=N
                           phases=[Phase.explicit, Phase.generate, Phase.shrink])
 settings.register_profile("thorough", settings.get_profile("grading"), derandomize=False, max_examples=300)
 settings.load_profile(os.environ.get("DLKATA_HYPOTHESIS_PROFILE", "grading"))
+
+# A derandomized test seeds itself from a digest of its source, which hypothesis recomputes (by
+# tokenizing the source) on every run; within one session the source does not change: remember it.
+if hasattr(hypothesis.core, "function_digest"):
+    hypothesis.core.function_digest = functools.lru_cache(maxsize=None)(hypothesis.core.function_digest)
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False

@@ -80,6 +80,9 @@ def main(argv=None) -> int:
         problems = grade.run(subs, topics, jobs=args.jobs, workdir=workdir, call_timeout=args.call_timeout,
                              submission_timeout=args.submission_timeout,
                              progress=_progress(len(subs) > 1 and not args.json and sys.stderr.isatty()))
+        broken = [r for s in subs for r in s.results if r["when"] != "call" and r["outcome"] == "failed"]
+        if broken:  # the harness itself failed (not learner code): the grades cannot be trusted
+            problems.append(f"{len(broken)} test case(s) could not be set up, e.g.: {broken[0]['message']}")
         expected = score.expected_cases(subs)
         missing = [t for t in topics if t not in expected]
         if missing:  # no submission produced results for these: learn their cases from an empty folder

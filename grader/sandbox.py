@@ -100,10 +100,11 @@ def _command(slot: int) -> tuple[list[str], bool]:
         binds += ["--ro-bind", _STAGE, stage]
         for d in dirs:
             binds += ["--ro-bind", d, d]
-        cmd = ["bwrap", "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
-               "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+        # The private /tmp comes first, so that a Python or venv living under /tmp is bound on top of it.
+        cmd = ["bwrap", "--perms", "1777", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr",
+               "--ro-bind", "/etc", "/etc", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
                "--symlink", "usr/bin", "/bin", *binds, "--proc", "/proc", "--dev", "/dev",
-               "--perms", "1777", "--tmpfs", "/tmp", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+               "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--chdir", "/tmp",
                *_gpu_binds(), "--"]
         return cmd + drop + [python, "-S", "-E", "-c", boot, "--reap"], True

@@ -300,3 +300,12 @@ def test_forbidden_apis_stay_usable_in_the_next_open(box):
     x, t = torch.randn(2, 3, dtype=torch.float64), torch.tensor([0, 2])
     assert torch.allclose(learner.call("via_alias", x, t), torch.nn.functional.cross_entropy(x, t))
     learner.close()
+
+
+def test_the_private_tmp_comes_before_the_binds_so_a_venv_under_tmp_stays_visible():
+    if sb.isolation() != "bwrap":
+        pytest.skip("isolation is not 'bwrap' here (bubblewrap missing or DLKATA_SANDBOX=rlimits)")
+    cmd, _ = sb._command(0)
+    tmpfs = cmd.index("--tmpfs")
+    assert cmd[tmpfs + 1] == "/tmp"
+    assert tmpfs < cmd.index("--ro-bind"), "a bind under /tmp placed before --tmpfs /tmp would be hidden"

@@ -91,7 +91,8 @@ def check(name: str, actual, expected, *, rtol: float | None = None, atol: float
     nonzero = ef != 0
     rel = (err[nonzero] / ef[nonzero].abs()).max().item() if nonzero.any() else None
     rel_text = f", max rel error {rel:.3g}" if rel is not None else ""
-    raise Mismatch(f"{name} differs: max abs error {err[i].item():.3g} at {_fmt_index(i, e.shape)} "
+    where = f" at {_fmt_index(i, e.shape)}" if e.dim() else ""
+    raise Mismatch(f"{name} differs: max abs error {err[i].item():.3g}{where} "
                    f"(got {af[i].item():.6g}, expected {ef[i].item():.6g}){rel_text}; "
                    f"{int((~ok).sum())} of {ok.numel()} elements outside rtol={rtol:g}, atol={atol:g}")
 

@@ -97,8 +97,8 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
     for k, chunk in enumerate(_chunks(gradable, jobs)):
         results = os.path.join(workdir, f"results-{k}.jsonl")
         log = open(os.path.join(workdir, f"pytest-{k}.log"), "w")
-        cmd = [sys.executable, "-m", "pytest", *suites, "-q", "--tb=no", "--assert=plain", "-p", "no:cacheprovider", "-p", "no:logging",
-               "-o", "addopts=", f"--rootdir={ROOT}", f"--results={results}", f"--slot={base + k}",
+        cmd = [sys.executable, "-m", "pytest", *suites, "-q", "--tb=no", "--assert=plain", "--capture=no",
+               "-p", "no:cacheprovider", "-p", "no:logging", "-p", "no:warnings", "-o", "addopts=", f"--rootdir={ROOT}", f"--results={results}", f"--slot={base + k}",
                f"--call-timeout={call_timeout}", f"--submission-timeout={submission_timeout}",
                *[f"--impl={s.root}" for s in chunk]]
         env = {**os.environ, "PYTHONHASHSEED": "0", "DLKATA_HYPOTHESIS_PROFILE": "grading"}

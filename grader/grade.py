@@ -98,7 +98,8 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
         results = os.path.join(workdir, f"results-{k}.jsonl")
         log = open(os.path.join(workdir, f"pytest-{k}.log"), "w")
         cmd = [sys.executable, "-m", "pytest", *suites, "-q", "--tb=no", "--assert=plain", "--capture=no",
-               "-p", "no:cacheprovider", "-p", "no:logging", "-p", "no:warnings", "-o", "addopts=", f"--rootdir={ROOT}", f"--results={results}", f"--slot={base + k}",
+               "-p", "no:cacheprovider", "-p", "no:logging", "-p", "no:warnings", "-o", "addopts=",
+               f"--rootdir={ROOT}", f"--results={results}", f"--slot={base + k}",
                f"--call-timeout={call_timeout}", f"--submission-timeout={submission_timeout}",
                *[f"--impl={s.root}" for s in chunk]]
         env = {**os.environ, "PYTHONHASHSEED": "0", "DLKATA_HYPOTHESIS_PROFILE": "grading"}

@@ -65,7 +65,7 @@ def gradescope(report: dict, meta: dict) -> dict:
                           "status": "passed" if t["status"] == "passed" else "failed",
                           "output": out.strip(), "visibility": "visible"})
     return {"score": report["score"], "tests": tests, "visibility": "visible",
-            "output": meta.get("note", ""), "extra_data": {"sha256": report["sha256"], "suite": meta.get("suite")}}
+            "output": meta.get("note", ""), "extra_data": {"sha256": report["sha256"], "suite_sha256": meta.get("suite_sha256")}}
 
 
 def write_all(reports: list[dict], topics: list[str], meta: dict, out: str) -> None:

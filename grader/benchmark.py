@@ -20,10 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 
 from grader.examples.make_class import write_folder
 from grader.grade import ROOT, topics_of
+from grader.mutants import load
 
 HOSTILE = {
     "infinite_loop": "def {fn}(*a, **k):\n    while True:\n        pass\n",
@@ -41,8 +41,7 @@ def _functions(topic: str) -> list[str]:
 def make_class(folder: str, n: int, topics: list[str], seed: int = 0) -> None:
     """``n`` submissions: 6 in 10 correct, 3 in 10 partly wrong (stubs and mutants), 1 in 10 hostile."""
     rng = random.Random(seed)
-    mutants = {t: [m["name"] for m in tomllib.load(open(os.path.join(ROOT, "tests", t, "mutants.toml"), "rb"))
-                   .get("mutant", [])] for t in topics}
+    mutants = {t: [m.name for m in load(t)] for t in topics}
     for i in range(n):
         kind = "correct" if i % 10 < 6 else ("partial" if i % 10 < 9 else "hostile")
         plan = {t: "solution" for t in topics}

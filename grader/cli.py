@@ -44,7 +44,8 @@ def _progress(enabled: bool):
 
 
 def main(argv=None) -> int:
-    all_topics = grade.topics_of()
+    config = grade.load_config()
+    all_topics = grade.topics_of(config)
     p = argparse.ArgumentParser(prog="grader", description=__doc__.strip())
     p.add_argument("path", help="a submission (folder or .zip) or a class (a folder of submissions)")
     p.add_argument("--topics", help=f"comma-separated subset of: {','.join(all_topics)}")
@@ -89,7 +90,6 @@ def main(argv=None) -> int:
             layout = grade.Submission(name="layout", source="", root=tempfile.mkdtemp(dir=workdir))
             problems += grade.run([layout], missing, jobs=1, workdir=workdir)
             expected.update(score.expected_cases([layout]))
-        config = score.load_config()
         reports = [score.score(s, topics, config, expected) for s in subs]
         not_run = sum(t["not_run_cases"] for r in reports for t in r["topics"])
         note = ("" if torch.cuda.is_available() else
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
             print()
         else:
             for r in reports:
-                print(report.table(r, detail=not args.brief and len(reports) == 1 or not args.brief and len(reports) <= 5))
+                print(report.table(r, detail=not args.brief and len(reports) <= 5))
                 print()
             if len(reports) > 1:
                 print(report.class_table(reports, topics))

@@ -23,11 +23,16 @@ ROOT = os.path.dirname(HERE)
 SUITE = os.path.join(ROOT, "tests")
 
 
-def topics_of(suite: str = SUITE) -> list[str]:
+def load_config(suite: str = SUITE) -> dict:
+    """``tests/grading.toml``: per topic its weight, forbidden APIs and test weights."""
+    with open(os.path.join(suite, "grading.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
+def topics_of(config: dict | None = None, suite: str = SUITE) -> list[str]:
     """Topics of ``tests/grading.toml`` that have a hidden suite ``tests/<topic>/test_<topic>.py``,
     in the order of that file."""
-    with open(os.path.join(suite, "grading.toml"), "rb") as f:
-        listed = tomllib.load(f)
+    listed = load_config(suite) if config is None else config
     return [t for t in listed if os.path.isfile(os.path.join(suite, t, f"test_{t}.py"))]
 
 

@@ -6,18 +6,16 @@ score is its weight times the weighted mean credit of its tests.
 """
 from __future__ import annotations
 
-import os
-import tomllib
 from collections import defaultdict
 
-from grader.grade import SUITE, Submission
+from grader.grade import Submission
 
 NOT_RUN = "not run"
 
 
-def load_config(suite: str = SUITE) -> dict:
-    with open(os.path.join(suite, "grading.toml"), "rb") as f:
-        return tomllib.load(f)
+def _topic_and_test(r: dict) -> tuple[str, str]:
+    """``("rnn", "test_rnn_forward")`` from a result's node id ``tests/rnn/test_rnn.py::test_rnn_forward``."""
+    return r["test"].split("/")[1], r["test"].split("::")[-1]
 
 
 def _case_id(params: dict) -> str:
@@ -32,8 +30,7 @@ def score(s: Submission, topics: list[str], config: dict, expected: dict[str, di
     """
     by_test: dict[tuple, list] = defaultdict(list)
     for r in s.results:
-        topic = r["test"].split("/")[1]
-        by_test[(topic, r["test"].split("::")[-1])].append(r)
+        by_test[_topic_and_test(r)].append(r)
     out_topics = []
     for topic in topics:
         cfg = config.get(topic, {})
@@ -93,6 +90,6 @@ def expected_cases(submissions: list[Submission]) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, set]] = {}
     for s in submissions:
         for r in s.results:
-            topic = r["test"].split("/")[1]
-            out.setdefault(topic, {}).setdefault(r["test"].split("::")[-1], {})[_case_id(r["params"])] = None
+            topic, test = _topic_and_test(r)
+            out.setdefault(topic, {}).setdefault(test, {})[_case_id(r["params"])] = None
     return out

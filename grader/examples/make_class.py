@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import io
 import os
-import tomllib
 import zipfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from grader.mutants import ROOT, implementation
+
 CLASS = os.path.join(ROOT, "grader", "examples", "class")
 
 # topic -> "solution", "stub", or the name of a mutant in tests/<topic>/mutants.toml; absent: no folder
@@ -24,26 +24,11 @@ PLANS = {
 }
 
 
-def topic_files(topic: str, what: str) -> dict[str, str]:
-    """The learner files of ``topic`` as a solution, a stub or a mutant."""
-    folder = os.path.join(ROOT, "exercises" if what == "stub" else "solutions", topic)
-    files = {n: open(os.path.join(folder, n)).read() for n in sorted(os.listdir(folder))
-             if n.endswith(".py") and not n.startswith("test_")}
-    if what in ("solution", "stub"):
-        return files
-    with open(os.path.join(ROOT, "tests", topic, "mutants.toml"), "rb") as f:
-        mutant = next(m for m in tomllib.load(f)["mutant"] if m["name"] == what)
-    for old, new in mutant["replace"]:
-        name = next(n for n, text in files.items() if old in text)
-        files[name] = files[name].replace(old, new, 1)
-    return files
-
-
 def write_folder(dest: str, plan: dict[str, str]) -> None:
     """Write a submission laid out like ``exercises/`` into ``dest``."""
     for topic, what in plan.items():
         os.makedirs(os.path.join(dest, topic), exist_ok=True)
-        for name, text in topic_files(topic, what).items():
+        for name, text in implementation(topic, what).items():
             with open(os.path.join(dest, topic, name), "w") as f:
                 f.write(text)
 
@@ -53,7 +38,7 @@ def zip_bytes(plan: dict[str, str]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for topic, what in sorted(plan.items()):
-            for name, text in topic_files(topic, what).items():
+            for name, text in implementation(topic, what).items():
                 info = zipfile.ZipInfo(f"{topic}/{name}", date_time=(2026, 1, 1, 0, 0, 0))
                 info.external_attr = 0o644 << 16
                 zf.writestr(info, text, zipfile.ZIP_DEFLATED)

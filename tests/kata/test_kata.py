@@ -12,9 +12,10 @@ from collections import defaultdict
 
 import pytest
 
-from tests.kata.mutation import ROOT, TOPICS, load, materialize
+from grader.grade import topics_of
+from grader.mutants import ROOT, load, materialize
 
-PRESENT = [t for t in TOPICS if os.path.isdir(os.path.join(ROOT, "tests", t))]
+PRESENT = topics_of()
 
 
 def _run_hidden(topic: str, impls: list[str], tmp_path) -> dict[str, dict[str, set[str]]]:

@@ -1,9 +1,10 @@
-"""Mutants: the reference solution of a topic with one realistic student bug each.
+"""Implementations of a topic for the kata's checks, the example class and the benchmark: the
+reference solution, the stub, or a mutant (the solution with one realistic student bug).
 
-``tests/<topic>/mutants.toml`` lists them: a name, a one-line description of the bug, and text
+``tests/<topic>/mutants.toml`` lists the mutants: a name, a one-line description of the bug, and text
 replacements applied to the files of ``solutions/<topic>/`` (each ``old`` must occur exactly once).
-``materialize(topics, dest)`` writes every mutant as a folder laid out like ``exercises/``, so that
-the hidden suite grades it like any submission (``--impl``).
+``materialize(mutant, dest)`` writes one as a folder laid out like ``exercises/``, so that the hidden
+suite grades it like any submission (``--impl``).
 """
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import shutil
 import tomllib
 from dataclasses import dataclass
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOPICS = ["value", "bigram", "cross_entropy", "perplexity", "rnn", "bptt", "lstm", "norms"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _sources(folder: str) -> dict[str, str]:
+    return {n: open(os.path.join(folder, n)).read() for n in sorted(os.listdir(folder))
+            if n.endswith(".py") and not n.startswith("test_")}
 
 
 @dataclass
@@ -24,8 +29,7 @@ class Mutant:
     replace: list
 
     def files(self) -> dict[str, str]:
-        folder = os.path.join(ROOT, "solutions", self.topic)
-        files = {n: open(os.path.join(folder, n)).read() for n in sorted(os.listdir(folder)) if n.endswith(".py")}
+        files = _sources(os.path.join(ROOT, "solutions", self.topic))
         for old, new in self.replace:
             where = [n for n, text in files.items() if text.count(old) == 1]
             total = sum(text.count(old) for text in files.values())
@@ -42,6 +46,13 @@ def load(topic: str) -> list[Mutant]:
     with open(path, "rb") as f:
         entries = tomllib.load(f).get("mutant", [])
     return [Mutant(topic, e["name"], e["bug"], e["replace"]) for e in entries]
+
+
+def implementation(topic: str, what: str) -> dict[str, str]:
+    """The learner files of ``topic``: ``what`` is "solution", "stub", or the name of a mutant."""
+    if what in ("solution", "stub"):
+        return _sources(os.path.join(ROOT, "exercises" if what == "stub" else "solutions", topic))
+    return next(m for m in load(topic) if m.name == what).files()
 
 
 def materialize(mutant: Mutant, dest: str) -> str:

@@ -1,5 +1,8 @@
 """``grader PATH``: grade one submission (a folder or zip laid out like ``exercises/``) or a class
-(a folder of such folders or zips), print the scores and write the reports."""
+(a folder of such folders or zips), print the scores and write the reports.
+
+``grader COMMAND ...`` runs one of the other commands (``grader --help`` lists them); each lives in its
+own module with a ``main(argv) -> int``."""
 from __future__ import annotations
 
 import argparse
@@ -43,10 +46,25 @@ def _progress(enabled: bool):
     return show if enabled else None
 
 
+# Other commands: name -> (module with ``main(argv) -> int``, one line of help). Anything else is a path.
+COMMANDS: dict[str, tuple[str, str]] = {
+}
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in COMMANDS:
+        import importlib
+        return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+    return grade_main(argv)
+
+
+def grade_main(argv) -> int:
     config = grade.load_config()
     all_topics = grade.topics_of(config)
-    p = argparse.ArgumentParser(prog="grader", description=__doc__.strip())
+    epilog = "other commands:\n" + "\n".join(f"  grader {k:<18} {h}" for k, (_, h) in COMMANDS.items())
+    p = argparse.ArgumentParser(prog="grader", description=__doc__.strip(), epilog=epilog if COMMANDS else None,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path", help="a submission (folder or .zip) or a class (a folder of submissions)")
     p.add_argument("--topics", help=f"comma-separated subset of: {','.join(all_topics)}")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of tables")

@@ -33,6 +33,8 @@ settings.register_profile("grading", derandomize=True, database=None, deadline=N
                           suppress_health_check=list(HealthCheck), print_blob=False, report_multiple_bugs=False,
                           phases=[Phase.explicit, Phase.generate, Phase.shrink])
 settings.register_profile("thorough", settings.get_profile("grading"), derandomize=False, max_examples=300)
+# Only the fixed ``@example``s: a kill that must not depend on which examples happen to be drawn.
+settings.register_profile("explicit", settings.get_profile("grading"), phases=[Phase.explicit])
 settings.load_profile(os.environ.get("DLKATA_HYPOTHESIS_PROFILE", "grading"))
 
 # A derandomized test seeds itself from a digest of its source, which hypothesis recomputes (by

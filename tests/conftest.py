@@ -44,6 +44,9 @@ if hasattr(hypothesis.core, "function_digest"):
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
+# One thread: the suites' tensors are tiny, so intra-op threads only cost (they spin while grading
+# processes share the cores), and a reference then does not depend on the machine's core count.
+torch.set_num_threads(1)
 
 
 def pytest_addoption(parser):

@@ -189,30 +189,30 @@ def analyse(data: dict) -> dict:
                           "sort": (n == 0, passed / n if n else 0.0, order[topic], k)})
     tests.sort(key=lambda t: t["sort"])
 
-    students, matrix = [], []
+    students = []
     for s, bt, r, f in zip(subs, by_topic, reach, files):
         students.append({"name": s["name"], "href": f"students/{f}", "score": s["score"], "max": s["max"],
                          "problem": s.get("problem") or "",
                          "topics": [{"topic": t, "score": bt[t]["score"] if t in bt else None,
                                      "max": bt[t]["max"] if t in bt else None, "reached": r.get(t, False)}
                                     for t in topics]})
-        cells = []
-        for col in tests:
+    for col in tests:  # the matrix: a row per test, a cell per submission
+        col["cells"] = []
+        for s, bt, r in zip(subs, by_topic, reach):
             t = next((x for x in bt.get(col["topic"], {"tests": []})["tests"] if x["test"] == col["test"]), None)
             if t is None or not r.get(col["topic"]):
-                state, label = "unreached", "topic not attempted"
+                state, label = "unreached", "topic not reached"
             elif t["status"] == "not run":
                 state, label = "notrun", "not run"
             elif t["status"] == "passed":
                 state, label = "pass", "passed"
             else:
                 state = "partial" if t["passed"] else "fail"
-                label = f"failed ({t['passed']}/{t['passed'] + t['failed']} cases passed)"
-            cells.append({"state": state, "title": f"{s['name']} · {col['topic']} · {col['test']}: {label}"})
-        matrix.append({"name": s["name"], "href": f"students/{f}", "cells": cells})
+                label = f"failed ({t['passed']} of {t['passed'] + t['failed']} cases passed)"
+            col["cells"].append({"state": state, "title": f"{s['name']} · {col['topic']} · {col['test']}: {label}"})
 
     totals = [s["score"] / s["max"] if s["max"] else 0.0 for s in subs]
-    return {"topics": topic_rows, "tests": tests, "students": students, "matrix": matrix, "files": files,
+    return {"topics": topic_rows, "tests": tests, "students": students, "files": files,
             "total_hist": histogram(totals), "n": len(subs),
             "mean_total": statistics.fmean([s["score"] for s in subs]) if subs else 0.0,
             "max_total": max([s["max"] for s in subs] + [0.0])}

@@ -107,6 +107,12 @@ def guide_links(topics: list[str], exercises: str, handout: str) -> dict[str, st
             if os.path.isfile(os.path.join(exercises, t, GUIDE))}
 
 
+def _headline(message: str) -> str:
+    """The first line of a message without its case (and the next line when the first only announces it)."""
+    lines = [x.strip() for x in _CASE.sub("", message.strip()).splitlines() if x.strip()] or [""]
+    return " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
@@ -226,6 +232,7 @@ def _env():
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["pts"] = report_mod._pts
     env.filters["pct"] = _pct
+    env.filters["firstline"] = _headline
     return env
 
 

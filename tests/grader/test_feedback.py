@@ -411,3 +411,10 @@ def test_the_dashboard_links_open_each_page(page, pages, report):
         assert page.locator("#student-name").text_content() == sub["name"]
         _assert_nothing_ran(page)
         page.go_back()
+
+
+def test_the_example_class_command_builds_from_a_report(report_path, tmp_path, capsys):
+    from grader.examples import feedback_pages
+    assert feedback_pages.main(["--report", str(report_path), "--out", str(tmp_path / "pages")]) == 0
+    assert (tmp_path / "pages" / "index.html").is_file()
+    assert len(list((tmp_path / "pages" / "students").iterdir())) == len(SPEC)

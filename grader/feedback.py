@@ -299,6 +299,8 @@ def main(argv=None) -> int:
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         data = load(args.report)
+    except FileNotFoundError:
+        p.error(f"no report at {args.report}: grade first (grader PATH --out FOLDER writes FOLDER/report.json)")
     except (OSError, ValueError) as e:
         p.error(str(e))
     try:

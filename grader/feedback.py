@@ -233,6 +233,7 @@ def _env():
     env.filters["pts"] = report_mod._pts
     env.filters["pct"] = _pct
     env.filters["firstline"] = _headline
+    env.filters["message"] = lambda text: re.sub(r"^\[\]\s*", "", text)  # a test without cases: no "[]"
     return env
 
 

@@ -143,6 +143,18 @@ def _test_points(sub: dict, meta: dict) -> list[tuple[float, float]]:
     return [(t["score"], t["max_score"]) for t in report_mod.gradescope(sub, meta)["tests"]]
 
 
+def _cell(name: str, topic: str, test: str, t: dict | None, reached_topic: bool) -> dict:
+    """One cell of the matrix: a state (its colour) and what hovering it says."""
+    if t is None or not reached_topic:
+        state, label = "unreached", "topic not reached"
+    elif t["status"] in ("passed", "not run"):
+        state, label = ("pass" if t["status"] == "passed" else "notrun"), t["status"]
+    else:
+        state = "partial" if t["passed"] else "fail"
+        label = f"failed ({t['passed']} of {t['passed'] + t['failed']} cases passed)"
+    return {"state": state, "title": f"{name} · {topic} · {test}: {label}"}
+
+
 def analyse(data: dict) -> dict:
     """Everything the dashboard shows, computed from the report."""
     subs = data["submissions"]
@@ -164,36 +176,30 @@ def analyse(data: dict) -> dict:
             "median": statistics.median(scores) if scores else 0.0,
             "hist": histogram([t["score"] / t["max"] if t["max"] else 0.0 for _, t, _ in present])})
 
-    tests, order = [], {t: i for i, t in enumerate(topics)}
-    for topic in topics:
-        names = []
-        for bt in by_topic:
+    # (topic, test) -> that test's entry in each submission's report (None where it has none)
+    grid: dict[tuple[str, str], list] = {}
+    for i, bt in enumerate(by_topic):
+        for topic in topics:
             for t in bt.get(topic, {"tests": []})["tests"]:
-                if t["test"] not in names:
-                    names.append(t["test"])
-        for k, name in enumerate(names):
-            passed = partial = failed = 0
-            groups: dict[str, dict] = {}
-            for s, bt, r in zip(subs, by_topic, reach):
-                t = next((x for x in bt.get(topic, {"tests": []})["tests"] if x["test"] == name), None)
-                if t is None or not r.get(topic) or t["status"] == "not run":
-                    continue
-                if t["status"] == "passed":
-                    passed += 1
-                    continue
-                failed += 1
-                partial += bool(t["passed"])
-                key = normalise(t["feedback"])
-                g = groups.setdefault(key, {"pattern": key, "count": 0, "example": t["feedback"], "who": []})
-                g["count"] += 1
-                g["who"].append(s["name"])
-            n = passed + failed
-            ranked = sorted(groups.values(), key=lambda g: -g["count"])
-            tests.append({"topic": topic, "test": name, "n": n, "passed": passed, "failed": failed,
-                          "partial": partial, "rate": passed / n if n else None,
-                          "groups": ranked[:3], "other_groups": max(len(ranked) - 3, 0),
-                          "sort": (n == 0, passed / n if n else 0.0, order[topic], k)})
-    tests.sort(key=lambda t: t["sort"])
+                grid.setdefault((topic, t["test"]), [None] * len(subs))[i] = t
+    tests, order = [], {t: i for i, t in enumerate(topics)}
+    for k, ((topic, name), entries) in enumerate(grid.items()):
+        counted = [(s, t) for s, t, r in zip(subs, entries, reach) if t and r[topic] and t["status"] != "not run"]
+        failures = [(s, t) for s, t in counted if t["status"] != "passed"]
+        groups: dict[str, dict] = {}
+        for s, t in failures:
+            g = groups.setdefault(normalise(t["feedback"]), {"count": 0, "example": t["feedback"], "who": []})
+            g["count"] += 1
+            g["who"].append(s["name"])
+        ranked = sorted(groups.values(), key=lambda g: -g["count"])
+        n, passed = len(counted), len(counted) - len(failures)
+        tests.append({"topic": topic, "test": name, "n": n, "passed": passed, "failed": len(failures),
+                      "partial": sum(1 for _, t in failures if t["passed"]), "rate": passed / n if n else None,
+                      "groups": ranked[:3], "other_groups": max(len(ranked) - 3, 0),
+                      "cells": [_cell(s["name"], topic, name, t, r.get(topic, False))
+                                for s, t, r in zip(subs, entries, reach)],
+                      "sort": (n == 0, passed / n if n else 0.0, order[topic], k)})
+    tests.sort(key=lambda t: t["sort"])  # the matrix: a row per test, most-failed first
 
     students = []
     for s, bt, r, f in zip(subs, by_topic, reach, files):
@@ -202,20 +208,6 @@ def analyse(data: dict) -> dict:
                          "topics": [{"topic": t, "score": bt[t]["score"] if t in bt else None,
                                      "max": bt[t]["max"] if t in bt else None, "reached": r.get(t, False)}
                                     for t in topics]})
-    for col in tests:  # the matrix: a row per test, a cell per submission
-        col["cells"] = []
-        for s, bt, r in zip(subs, by_topic, reach):
-            t = next((x for x in bt.get(col["topic"], {"tests": []})["tests"] if x["test"] == col["test"]), None)
-            if t is None or not r.get(col["topic"]):
-                state, label = "unreached", "topic not reached"
-            elif t["status"] == "not run":
-                state, label = "notrun", "not run"
-            elif t["status"] == "passed":
-                state, label = "pass", "passed"
-            else:
-                state = "partial" if t["passed"] else "fail"
-                label = f"failed ({t['passed']} of {t['passed'] + t['failed']} cases passed)"
-            col["cells"].append({"state": state, "title": f"{s['name']} · {col['topic']} · {col['test']}: {label}"})
 
     totals = [s["score"] / s["max"] if s["max"] else 0.0 for s in subs]
     return {"topics": topic_rows, "tests": tests, "students": students, "files": files,

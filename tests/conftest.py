@@ -19,6 +19,7 @@ import torch
 from hypothesis import HealthCheck, Phase, settings
 
 from grader.guard import violations
+from grader.plugin import pytest_pyfunc_call  # noqa: F401 - the grading plugin's hooks
 from grader.sandbox import LearnerError, Sandbox
 from grader.submission import topic_files
 

@@ -1,0 +1,103 @@
+"""The guides (``exercises/<topic>/GUIDE.md`` and ``GUIDE.zh.md``): their worked numbers agree with the
+reference solutions, both languages carry the same numbers, the glossary names every parameter of the
+stub's public functions, and each guide ends with its hints (what ``dlkata hint`` shows)."""
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+
+from grader.grade import topics_of
+from tests.kata.guide_numbers import EXAMPLES, MARKER, ROOT, compute, guide_paths
+
+TOPICS = topics_of()
+HINTS = {"GUIDE.md": "## Hints", "GUIDE.zh.md": "## 提示"}
+GLOSSARY = {"GUIDE.md": "## Glossary", "GUIDE.zh.md": "## 术语表"}
+FIX = "run `python -m tests.kata.guide_numbers --write` after checking that the change is intended"
+
+
+def _read(topic: str) -> dict[str, str]:
+    return {path.name: path.read_text(encoding="utf-8") for path in guide_paths(topic)}
+
+
+def _section(text: str, heading: str) -> str:
+    """The text under ``heading`` (a ``## `` line), up to the next ``## `` heading."""
+    lines = text.splitlines()
+    assert heading in lines, f"no {heading!r} section"
+    start = lines.index(heading) + 1
+    end = next((k for k in range(start, len(lines)) if lines[k].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def _stub_parameters(topic: str) -> set[str]:
+    """Every parameter name of the stub's public functions, methods and constructors."""
+    tree = ast.parse((ROOT / "exercises" / topic / f"{topic}.py").read_text(encoding="utf-8"))
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and not n.name.startswith("_")):
+        functions += [n for n in cls.body if isinstance(n, ast.FunctionDef)
+                      and (not n.name.startswith("_") or n.name in ("__init__", "__call__"))]
+    names = set()
+    for fn in functions:
+        a = fn.args
+        for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
+            if arg is not None and arg.arg != "self" and not arg.arg.startswith("_"):
+                names.add(arg.arg)
+    return names
+
+
+def test_every_topic_has_a_worked_example():
+    assert sorted(EXAMPLES) == sorted(TOPICS)
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_guide_numbers_are_those_of_the_solution(topic):
+    values = compute(topic)
+    for name, text in _read(topic).items():
+        found = MARKER.findall(text)
+        assert found, f"{topic}/{name}: no worked numbers"
+        unknown = sorted({key for key, _ in found if key not in values})
+        assert not unknown, f"{topic}/{name}: markers with no computed value: {unknown}"
+        stale = [f"{key}: guide says {shown}, the solution gives {values[key]}" for key, shown in found
+                 if values[key] != shown]
+        assert not stale, f"{topic}/{name}: stale numbers ({FIX}):\n" + "\n".join(stale)
+        unused = sorted(set(values) - {key for key, _ in found})
+        assert not unused, f"{topic}/{name}: computed values the guide never shows: {unused}"
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_both_languages_carry_the_same_numbers(topic):
+    guides = _read(topic)
+    en, zh = (sorted(set(MARKER.findall(guides[name]))) for name in ("GUIDE.md", "GUIDE.zh.md"))
+    assert en == zh, f"{topic}: GUIDE.md and GUIDE.zh.md show different numbers: " \
+                     f"only English {sorted(set(en) - set(zh))}, only Chinese {sorted(set(zh) - set(en))}"
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_hints_close_each_guide(topic):
+    for name, text in _read(topic).items():
+        hints = _section(text, HINTS[name])
+        lines = [line for line in hints.splitlines() if line.strip()]
+        assert lines[-1] == text.rstrip().splitlines()[-1], f"{topic}/{name}: the hints must be the last section"
+        numbers = [re.match(r"(\d+)\. \S", line) for line in lines]
+        assert all(numbers), f"{topic}/{name}: hints must be a numbered list, one line per hint"
+        assert [int(m.group(1)) for m in numbers] == list(range(1, len(lines) + 1)), f"{topic}/{name}: numbering"
+        assert 3 <= len(lines) <= 5, f"{topic}/{name}: 3 to 5 hints, found {len(lines)}"
+        assert not MARKER.search(hints), f"{topic}/{name}: hints are shown as plain text: no number markers"
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_glossary_covers_every_parameter_of_the_stub(topic):
+    parameters = _stub_parameters(topic)
+    assert parameters, f"{topic}: the stub has no public function"
+    for name, text in _read(topic).items():
+        glossary = _section(text, GLOSSARY[name])
+        missing = sorted(p for p in parameters if not re.search(rf"`[^`\n]*\b{re.escape(p)}\b[^`\n]*`", glossary))
+        assert not missing, f"{topic}/{name}: glossary does not name {missing}"
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_stub_points_to_its_guide(topic):
+    tree = ast.parse((ROOT / "exercises" / topic / f"{topic}.py").read_text(encoding="utf-8"))
+    doc = ast.get_docstring(tree)
+    assert doc.rstrip().splitlines()[-1] == "Guide: GUIDE.md (English), GUIDE.zh.md (中文).", topic

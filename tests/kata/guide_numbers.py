@@ -153,8 +153,8 @@ def bigram_example():
     probs_row2 = torch.softmax(W[2], dim=0)
     return dict(
         vocab=Raw("[" + ", ".join(f"'{c}'" for c in vocab) + "]"), V=len(vocab),
-        N=N, N_row_dot=N[0], N_row_a=N[1], N_row_b=N[2],
-        P1=P1, P1_row_dot=P1[0], P1_row_a=P1[1], P1_row_b=P1[2], P0=P0,
+        N_row_dot=N[0], N_row_a=N[1], N_row_b=N[2],
+        P1_row_dot=P1[0], P1_row_a=P1[1], P1_row_b=P1[2], P0=P0,
         nll_k1=sol.nll(words, P1, vocab), nll_k0=sol.nll(words, P0, vocab),
         nll_ba_k0=sol.nll(["ba"], P0, vocab), nll_ba_k1=sol.nll(["ba"], P1, vocab),
         log_V=math.log(len(vocab)),
@@ -163,7 +163,7 @@ def bigram_example():
         logits_row2=W[2], probs_row2=probs_row2, nll_row2=-torch.log(probs_row2[0]),
         probs_uniform=1 / 3, nll_uniform=math.log(3),
         reg_term=reg * (W ** 2).mean(), loss=loss, loss_no_reg=loss - reg * (W ** 2).mean(),
-        grad=grad, grad_row0=grad[0], grad_row1=grad[1], grad_row2=grad[2],
+        grad_row0=grad[0], grad_row1=grad[1], grad_row2=grad[2],
         grad_row2_data=2 * (probs_row2 - t([1, 0, 0])) / 5, grad_reg=2 * reg * 1.0 / 9,
     )
 

@@ -221,7 +221,8 @@ def perplexity_example():
     uniform = sol.perplexity(torch.zeros(1, 5, 3, dtype=D), torch.tensor([[0, 1, 2, 1, 0]]))
     return dict(
         logits_t0=logits[0, 0], logits_t1=logits[0, 1], logits_t2=logits[0, 2], logits_t3=logits[0, 3],
-        targets=targets[0], p_t1=torch.softmax(logits[0, 1], 0), nll=counted,
+        targets=targets[0], tgt_t0=targets[0, 0], tgt_t1=targets[0, 1], tgt_t2=targets[0, 2], mask=mask[0],
+        p_t1=torch.softmax(logits[0, 1], 0), nll=counted,
         nll_t0=nll[0, 0], nll_t1=nll[0, 1], nll_t2=nll[0, 2], total=total, mean=total / 3,
         ppl=ppl, ppl_mask=ppl_mask, from_nll=sol.perplexity_from_nll(total, 3),
         wrong_all_positions=torch.exp((total + nll[0, 3]) / 4), wrong_exp_sum=torch.exp(total),

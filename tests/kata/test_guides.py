@@ -66,6 +66,19 @@ def test_guide_numbers_are_those_of_the_solution(topic):
 
 
 @pytest.mark.parametrize("topic", TOPICS)
+def test_numbers_are_not_in_code(topic):
+    """Markdown shows code verbatim: a marker there would show as an HTML comment."""
+    for name, text in _read(topic).items():
+        fenced = False
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            for m in MARKER.finditer(line):
+                in_code = fenced or line.startswith(("    ", "\t")) or line[:m.start()].count("`") % 2
+                assert not in_code, f"{topic}/{name}:{number}: a number marker inside code: {line.strip()}"
+
+
+@pytest.mark.parametrize("topic", TOPICS)
 def test_both_languages_carry_the_same_numbers(topic):
     guides = _read(topic)
     en, zh = (sorted(set(MARKER.findall(guides[name]))) for name in ("GUIDE.md", "GUIDE.zh.md"))

@@ -297,7 +297,7 @@ def bptt_example():
         agree(full[name], g[name], f"bptt: truncated with k >= T is full BPTT ({name})")
     grads = [t([3.0, 0.0]), t([[4.0]])]
     clipped, norm = sol.clip_grad_norm(grads, 1.0)
-    kept, _ = sol.clip_grad_norm(grads, 10.0)
+    kept, _ = sol.clip_grad_norm(grads, 10.0)  # max_norm 1 and 10: clip_max, kept_max below
     tg = [p.clone() for p in grads]
     ps = [torch.nn.Parameter(torch.zeros_like(p)) for p in tg]
     for p, gr in zip(ps, tg):
@@ -313,6 +313,7 @@ def bptt_example():
         dx=g["x"][:, 0, 0], dh0=g["h0"][0], dW_ih=g["W_ih"], dW_hh=g["W_hh"], db=g["b_ih"],
         tr_da0=d_output[0, 0] * (1 - h_a ** 2), tr_dx=tr["x"][:, 0, 0], tr_dh0=tr["h0"][0],
         tr_dW_ih=tr["W_ih"], tr_dW_hh=tr["W_hh"], tr_db=tr["b_ih"],
+        d_h_n=d_h_n[0], clip_max=1.0, kept_max=10.0,
         clip_in_a=grads[0], clip_in_b=grads[1], clip_norm=norm, clip_factor=1.0 / (norm + 1e-6),
         clip_a=clipped[0], clip_b=clipped[1], kept_a=kept[0], kept_b=kept[1],
         wrong_each_a=grads[0] / grads[0].norm(), wrong_each_b=grads[1] / grads[1].norm(),

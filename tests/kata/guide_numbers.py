@@ -225,7 +225,8 @@ def perplexity_example():
         p_t1=torch.softmax(logits[0, 1], 0), nll=counted,
         nll_t0=nll[0, 0], nll_t1=nll[0, 1], nll_t2=nll[0, 2], total=total, mean=total / 3,
         ppl=ppl, ppl_mask=ppl_mask, from_nll=sol.perplexity_from_nll(total, 3),
-        wrong_all_positions=torch.exp((total + nll[0, 3]) / 4), wrong_exp_sum=torch.exp(total),
+        wrong_all_positions=torch.exp(total / 4),
+        wrong_padding_scored=torch.exp((total + nll[0, 3]) / 4), wrong_exp_sum=torch.exp(total),
         wrong_mean_exp=torch.exp(counted).mean(), wrong_bits=2 ** (total / 3), uniform=uniform,
         e2=math.exp(2), denom=math.exp(2) + 2,
     )

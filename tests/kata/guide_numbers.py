@@ -64,7 +64,8 @@ def agree(ours, reference, what: str) -> None:
 
 
 def fmt(value) -> str:
-    """How a value is displayed: 4 decimals without trailing zeros, lists in brackets, strings quoted."""
+    """How a value is displayed: 4 decimals without trailing zeros (below 1e-3: ``1e-6``), lists in
+    brackets, strings quoted."""
     if isinstance(value, torch.Tensor):
         value = value.tolist()
     if isinstance(value, str):
@@ -79,6 +80,11 @@ def fmt(value) -> str:
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
+    if abs(value) < 1e-12:  # rounding noise of a value that is 0 in exact arithmetic
+        return "0"
+    if abs(value) < 1e-3:  # small values in scientific notation: 1e-6, not 0
+        mantissa, exponent = f"{value:.4e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
     text = f"{value:.4f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 
@@ -412,7 +418,7 @@ def norms_example():
         dx_sum=dx.sum(), dx_wrong_only_std=(g / torch.sqrt(x.var(correction=0) + 1e-5))[0],
         ms=(x ** 2).mean(), rms=torch.sqrt((x ** 2).mean()), r_hat=r_hat[0], r=r[0],
         r_mean_g_xhat=(g * r_hat).mean(), rdx=rdx[0], rdweight=rdw,
-        small=small[0], ln_small=ln_small[0], ln_small_wrong=(small / (small.std(correction=0) + 1e-5))[0],
+        small=small[0], small_var=small.var(correction=0), ln_small=ln_small[0], ln_small_wrong=(small / (small.std(correction=0) + 1e-5))[0],
         f_x=torch.relu(x)[0], pre=pre[0], post=post[0], relu_x_hat=torch.relu(x_hat)[0],
         two_x=(2 * x)[0],
     )

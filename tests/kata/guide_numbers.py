@@ -185,8 +185,8 @@ def cross_entropy_example():
     agree(lsm, F.log_softmax(z, dim=1), "cross_entropy: log_softmax")
     out = dict(z=z, z0=z[0], z1=z[1], y=y, y_ign=y_ign,
                lse0=torch.logsumexp(z[0], 0), lsm0=lsm[0], lsm1=lsm[1], p0=lsm[0].exp(), p1=lsm[1].exp())
-    for name, kwargs, target in [("none", dict(reduction="none"), y), ("mean", {}, y), ("sum", dict(reduction="sum"), y),
-                                 ("ign_mean", {}, y_ign), ("ign_none", dict(reduction="none"), y_ign),
+    for name, kwargs, target in [("none", dict(reduction="none"), y), ("mean", {}, y),
+                                 ("sum", dict(reduction="sum"), y), ("ign_mean", {}, y_ign), ("ign_none", dict(reduction="none"), y_ign),
                                  ("ls_none", dict(reduction="none", label_smoothing=0.3), y)]:
         loss = sol.cross_entropy(z, target, **kwargs)
         agree(loss, F.cross_entropy(z, target, **kwargs), f"cross_entropy: {name}")
@@ -418,7 +418,8 @@ def norms_example():
         dx_sum=dx.sum(), dx_wrong_only_std=(g / torch.sqrt(x.var(correction=0) + 1e-5))[0],
         ms=(x ** 2).mean(), rms=torch.sqrt((x ** 2).mean()), r_hat=r_hat[0], r=r[0],
         r_mean_g_xhat=(g * r_hat).mean(), rdx=rdx[0], rdweight=rdw,
-        small=small[0], small_var=small.var(correction=0), ln_small=ln_small[0], ln_small_wrong=(small / (small.std(correction=0) + 1e-5))[0],
+        small=small[0], small_var=small.var(correction=0), ln_small=ln_small[0],
+        ln_small_wrong=(small / (small.std(correction=0) + 1e-5))[0],
         f_x=torch.relu(x)[0], pre=pre[0], post=post[0], relu_x_hat=torch.relu(x_hat)[0],
         two_x=(2 * x)[0],
     )
@@ -428,8 +429,9 @@ def norms_example():
 @functools.lru_cache(maxsize=None)
 def compute(topic: str) -> dict[str, str]:
     """``{"topic.name": displayed text}`` for every named value of ``topic``'s worked example."""
-    torch.set_num_threads(1)
-    return {f"{topic}.{name}": display(value) for name, value in EXAMPLES[topic]().items()}
+    with torch.random.fork_rng(devices=[]):  # torch modules built here draw their initial weights
+        values = EXAMPLES[topic]()
+    return {f"{topic}.{name}": display(value) for name, value in values.items()}
 
 
 def guide_paths(topic: str) -> list[Path]:

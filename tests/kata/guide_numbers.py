@@ -186,7 +186,8 @@ def cross_entropy_example():
     out = dict(z=z, z0=z[0], z1=z[1], y=y, y_ign=y_ign,
                lse0=torch.logsumexp(z[0], 0), lsm0=lsm[0], lsm1=lsm[1], p0=lsm[0].exp(), p1=lsm[1].exp())
     for name, kwargs, target in [("none", dict(reduction="none"), y), ("mean", {}, y),
-                                 ("sum", dict(reduction="sum"), y), ("ign_mean", {}, y_ign), ("ign_none", dict(reduction="none"), y_ign),
+                                 ("sum", dict(reduction="sum"), y), ("ign_mean", {}, y_ign),
+                                 ("ign_none", dict(reduction="none"), y_ign),
                                  ("ls_none", dict(reduction="none", label_smoothing=0.3), y)]:
         loss = sol.cross_entropy(z, target, **kwargs)
         agree(loss, F.cross_entropy(z, target, **kwargs), f"cross_entropy: {name}")

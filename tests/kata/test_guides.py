@@ -27,8 +27,8 @@ NOTATION = {
              "T", "B", "I", "H"],
     "lstm": ["z", "i", "f", "g", "o", "c", "h", "c'", "h'", "sigmoid", "tanh", "dz", "hc0", "h_n", "c_n", "d_h_next",
              "d_c_next", "T", "B", "I", "H"],
-    "norms": ["normalized_shape", "N", "mean", "var", "x_hat", "eps", "weight", "bias", "g", "d_out", "dweight", "dbias",
-              "D", "W", "b"],
+    "norms": ["normalized_shape", "N", "mean", "var", "x_hat", "eps", "weight", "bias", "g", "d_out", "dweight",
+              "dbias", "D", "W", "b"],
 }
 FIX = "run `python -m tests.kata.guide_numbers --write` after checking that the change is intended"
 

@@ -59,6 +59,7 @@ softmax family: ``F.softmax``/``log_softmax``/``cross_entropy``/``nll_loss``, ``
 your own with those names are fine). ``torch.multinomial`` is
 allowed, and required in ``sample``. In a training script of your own, ``loss.backward()`` on
 ``neural_bigram_loss`` is the way to check your gradient.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

@@ -47,6 +47,7 @@ Not allowed here (write them yourself): ``F.cross_entropy``, ``F.nll_loss``, ``F
 ``F.softmax``, ``torch.log_softmax`` / ``softmax`` / ``logsumexp`` and the tensor methods of those
 names, ``nn.CrossEntropyLoss``, and autograd (``torch.autograd``, ``.backward()``) -- the gradient
 is computed by the formula above. Class weights (``weight=``) are not part of this exercise.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

@@ -57,6 +57,7 @@ Not allowed here: ``F.layer_norm``, ``F.rms_norm``, ``torch.layer_norm``, ``torc
 ``.backward()``, ``torch.func``): the backward functions are written by hand. Any other torch
 function (``mean``, ``sqrt``, ``rsqrt``, ``relu``, ``matmul``, ...) is fine. The residual blocks must
 stay differentiable: the grader runs autograd through them.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

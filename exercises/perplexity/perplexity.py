@@ -26,6 +26,7 @@ Pitfalls:
 
 You may use any torch function here, ``F.cross_entropy`` included, but writing ``token_nll`` by
 hand is the point of the exercise.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

@@ -45,6 +45,7 @@ The graded suite compares data and gradients with PyTorch autograd in float64.
 
 The second half is a tiny neural-network library (micrograd's ``nn``): ``Neuron``, ``Layer`` and
 ``MLP``, all ``Module``s with ``parameters()`` and ``zero_grad()``.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import math
 import random

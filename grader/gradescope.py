@@ -180,7 +180,7 @@ def _target(submission: str, topics: list[str]) -> str | None:
 
 
 def _failure(message: str, topics: list[str]) -> dict:
-    return {"score": 0.0, "output": message, "visibility": "visible", "stdout_visibility": "hidden",
+    return {"score": 0.0, "output": message, "visibility": "visible",
             "tests": [{"name": f"{t}", "number": str(i), "score": 0.0, "max_score": 0.0, "status": "failed",
                        "output": message, "visibility": "visible"} for i, t in enumerate(topics, 1)]}
 
@@ -198,6 +198,8 @@ def autograde(root: str) -> dict:
     topics = config["topics"]
     results_path = os.path.join(root, "results", "results.json")
     os.makedirs(os.path.dirname(results_path), exist_ok=True)
+    if os.path.exists(results_path):
+        os.remove(results_path)
     students = _students(os.path.join(root, "submission_metadata.json"))
     who = ", ".join(f"{s['name'] or '?'} (id {s['id']})" for s in students)
 
@@ -208,9 +210,9 @@ def autograde(root: str) -> dict:
            "--call-timeout", str(config["call_timeout"]), "--submission-timeout", str(config["submission_timeout"]),
            "--brief", "--db", "none"]
     if mode != "bwrap":
-        notes.append("This submission was graded UNSANDBOXED: the grading container does not allow the "
-                     "namespaces bubblewrap needs, so learner code ran in separate processes with resource "
-                     "limits only.")
+        notes.append("This submission was graded UNSANDBOXED: bubblewrap could not run in the grading "
+                     "container (not installed, or namespaces not allowed), so learner code ran in separate "
+                     "processes with resource limits only.")
         if _grader_accepts("--unsandboxed"):
             cmd.append("--unsandboxed")
     target = _target(os.path.join(root, "submission"), topics)
@@ -239,6 +241,7 @@ def autograde(root: str) -> dict:
         notes.insert(0, f"Graded for {who}.")
     results["output"] = "\n".join([*notes, results.get("output") or ""]).strip()
     results["execution_time"] = round(time.monotonic() - start, 2)
+    results["stdout_visibility"] = "hidden"  # the grader's log is for the course staff
     extra = results.setdefault("extra_data", {})
     extra.update({"isolation": mode, "topics": topics, "students": students,
                   "grader_version": _version()})

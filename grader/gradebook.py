@@ -136,7 +136,7 @@ def url_of(db: str) -> str:
 
 def default_db(out: str) -> str:
     """``gradebook.sqlite`` beside the reports folder (``out/gradebook.sqlite`` for ``--out out/grading``)."""
-    return os.path.join(os.path.dirname(os.path.abspath(out)), "gradebook.sqlite")
+    return os.path.join(os.path.dirname(os.path.normpath(out)), "gradebook.sqlite")
 
 
 def open_db(db: str) -> Engine:

@@ -146,7 +146,8 @@ def test_the_grade_command_records_its_run(graded):
 
 
 def test_the_default_gradebook_sits_beside_the_reports():
-    assert gb.default_db("out/grading") == os.path.abspath("out/gradebook.sqlite")
+    assert gb.default_db("out/grading") == gb.default_db("out/grading/") == os.path.join("out", "gradebook.sqlite")
+    assert gb.default_db("/srv/course/reports") == "/srv/course/gradebook.sqlite"
     assert gb.url_of("out/x.sqlite") == "sqlite:///" + os.path.abspath("out/x.sqlite")
     assert gb.url_of("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
 

@@ -36,7 +36,7 @@ import tomllib
 from sqlalchemy import (Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, inspect,
                         select, text)
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
 
 SCHEMA_VERSION = 1
 MIGRATIONS: dict[int, list[str]] = {}  # n -> SQL statements taking a version-n gradebook to n + 1
@@ -193,17 +193,20 @@ def record(db: str, reports: list[dict], meta: dict, *, when: dt.datetime | None
                   cuda=bool(meta.get("cuda")), seconds=float(meta.get("seconds", 0)),
                   problems=json.dumps(meta.get("problems", [])))
         session.add(run)
+        names = sorted({r["name"] for r in reports})
+        students = {x.name: x for x in session.scalars(select(Student).where(Student.name.in_(names)))}
+        subs = {(x.student.name, x.sha256): x for x in session.scalars(
+            select(Submission).join(Submission.student).where(Student.name.in_(names)))}
         for r in reports:
-            student = session.scalar(select(Student).where(Student.name == r["name"]))
+            student = students.get(r["name"])
             if student is None:
-                student = Student(name=r["name"])
+                student = students[r["name"]] = Student(name=r["name"])
                 session.add(student)
-                session.flush()
-            sub = session.scalar(select(Submission).where(Submission.student_id == student.id,
-                                                          Submission.sha256 == r["sha256"]))
+            sub = subs.get((r["name"], r["sha256"]))
             if sub is None:
-                sub = Submission(student=student, sha256=r["sha256"], source=os.path.basename(r["source"]),
-                                 submitted_at=_mtime(r["source"]) or now, first_graded_at=now)
+                sub = subs[r["name"], r["sha256"]] = Submission(
+                    student=student, sha256=r["sha256"], source=os.path.basename(r["source"]),
+                    submitted_at=_mtime(r["source"]) or now, first_graded_at=now)
                 session.add(sub)
             grade = Grade(run=run, submission=sub, score=r["score"], max=r["max"], problem=r["problem"])
             session.add(grade)
@@ -290,7 +293,10 @@ def rows(db: str, pick: str | None = None) -> tuple[list[str], list[list]]:
     engine = open_db(db)
     try:
         with Session(engine) as session:
-            grades = list(session.scalars(select(Grade).join(Grade.run).order_by(Run.started_at, Run.id, Grade.id)))
+            grades = list(session.scalars(
+                select(Grade).join(Grade.run).order_by(Run.started_at, Run.id, Grade.id)
+                .options(selectinload(Grade.topics), selectinload(Grade.run),
+                         selectinload(Grade.submission).selectinload(Submission.student))))
             topics = list(dict.fromkeys(t.topic for g in grades for t in g.topics))
             if pick:
                 current: dict[int, Grade] = {}  # submission -> its latest grade (the current suite's verdict)

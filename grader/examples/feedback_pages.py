@@ -4,7 +4,7 @@
     python -m grader.examples.feedback_pages --screenshots    # ... and refresh grader/examples/feedback/*.png
 
 ``--report FILE`` builds the pages from an existing report instead of grading. The screenshots (shown in
-the README) need Playwright and a Chromium (``pip install -e '.[browser]'``, ``apt-get install chromium``).
+the README) need Playwright and a Chromium (``pip install -e '.[test]'``, ``apt-get install chromium``).
 """
 from __future__ import annotations
 

@@ -254,7 +254,7 @@ def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("browser tests need Playwright's Python package (pip install 'dlkata[browser]')")
+        pytest.skip("browser tests need Playwright's Python package (pip install 'dlkata[test]')")
     if CHROMIUM is None:
         pytest.skip("browser tests need a Chromium (apt-get install chromium, or set DLKATA_CHROMIUM)")
     with sync_playwright() as p:

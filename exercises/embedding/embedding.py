@@ -51,6 +51,7 @@ Not allowed here (you write them): ``torch.nn.functional.embedding``, ``torch.nn
 ``torch.nn.functional.embedding_bag``, ``torch.nn.EmbeddingBag``, ``torch.embedding`` and their
 relatives; in ``embedding_backward``, autograd (``torch.autograd``, ``.backward()``, ``torch.func``).
 Indexing (``weight[ids]``), ``index_add_``, ``torch.where``, ``sum``, ``@`` are fine.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

@@ -51,6 +51,7 @@ Not allowed here (you write them): ``torch.nn.GRU``, ``torch.nn.GRUCell``, ``tor
 ``torch.gru_cell`` and their relatives; in ``gru_cell_backward``, autograd (``torch.autograd``,
 ``.backward()``, ``torch.func``). ``torch.sigmoid``, ``torch.tanh``, ``@``, ``chunk``, ``torch.cat``
 and ``torch.stack`` are fine.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

@@ -249,6 +249,54 @@ def _rnn_weights():
 
 
 @example
+def embedding_example():
+    sol = solution("embedding")
+    F = torch.nn.functional
+    weight = t([[0.5, 0.5], [1.0, 2.0], [-1.0, 0.5], [2.0, -1.0]])  # (V=4, D=2); row 0 is the padding row
+    ids = torch.tensor([[1, 3, 1], [2, 0, 0]])                      # (B=2, L=3): id 1 twice, padding id 0
+    d_out = t([[[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], [[1.0, 1.0], [2.0, 0.0], [0.0, 3.0]]])
+    out = sol.embedding(ids, weight, padding_idx=0)
+    agree(out, F.embedding(ids, weight, padding_idx=0), "embedding: lookup")
+    d_weight = sol.embedding_backward(ids, d_out, 4, padding_idx=0)
+    tw = weight.clone().requires_grad_()
+    (F.embedding(ids, tw, padding_idx=0) * d_out).sum().backward()
+    agree(d_weight, tw.grad, "embedding: backward")
+    ow = weight.clone().requires_grad_()
+    (sol.embedding(ids, ow, padding_idx=0) * d_out).sum().backward()
+    agree(ow.grad, tw.grad, "embedding: autograd through the forward")
+    agree(sol.embedding_backward(ids, d_out, 4, padding_idx=-4), d_weight, "embedding: negative padding_idx")
+    no_pad = sol.embedding_backward(ids, d_out, 4)
+    nw = weight.clone().requires_grad_()
+    (F.embedding(ids, nw) * d_out).sum().backward()
+    agree(no_pad, nw.grad, "embedding: backward without padding_idx")
+    flat_ids, flat_d = ids.reshape(-1).tolist(), d_out.reshape(-1, 2)
+    assigned = torch.zeros(4, 2, dtype=D)
+    for v, row in zip(flat_ids, flat_d):  # an assignment keeps one write per row (the CPU: the last)
+        assigned[v] = row
+    assigned[0] = 0
+    bags = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)])    # a third bag of padding only
+    mean = sol.embedding_bag(bags, weight, mode="mean", padding_idx=0)
+    total = sol.embedding_bag(bags, weight, mode="sum", padding_idx=0)
+    agree(mean, F.embedding_bag(bags, weight, mode="mean", padding_idx=0), "embedding: bag mean")
+    agree(total, F.embedding_bag(bags, weight, mode="sum", padding_idx=0), "embedding: bag sum")
+    bw, tbw = weight.clone().requires_grad_(), weight.clone().requires_grad_()
+    sol.embedding_bag(bags, bw, mode="mean", padding_idx=0).sum().backward()
+    F.embedding_bag(bags, tbw, mode="mean", padding_idx=0).sum().backward()
+    agree(bw.grad, tbw.grad, "embedding: bag gradient")
+    return dict(
+        weight=weight, w0=weight[0], w1=weight[1], w2=weight[2], w3=weight[3], ids=ids,
+        out0=out[0], out1=out[1], one_hot=F.one_hot(ids[0, 0], 4).to(D), one_hot_w=F.one_hot(ids[0, 0], 4).to(D) @ weight,
+        d_out0=d_out[0], d_out1=d_out[1],
+        dw=d_weight, dw0=d_weight[0], dw1=d_weight[1], dw2=d_weight[2], dw3=d_weight[3],
+        dw0_no_pad=no_pad[0], dw1_assigned=assigned[1], dw1_mean=(d_out[0, 0] + d_out[0, 2]) / 2,
+        neg_pad=-4, bag2=bags[2],
+        mean0=mean[0], mean1=mean[1], mean2=mean[2], sum0=total[0], sum1=total[1],
+        mean1_counts_padding=total[1] / 3, mean1_sums_padding=total[1] + 2 * weight[0],
+        mean2_zero_div=total[2] / (bags[2] != 0).sum(), bag_grad=bw.grad,
+    )
+
+
+@example
 def rnn_example():
     sol = solution("rnn")
     x, W_ih, W_hh, b_ih, b_hh = _rnn_weights()
@@ -377,6 +425,76 @@ def lstm_example():
         d_c_new=s(d_c_new), d_i=s(d_c_new * g), d_f=s(d_c_new * c), d_g=s(d_c_new * i), d_o=s(d_h_next * tanh_c),
         dz=db_ih, dx=s(dx), dh=s(dh), dc=s(dc), dW_ih=dW_ih[:, 0], dW_hh=dW_hh[:, 0],
         seq_x=xs[:, 0, 0], seq_out=output[:, 0, 0], seq_c_n=s(c_n[0]),
+    )
+
+
+def _gru_weights():
+    W_ih = t([[1.0], [-1.0], [0.0], [1.0], [0.5], [-1.0]])                               # (3H=6, I=1): r, z, n
+    W_hh = t([[1.0, 0.0], [0.0, 1.0], [0.0, -2.0], [1.0, 0.0], [1.0, -1.0], [2.0, 0.0]])  # (3H=6, H=2)
+    b_ih = t([0.0, 0.0, 0.0, 0.0, 0.5, 0.0])
+    b_hh = t([0.0, 0.5, 0.0, 0.0, 0.0, 1.0])
+    return W_ih, W_hh, b_ih, b_hh
+
+
+@example
+def gru_example():
+    sol = solution("gru")
+    W_ih, W_hh, b_ih, b_hh = _gru_weights()
+    x, h = t([[1.0]]), t([[0.5, -0.5]])
+    h1 = sol.gru_cell(x, h, W_ih, W_hh, b_ih, b_hh)
+    cell = torch.nn.GRUCell(1, 2).double()
+    with torch.no_grad():
+        for p, w in zip((cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh), (W_ih, W_hh, b_ih, b_hh)):
+            p.copy_(w)
+        agree(h1, cell(x, h), "gru: h'")
+    gi, gh = (x @ W_ih.T + b_ih)[0], (h @ W_hh.T + b_hh)[0]
+    r, z = torch.sigmoid(gi[0:2] + gh[0:2]), torch.sigmoid(gi[2:4] + gh[2:4])
+    n = torch.tanh(gi[4:6] + r * gh[4:6])
+    hv = h[0]
+    # the usual slips, one at a time
+    n_paper = torch.tanh(gi[4:6] + (r * hv) @ W_hh[4:6].T + b_hh[4:6])       # d2l / the paper: (r * h) W_hn^T
+    n_bias_out = torch.tanh(gi[4:6] + r * (gh[4:6] - b_hh[4:6]) + b_hh[4:6])  # b_hn outside r * (...)
+    r_zrn, z_zrn = z, r                                                        # chunks read as z, r, n
+    n_zrn = torch.tanh(gi[4:6] + r_zrn * gh[4:6])
+    d_h_next = t([[1.0, 0.5]])
+    grads = sol.gru_cell_backward(x, h, W_ih, W_hh, b_ih, b_hh, d_h_next)
+    ps = [p.clone().requires_grad_() for p in (x, h, W_ih, W_hh, b_ih, b_hh)]
+    tcell = torch.nn.GRUCell(1, 2).double()
+    with torch.no_grad():
+        for p, w in zip((tcell.weight_ih, tcell.weight_hh, tcell.bias_ih, tcell.bias_hh), (W_ih, W_hh, b_ih, b_hh)):
+            p.copy_(w)
+    (tcell(ps[0], ps[1]) * d_h_next).sum().backward()
+    refs = (ps[0].grad, ps[1].grad, tcell.weight_ih.grad, tcell.weight_hh.grad, tcell.bias_ih.grad, tcell.bias_hh.grad)
+    for name, ours, ref in zip(("dx", "dh", "dW_ih", "dW_hh", "db_ih", "db_hh"), grads, refs):
+        agree(ours, ref, f"gru: {name}")
+    dx, dh, dW_ih, dW_hh, db_ih, db_hh = grads
+    g = d_h_next[0]
+    d_n, d_z, d_h_direct = g * (1 - z), g * (hv - n), g * z
+    d_a_n = d_n * (1 - n ** 2)
+    d_r = d_a_n * gh[4:6]
+    xs = t([[[1.0]], [[-1.0]]])
+    output, h_n = sol.gru_forward(xs, [(W_ih, W_hh, b_ih, b_hh)], h.unsqueeze(0))
+    ref = torch.nn.GRU(1, 2).double()
+    with torch.no_grad():
+        for p, w in zip((ref.weight_ih_l0, ref.weight_hh_l0, ref.bias_ih_l0, ref.bias_hh_l0), (W_ih, W_hh, b_ih, b_hh)):
+            p.copy_(w)
+        r_out, r_h = ref(xs, h.unsqueeze(0))
+    agree(output, r_out, "gru: output")
+    agree(h_n, r_h, "gru: h_n")
+    return dict(
+        W_ih=W_ih[:, 0], W_hh_r=W_hh[0:2], W_hh_z=W_hh[2:4], W_hh_n=W_hh[4:6], b_ih=b_ih, b_hh=b_hh,
+        x=x[0, 0], h=hv, gi=gi, gh=gh, a_r=gi[0:2] + gh[0:2], a_z=gi[2:4] + gh[2:4], r=r, z=z,
+        i_n=gi[4:6], h_n=gh[4:6], r_h_n=r * gh[4:6], a_n=gi[4:6] + r * gh[4:6], n=n,
+        one_minus_z_n=(1 - z) * n, z_h=z * hv, h1=h1[0],
+        paper_n=n_paper, paper_h1=(1 - z) * n_paper + z * hv,
+        bias_out_n=n_bias_out, bias_out_h1=(1 - z) * n_bias_out + z * hv,
+        swapped_h1=z * n + (1 - z) * hv, zrn_h1=(1 - z_zrn) * n_zrn + z_zrn * hv,
+        d2l_W_xr=W_ih[0:2].T, d2l_W_hz=W_hh[2:4].T,
+        d_h_next=g, d_n=d_n, d_z=d_z, d_h_direct=d_h_direct, d_an=d_a_n, d_r=d_r,
+        d_ar=db_ih[0:2], d_az=db_ih[2:4], d_an_r=d_a_n * r,
+        db_ih=db_ih, db_hh=db_hh, dx=dx[0, 0], dh=dh[0], dh_no_direct=dh[0] - d_h_direct,
+        dW_ih=dW_ih[:, 0], dW_hh_n=dW_hh[4:6],
+        seq_x=xs[:, 0, 0], seq_out0=output[0, 0], seq_out1=output[1, 0],
     )
 
 

@@ -27,6 +27,9 @@ NOTATION = {
              "T", "B", "I", "H"],
     "lstm": ["z", "i", "f", "g", "o", "c", "h", "c'", "h'", "sigmoid", "tanh", "dz", "hc0", "h_n", "c_n", "d_h_next",
              "d_c_next", "T", "B", "I", "H"],
+    "embedding": ["V", "D", "B", "L", "out", "d_weight", "embedding_dim"],
+    "gru": ["gi", "gh", "i_r", "i_z", "i_n", "h_r", "h_z", "h_n", "r", "z", "n", "h'", "sigmoid", "tanh", "output",
+            "T", "B", "I", "H", "L"],
     "norms": ["normalized_shape", "N", "mean", "var", "x_hat", "eps", "weight", "bias", "g", "d_out", "dweight",
               "dbias", "D", "W", "b"],
 }

@@ -104,7 +104,7 @@ def test_token_nll(impl, device, dtype, case, scale, pad):
         if not got.isfinite()[~keep].all():
             raise Mismatch(f"{what} is not finite at a padded position: return any finite value there")
         got = torch.where(keep, got, expected)  # the value at padding is free
-    check(what + (f" with positions of spread 1e4 and 3 in turn" if scale == "rows" else f", scale {scale:g}"),
+    check(what + (" with positions of spread 1e4 and 3 in turn" if scale == "rows" else f" with logits of scale {scale:g}"),
           got, expected)
 
 

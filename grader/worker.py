@@ -52,6 +52,10 @@ def _materialize(x):
     return x
 
 
+# Taken before any learner code runs, so that patching torch cannot hide a change.
+_EQUAL, _EQ, _ISNAN = torch.equal, torch.eq, torch.isnan
+
+
 class _Kept:
     """What an input tensor looked like before a call: a copy of its values and its layout."""
 
@@ -65,7 +69,7 @@ class _Kept:
             return f"its shape went from {self.layout[0]} to {tuple(t.shape)}" if tuple(t.shape) != self.layout[0] \
                 else "its strides, dtype or storage changed"
         a, b = t.detach(), self.values
-        same = torch.equal(a, b) or bool(((a == b) | ((a != a) & (b != b))).all())
+        same = _EQUAL(a, b) or bool((_EQ(a, b) | (_ISNAN(a) & _ISNAN(b))).all())
         return None if same else "its values changed"
 
 
@@ -74,7 +78,7 @@ def _inputs(fn, args, kwargs) -> list[tuple[str, object]]:
     names from ``fn``'s signature (``h0``, ``params[1]``, ``state['h']``)."""
     try:
         named = list(inspect.signature(fn).bind(*args, **kwargs).arguments.items())
-    except (TypeError, ValueError):  # the call itself will say what is wrong
+    except Exception:  # noqa: BLE001 - no signature, or one that does not fit: the call itself will say
         named = [(f"#{k + 1}", a) for k, a in enumerate(args)] + list(kwargs.items())
     kept: list[tuple[str, object]] = []
 

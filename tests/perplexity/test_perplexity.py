@@ -154,13 +154,22 @@ def test_mask_and_ignore_index_together(impl, device, dtype, case, pad):
 @example(case=BT, how="ignore_index")
 @example(case=NV, how="mask")
 def test_nothing_counted_gives_nan(impl, device, dtype, case, how):
-    logits = _logits(case, dtype, device)
-    targets = torch.full(case.lead, -100, device=device)
-    kw = {"ignore_index": -100} if how != "mask" else {}
-    if how != "ignore_index":
-        kw["mask"] = torch.zeros(case.lead, dtype=torch.bool, device=device)
-    check(f"perplexity({_shape(case)}, {', '.join(kw)}) when no token counts (0 / 0: nan)",
-          impl.perplexity(logits, targets, **kw), torch.tensor(float("nan"), dtype=dtype, device=device))
+    """No token counts: nan (0 / 0). The same call with the first token counted must give that
+    token's perplexity: a result that is nan for every input is no answer."""
+    logits, real = _logits(case, dtype, device), _targets(case, device)
+    for first in (False, True):
+        targets = torch.full(case.lead, -100, device=device)
+        mask = torch.zeros(case.lead, dtype=torch.bool, device=device)
+        if first:
+            targets.view(-1)[0] = real.view(-1)[0]
+            mask.view(-1)[0] = True
+        kw = {"ignore_index": -100} if how != "mask" else {}
+        if how != "ignore_index":
+            kw["mask"] = mask
+        counted = mask if how == "mask" else targets != -100
+        expected, _ = _reference(logits, targets.clamp(min=0), counted)
+        what = "when only the first token counts" if first else "when no token counts (0 / 0: nan)"
+        check(f"perplexity({_shape(case)}, {', '.join(kw)}) {what}", impl.perplexity(logits, targets, **kw), expected)
 
 
 @given(total=st.floats(0.0, 50.0), n=st.integers(1, 40), as_tensor=st.booleans())

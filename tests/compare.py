@@ -33,6 +33,13 @@ def _shape(t) -> str:
     return "(" + ", ".join(map(str, t.shape)) + ")"
 
 
+def _pair(got: float, expected: float) -> tuple[str, str]:
+    """``got`` and ``expected`` printed with 6 significant digits, or with every digit (17) when
+    those print alike: a value just outside the tolerance must not read as equal to the reference."""
+    a, e = f"{got:.6g}", f"{expected:.6g}"
+    return (a, e) if a != e else (f"{got:.17g}", f"{expected:.17g}")
+
+
 def tolerances(dtype: torch.dtype) -> tuple[float, float]:
     """(rtol, atol) used for ``dtype``: tight for float64, ``assert_close``'s defaults otherwise."""
     if dtype in TIGHT:
@@ -52,7 +59,8 @@ def check(name: str, actual, expected, *, rtol: float | None = None, atol: float
         r, a = (rtol, atol) if rtol is not None else TIGHT[torch.float64]
         if not (math.isclose(actual, expected, rel_tol=r, abs_tol=a)
                 or (math.isnan(actual) and math.isnan(expected))):
-            raise Mismatch(f"{name} differs: got {actual!r}, expected {expected!r}")
+            got, want = _pair(float(actual), float(expected))
+            raise Mismatch(f"{name} differs: got {got}, expected {want} (rel_tol={r:g}, abs_tol={a:g})")
         return
     if not isinstance(actual, torch.Tensor):
         raise Mismatch(f"{name}: expected a tensor of shape {_shape(expected)}, got {_what(actual)}")
@@ -87,13 +95,15 @@ def check(name: str, actual, expected, *, rtol: float | None = None, atol: float
                        f"{ef[i].item():.6g} (an overflow, a log of 0, or a division by 0?)")
     err = (af - ef).abs()
     err[torch.isnan(err)] = math.inf
+    err[ok.reshape(-1)] = -1.0  # the worst element among those that fail (nan where nan is expected passes)
     i = int(err.argmax())
-    nonzero = ef != 0
+    nonzero = (ef != 0) & ~ok.reshape(-1)
     rel = (err[nonzero] / ef[nonzero].abs()).max().item() if nonzero.any() else None
     rel_text = f", max rel error {rel:.3g}" if rel is not None else ""
     where = f" at {_fmt_index(i, e.shape)}" if e.dim() else ""
+    got, want = _pair(af[i].item(), ef[i].item())
     raise Mismatch(f"{name} differs: max abs error {err[i].item():.3g}{where} "
-                   f"(got {af[i].item():.6g}, expected {ef[i].item():.6g}){rel_text}; "
+                   f"(got {got}, expected {want}){rel_text}; "
                    f"{int((~ok).sum())} of {ok.numel()} elements outside rtol={rtol:g}, atol={atol:g}")
 
 

@@ -75,6 +75,10 @@ class LearnerFunctionError(Exception):
     """The learner's function raised on some input: hypothesis shrinks that input."""
 
 
+class SideEffect(AssertionError):
+    """The learner's function changed one of its inputs in place: a failure of that case."""
+
+
 class Impl:
     """The learner's topic module: ``impl.rnn_forward(x, ...)`` runs it in the sandbox."""
 
@@ -109,6 +113,8 @@ class Impl:
         except LearnerError as e:
             if e.kind == "not_implemented":
                 raise SubmissionError(f"{e.message or fn}: not implemented yet") from None
+            if e.kind == "side_effect":
+                raise SideEffect(e.message) from None
             if e.kind in _STOP:
                 raise SubmissionError(f"{label}: {e.message}") from None
             raise LearnerFunctionError(f"{label} raised {e.message}") from None

@@ -94,10 +94,16 @@ def verdict(grads: dict, fd: dict, forward_differs: str | None, own_forward: str
     ``forward_differs``: None when the learner's forward output matches PyTorch's at this input, else
     the comparison's message.
     """
+    if not all(torch.isfinite(values).all() for _, values in fd.values()):
+        return (f"Forward or backward? Your forward is not finite around this input (an overflow, or a log "
+                f"of 0?): fix {own_forward} first.")
     worst, where, scale = backward_error(grads, fd)
     if worst > 1e-5 * scale:
-        return (f"Forward or backward? Your backward does not match your own forward's finite differences "
-                f"(max error {worst:.3g} in d{where}): the backward is wrong.")
+        text = (f"Forward or backward? Your backward does not match your own forward's finite differences "
+                f"(max error {worst:.3g} in d{where}): the backward is wrong")
+        if forward_differs:
+            return f"{text}; and your forward differs from PyTorch's too: fix {own_forward} first ({forward_differs})."
+        return text + "."
     if forward_differs:
         return ("Forward or backward? Your backward matches your own forward's finite differences, but your "
                 f"forward differs from PyTorch's: fix {own_forward} first ({forward_differs}).")

@@ -282,27 +282,21 @@ def cmd_hint(exercises: str, topic: str, lang: str, state: State, console) -> in
 def cmd_watch(exercises: str, state: State, console, topic: str | None = None) -> int:
     from watchfiles import watch
     topic = topic or next_topic(exercises, state)
-    if topic is None:
-        console.print("[green]Every topic is done.[/green]")
-        return 0
-    console.print("Watching exercises/ (Ctrl-C to stop).")
-    check(exercises, topic, state, console)
+    changes = watch(exercises, watch_filter=lambda _, path: path.endswith((".py", ".md")), debounce=300,
+                    step=100, yield_on_timeout=False)
     try:
-        for changes in watch(exercises, watch_filter=lambda _, path: path.endswith((".py", ".md")),
-                             debounce=300, step=100):
-            if not changes:
-                continue
+        while topic is not None:
             result = check(exercises, topic, state, console)
-            while result.ok:
+            if result.ok:
                 topic = next_topic(exercises, state)
-                if topic is None:
-                    console.print("[green]Every topic is done.[/green]")
-                    return 0
-                console.print(f"Next topic: [bold]{topic}[/bold] (exercises/{topic}/{topic}.py)")
-                result = check(exercises, topic, state, console)
-            console.print(f"Watching for changes to exercises/ (current topic: {topic}) ...")
-    except KeyboardInterrupt:
-        pass
+                if topic is not None:
+                    console.print(f"Next topic: [bold]{topic}[/bold] (exercises/{topic}/{topic}.py)")
+                continue
+            console.print(f"Watching exercises/ for changes (current topic: {topic}; Ctrl-C to stop) ...")
+            next(changes)
+    except (KeyboardInterrupt, StopIteration):
+        return 0
+    console.print("[green]Every topic is done.[/green]")
     return 0
 
 

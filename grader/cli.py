@@ -48,6 +48,7 @@ def _progress(enabled: bool):
 
 # Other commands: name -> (module with ``main(argv) -> int``, one line of help). Anything else is a path.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "release": ("grader.release", "write the students' repository: exercises, public tests, the dlkata command"),
 }
 
 

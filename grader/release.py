@@ -68,7 +68,7 @@ package-dir = {{"dlkata" = "exercises/dlkata"}}
 
 [tool.pytest.ini_options]
 testpaths = ["exercises"]
-addopts = "-p no:hypothesispytest -p no:cacheprovider"
+addopts = "-p no:hypothesispytest -p no:anyio -p no:cacheprovider"
 '''
 
 

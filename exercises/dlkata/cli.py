@@ -133,7 +133,7 @@ def run_public(exercises: str, topic: str) -> Result:
         env = {**os.environ, "DLKATA_REPORT": out,
                "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)}
         cmd = [sys.executable, "-m", "pytest", os.path.join(exercises, topic), "-q", "-p", "dlkata.report",
-               "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "--rootdir", exercises]
+               "-p", "no:hypothesispytest", "-p", "no:anyio", "-p", "no:cacheprovider", "--rootdir", exercises]
         proc = subprocess.run(cmd, cwd=exercises, env=env, capture_output=True, text=True)
         rows = []
         if os.path.exists(out):

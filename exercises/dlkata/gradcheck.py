@@ -107,9 +107,9 @@ def verdict(grads: dict, fd: dict, forward_differs: str | None, own_forward: str
     if forward_differs:
         return ("Forward or backward? Your backward matches your own forward's finite differences, but your "
                 f"forward differs from PyTorch's: fix {own_forward} first ({forward_differs}).")
-    return ("Forward or backward? Your backward matches your own forward's finite differences and your "
-            "forward's value matches PyTorch's here, but not its slope: look at how your forward changes "
-            "with its inputs (a constant or a detached term?).")
+    return ("Forward or backward? Your backward matches your own forward's finite differences, and your "
+            "forward matches PyTorch's here (in float64): look for a loss of precision (float32?), or a "
+            "difference the finite differences cannot see (a kink, a detached term).")
 
 
 def diagnose(forward, reference, inputs: dict, grads: dict, d_out=None, *, own_forward: str = "your forward") -> str:

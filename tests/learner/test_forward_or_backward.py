@@ -3,8 +3,14 @@ a backward that is not the derivative of the learner's own forward is blamed, an
 the derivative of a wrong forward sends the learner to the forward."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
+from grader.mutants import ROOT
 from tests.learner.handout import handout_root, run_public, variant, write_topic
 
 BACKWARD = "Your backward does not match your own forward's finite differences"
@@ -47,3 +53,29 @@ def test_the_diagnosis_waits_for_a_forward_not_written_yet(tmp_path):
     write_topic(root, "lstm", files)
     done = run_public(root, "lstm", "-k", "cell_backward")
     assert "Cannot tell yet: your lstm_cell is not implemented" in done.stdout, done.stdout[-3000:]
+
+
+# The graded suite's side: (topic, mutant, replacements, hidden test, verdict)
+HIDDEN = [
+    ("lstm", "backward_tanh_derivative", [], "test_lstm_cell_backward", BACKWARD),
+    ("lstm", "sigmoid_for_g", [("d_g * (1 - g * g)", "d_g * g * (1 - g)")], "test_lstm_cell_backward", FORWARD),
+    ("norms", "rms_default_eps_1e-5", [], "test_rms_norm_backward", FORWARD),
+    ("cross_entropy", "grad_without_mean_scale", [], "test_gradient_class_index_targets", BACKWARD),
+    ("bigram", "reg_summed", [("2 * reg * W / W.numel()", "2 * reg * W")], "test_neural_bigram_grad", FORWARD),
+]
+
+
+@pytest.mark.parametrize("topic, mutant, replace, test, verdict", HIDDEN, ids=[f"{c[0]}-{c[1]}" for c in HIDDEN])
+def test_the_graded_suite_gives_the_same_diagnosis(topic, mutant, replace, test, verdict, tmp_path):
+    """The hidden suite differentiates the learner's forward in the sandbox (the topic's driver)."""
+    folder = tmp_path / "submission" / topic
+    folder.mkdir(parents=True)
+    for name, text in variant(topic, mutant, replace).items():
+        (folder / name).write_text(text)
+    results = tmp_path / "results.jsonl"
+    subprocess.run([sys.executable, "-m", "pytest", os.path.join(ROOT, "tests", topic), "-q", "-k", test,
+                    f"--impl={folder.parent}", f"--results={results}", "-p", "no:cacheprovider"],
+                   cwd=ROOT, capture_output=True, text=True, timeout=600)
+    messages = [r["message"] for r in map(json.loads, results.read_text().splitlines()) if r["outcome"] == "failed"]
+    assert messages, f"{topic}/{mutant}: {test} did not fail"
+    assert all(verdict in m for m in messages), "\n\n".join(messages)

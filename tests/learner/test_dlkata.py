@@ -51,11 +51,11 @@ def test_list_shows_progress(capsys, handout):
 def test_check_runs_the_next_topic_and_shows_the_first_failure(capsys, handout):
     code, out = _dlkata(capsys, handout, "check")
     assert code == 1
-    assert "value: 0 of 6 public tests pass" in out and "not implemented yet" in out
+    assert "value: 0 of " in out and "not implemented yet" in out
     assert "Traceback" not in out and "====" not in out and "def test_" not in out
     _solve(handout, "value")
     code, out = _dlkata(capsys, handout, "check")
-    assert code == 0 and "value: all 6 public tests pass" in out
+    assert code == 0 and "value: all" in out and "public tests pass" in out
     state = json.loads((handout / ".dlkata" / "state.json").read_text())
     assert "value" in state["passed"]
     code, out = _dlkata(capsys, handout, "list")
@@ -131,10 +131,10 @@ def test_watch_reruns_on_save_and_moves_on(handout):
 
     try:
         wait_for("Watching exercises/")
-        assert any("value: 0 of 6" in line for line in seen)
+        assert any("value: 0 of" in line for line in seen)
         time.sleep(0.5)
         _solve(handout, "value")
-        wait_for("value: all 6 public tests pass")
+        wait_for("value: all")
         wait_for("Next topic: bigram")
         wait_for("bigram: 0 of")
     finally:

@@ -139,7 +139,7 @@ def run_public(exercises: str, topic: str) -> Result:
         if os.path.exists(out):
             with open(out) as f:
                 rows = [json.loads(line) for line in f if line.strip()]
-    tests = [r for r in rows if r["test"] != "(collecting the tests)"]
+    tests = [r for r in rows if r["test"] != "(importing the tests)"]
     failures = [(r["test"], r["message"]) for r in rows if r["outcome"] == "failed"]
     if not rows and proc.returncode not in (0, 1):
         failures = [("pytest", (proc.stdout + proc.stderr).strip()[-2000:] or f"exit status {proc.returncode}")]

@@ -31,9 +31,17 @@ def pytest_runtest_logreport(report):
                             "message": _message(report) if report.failed else ""}) + "\n")
 
 
+def _collect_message(report) -> str:
+    """An import error or a syntax error in the learner's module: pytest's "E" lines, without the
+    frames of the import machinery."""
+    lines = str(report.longrepr).splitlines()
+    errors = [line[2:].rstrip() for line in lines if line.startswith("E ")]
+    return "\n".join(errors or lines[-15:])
+
+
 def pytest_collectreport(report):
     path = os.environ.get("DLKATA_REPORT")
     if path and report.failed:  # an import error in the learner's module, a syntax error
         with open(path, "a") as f:
-            f.write(json.dumps({"test": "(collecting the tests)", "outcome": "failed",
-                                "message": _message(report)}) + "\n")
+            f.write(json.dumps({"test": "(importing the tests)", "outcome": "failed",
+                                "message": _collect_message(report)}) + "\n")

@@ -140,3 +140,11 @@ def test_watch_reruns_on_save_and_moves_on(handout):
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_check_shows_a_syntax_error_without_the_import_machinery(capsys, handout):
+    path = handout / "exercises" / "rnn" / "rnn.py"
+    path.write_text(path.read_text() + "\ndef broken(:\n")
+    code, out = _dlkata(capsys, handout, "check", "rnn")
+    assert code == 1 and "(importing the tests)" in out and "SyntaxError" in out, out
+    assert "importlib" not in out and "_pytest" not in out, out

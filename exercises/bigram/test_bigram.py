@@ -23,7 +23,8 @@ def test_vocab_and_counts_of_emma():
 def test_rows_are_smoothed_distributions():
     N = torch.tensor([[0, 2], [1, 1]])
     P = probabilities(N, k=1.0, dtype=torch.float64)
-    check("probabilities(N, k=1.0, dtype=float64)", P, torch.tensor([[1 / 4, 3 / 4], [2 / 4, 2 / 4]], dtype=torch.float64))
+    expected = torch.tensor([[1 / 4, 3 / 4], [2 / 4, 2 / 4]], dtype=torch.float64)
+    check("probabilities(N, k=1.0, dtype=float64)", P, expected)
     check("probabilities(N, k=0.0) (float32 by default)", probabilities(N, k=0.0),
           torch.tensor([[0.0, 1.0], [0.5, 0.5]]))
 

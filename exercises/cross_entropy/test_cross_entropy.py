@@ -19,7 +19,8 @@ def _call(name, options):
 
 
 def _check_loss(logits, target, **options):
-    check(_call("cross_entropy", options), cross_entropy(logits, target, **options), _reference(logits, target, **options))
+    check(_call("cross_entropy", options), cross_entropy(logits, target, **options),
+          _reference(logits, target, **options))
 
 
 def test_log_softmax_is_stable():
@@ -91,4 +92,5 @@ def test_gradient_with_ignored_targets_smoothing_and_probabilities():
 def test_gradient_when_every_target_is_ignored_is_zero():
     logits = LOGITS.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(F.cross_entropy(logits, torch.tensor([-100, -100, -100])), logits)
-    check("cross_entropy_grad with every target ignored", cross_entropy_grad(LOGITS, torch.tensor([-100, -100, -100])), expected)
+    check("cross_entropy_grad with every target ignored",
+          cross_entropy_grad(LOGITS, torch.tensor([-100, -100, -100])), expected)

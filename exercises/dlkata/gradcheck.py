@@ -173,5 +173,6 @@ def which_differ(grads: dict, expected: dict, steps: str | None = None) -> str:
                 check(steps, grads[steps][t], expected[steps][t])
             except Mismatch:
                 bad.append(t)
-        text += f" The gradient of {steps} differs at time step(s) {', '.join(map(str, bad))} of 0..{len(expected[steps]) - 1}."
+        last = len(expected[steps]) - 1
+        text += f" The gradient of {steps} differs at time step(s) {', '.join(map(str, bad))} of 0..{last}."
     return text + " The forward is the docstring's, so the backward is at fault."

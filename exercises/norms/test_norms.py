@@ -93,8 +93,10 @@ def test_rms_norm_backward_matches_autograd():
 def test_pre_and_post_norm_blocks():
     x, w, b_norm, W, b = _data(2, 3), _data(3, seed=1), _data(3, seed=2), _data(3, 3, seed=3), _data(3, seed=4)
     ln = lambda z: F.layer_norm(z, (3,), w, b_norm)  # noqa: E731
-    check("pre_norm_block: x + f(layer_norm(x))", pre_norm_block(x, w, b_norm, W, b), x + torch.relu(F.linear(ln(x), W, b)))
-    check("post_norm_block: layer_norm(x + f(x))", post_norm_block(x, w, b_norm, W, b), ln(x + torch.relu(F.linear(x, W, b))))
+    check("pre_norm_block: x + f(layer_norm(x))", pre_norm_block(x, w, b_norm, W, b),
+          x + torch.relu(F.linear(ln(x), W, b)))
+    check("post_norm_block: layer_norm(x + f(x))", post_norm_block(x, w, b_norm, W, b),
+          ln(x + torch.relu(F.linear(x, W, b))))
 
 
 def test_blocks_stay_differentiable():

@@ -68,7 +68,8 @@ def test_nodes_record_their_operands():
     sq = a * a
     assert sq._prev == {a}, f"(a * a)._prev should be {{a}}, got {sq._prev!r}"
     s = a + 2
-    assert a in s._prev and len(s._prev) == 2, f"a + 2: the 2 is wrapped in a new Value, _prev has both, got {s._prev!r}"
+    assert a in s._prev and len(s._prev) == 2, \
+        f"a + 2: the 2 is wrapped in a new Value, _prev holds both, got {s._prev!r}"
 
 
 def test_relu_gradient_is_zero_for_negative_inputs_and_at_zero():

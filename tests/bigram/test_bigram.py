@@ -150,5 +150,6 @@ def test_neural_bigram_grad(impl, device, dtype, case, reg, scale):
     ref_W = W.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(_reference_loss(ref_W, xs, ys, reg), ref_W)
     got = impl.neural_bigram_grad(W, xs, ys, reg)
-    with forward_or_backward(impl, "neural_bigram_loss", _reference_loss, dict(W=W, xs=xs, ys=ys, reg=reg), {"W": got}):
+    inputs = dict(W=W, xs=xs, ys=ys, reg=reg)
+    with forward_or_backward(impl, "neural_bigram_loss", _reference_loss, inputs, {"W": got}):
         check(f"neural_bigram_grad(W, xs, ys, reg={reg}) with W of scale {scale:g}", got, expected)

@@ -140,7 +140,8 @@ def test_every_target_ignored(impl, device, dtype, case, reduction, ignore, labe
     what = " when every target is ignored"
     check(_call("cross_entropy", logits, kw) + what + (" (0 / 0: nan, as in torch)" if reduction == "mean" else ""),
           impl.cross_entropy(logits, target, **kw), F.cross_entropy(logits, target, **kw))
-    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + what + " (nothing counts: all zeros)", logits, target, kw)
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + what + " (nothing counts: all zeros)",
+                logits, target, kw)
 
 
 @given(case=cases(n=dims(1, 4), classes=dims(2, 5), seed=seeds()), right=st.booleans(),

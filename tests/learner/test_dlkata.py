@@ -86,7 +86,8 @@ def test_hints_come_one_more_each_time_from_the_guide(capsys, handout, monkeypat
     monkeypatch.setenv("LANG", "en_US.UTF-8")
     (handout / "exercises" / "rnn" / "GUIDE.md").write_text(
         "# Guide\n\n## Hints\n\n1. First hint,\n   on two lines.\n2. Second hint.\n\n## Glossary\n\n1. not a hint\n")
-    (handout / "exercises" / "rnn" / "GUIDE.zh.md").write_text("# 指南\n\n## 提示\n\n1. 第一条。\n2. 第二条。\n")
+    (handout / "exercises" / "rnn" / "GUIDE.zh.md").write_text(
+        "# 指南\n\n## 提示\n\n1. 第一条。\n2. 第二条。\n")
     _, out = _dlkata(capsys, handout, "hint", "rnn")
     assert "hint 1/2: First hint, on two lines." in out and "Second" not in out
     _, out = _dlkata(capsys, handout, "hint", "rnn")

@@ -66,7 +66,8 @@ def test_no_reference_function_body_is_in_the_release(release):
         folder = os.path.join(ROOT, "solutions", t)
         for name in os.listdir(folder):
             if name.endswith(".py"):
-                reference.update({k: f"{t}/{name}:{fn}" for k, fn in _bodies(open(os.path.join(folder, name)).read()).items()})
+                source = open(os.path.join(folder, name)).read()
+                reference.update({k: f"{t}/{name}:{fn}" for k, fn in _bodies(source).items()})
         stub = os.path.join(ROOT, "exercises", t, f"{t}.py")
         given |= set(_bodies(open(stub).read()))
     leaked = []

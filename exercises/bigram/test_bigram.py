@@ -92,3 +92,40 @@ def test_neural_bigram_gradient_matches_autograd():
 def test_neural_bigram_is_stable_for_huge_logits():
     W = torch.tensor([[1e4, 0.0, -1e4], [0.0, 1e4, 0.0], [-1e4, 0.0, 1e4]], dtype=torch.float64)
     _check_neural_bigram(W, torch.tensor([0, 1, 2]), torch.tensor([1, 1, 0]), reg=0.0)
+
+
+def test_vocab_of_several_words_is_sorted_after_the_dot():
+    check_vocab = build_vocab(["emma", "olivia", "ava"])
+    assert check_vocab == [".", "a", "e", "i", "l", "m", "o", "v"], \
+        f"build_vocab(['emma', 'olivia', 'ava']): '.' first, then the sorted characters; got {check_vocab}"
+    N = count_matrix(["ava"], [".", "a", "b", "v"])  # 'b' is never used
+    expected = torch.zeros(4, 4, dtype=torch.int64)
+    for i, j in [(0, 1), (1, 3), (3, 1), (1, 0)]:  # .a av va a.
+        expected[i, j] += 1
+    check("count_matrix(['ava'], ['.', 'a', 'b', 'v'])", N, expected)
+
+
+def test_nll_counts_every_bigram_dots_included():
+    vocab = [".", "a", "e", "m"]
+    P = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.5, 0.1, 0.2, 0.2], [0.1, 0.1, 0.1, 0.7], [0.2, 0.3, 0.1, 0.4]],
+                     dtype=torch.float64)
+    bigrams = [(0, 2), (2, 3), (3, 3), (3, 1), (1, 0)]  # .e em mm ma a.
+    expected = -sum(math.log(P[i, j].item()) for i, j in bigrams) / len(bigrams)
+    check("nll(['emma'], P, vocab): the mean over its 5 bigrams", nll(["emma"], P, vocab), expected)
+
+
+def test_sample_makes_exactly_the_documented_draws():
+    vocab = [".", "a", "b"]
+    P = torch.tensor([[0.2, 0.5, 0.3], [0.4, 0.3, 0.3], [0.5, 0.25, 0.25]])
+    g = torch.Generator().manual_seed(2147483647)
+    expected = []
+    for _ in range(4):  # the docstring's loop: one multinomial draw per character, the final '.' included
+        out, ix = [], 0
+        while True:
+            ix = torch.multinomial(P[ix], 1, replacement=True, generator=g).item()
+            if ix == 0:
+                break
+            out.append(vocab[ix])
+        expected.append("".join(out))
+    got = sample(P, 4, torch.Generator().manual_seed(2147483647), vocab)
+    assert got == expected, f"sample(P, 4, seed 2147483647): expected {expected}, got {got}"

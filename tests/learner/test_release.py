@@ -110,3 +110,17 @@ def test_release_installs_in_a_fresh_venv_and_runs_a_topic(release, tmp_path):
                            text=True, timeout=600, env=env)
     assert tests.returncode == 1 and "not implemented yet" in tests.stdout, tests.stdout + tests.stderr
     assert "hypothesis" not in tests.stdout, "the public tests should not load hypothesis' plugin"
+
+
+def test_release_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit):
+        grader_main(["release", str(tmp_path)])
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_one_implementation_of_the_comparisons():
+    """The hidden suites' comparisons are the student package's: the same messages on both sides."""
+    import dlkata.compare
+    import tests.compare
+    assert tests.compare.check is dlkata.compare.check and tests.compare.Mismatch is dlkata.compare.Mismatch

@@ -57,6 +57,7 @@ def test_the_diagnosis_waits_for_a_forward_not_written_yet(tmp_path):
 
 # The graded suite's side: (topic, mutant, replacements, hidden test, verdict)
 HIDDEN = [
+    ("bptt", "tanh_derivative", [], "test_rnn_backward", GIVEN_FORWARD),
     ("lstm", "backward_tanh_derivative", [], "test_lstm_cell_backward", BACKWARD),
     ("lstm", "sigmoid_for_g", [("d_g * (1 - g * g)", "d_g * g * (1 - g)")], "test_lstm_cell_backward", FORWARD),
     ("norms", "rms_default_eps_1e-5", [], "test_rms_norm_backward", FORWARD),

@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gradescope-bundle": ("grader.gradescope", "OUT.zip: the autograder zip to upload to Gradescope"),
     "history": ("grader.history", "STUDENT: a student's grades over time, from the gradebook"),
     "export": ("grader.export", "--csv FILE [--pick latest|best]: grades from the gradebook"),
+    "release": ("grader.release", "write the students' repository: exercises, public tests, the dlkata command"),
 }
 
 

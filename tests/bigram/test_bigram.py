@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from grader.wire import Generator
 from tests.compare import Mismatch, check
+from tests.diagnosis import forward_or_backward
 from tests.strategies import Case, cases, dims, randint, randn, seeds
 
 # Word lists over a small alphabet: every letter may repeat, words and letters in any order.
@@ -243,5 +244,7 @@ def test_neural_bigram_grad(impl, device, dtype, case, reg, scale):
     W, xs, ys = _neural_inputs(case, dtype, device, scale)
     ref_W = W.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(_reference_loss(ref_W, xs, ys, reg), ref_W)
-    check(f"neural_bigram_grad(W, xs, ys, reg={reg}) with W of {_scale(scale)}",
-          impl.neural_bigram_grad(W, xs, ys, reg), expected)
+    got = impl.neural_bigram_grad(W, xs, ys, reg)
+    inputs = dict(W=W, xs=xs, ys=ys, reg=reg)
+    with forward_or_backward(impl, "neural_bigram_loss", _reference_loss, inputs, {"W": got}):
+        check(f"neural_bigram_grad(W, xs, ys, reg={reg}) with W of {_scale(scale)}", got, expected)

@@ -25,6 +25,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.compare import check
+from tests.diagnosis import forward_or_backward
 from tests.strategies import Case, cases, dims, randn, seeded, seeds
 
 # n: batch size; classes: C; extra: the trailing dims (d1, d2) of (N, C, d1, d2) logits (none for
@@ -109,6 +110,18 @@ def _reference_grad(logits, target, kw):
     return grad
 
 
+def _check_grad(impl, name, logits, target, kw):
+    """``check`` of the learner's ``cross_entropy_grad``, with the forward-or-backward diagnosis."""
+    got = impl.cross_entropy_grad(logits, target, **kw)
+    with forward_or_backward(impl, "cross_entropy", _reference_loss, dict(logits=logits, target=target, **kw),
+                             {"logits": got}):
+        check(name, got, _reference_grad(logits, target, kw))
+
+
+def _reference_loss(logits, target, **kw):
+    return _reference(logits, target, kw)
+
+
 @given(case=shapes, axis=st.integers(0, 2), negative=st.booleans())
 @example(case=EXTREME, axis=1, negative=False)
 @example(case=SPATIAL, axis=1, negative=True)
@@ -156,8 +169,7 @@ def test_probability_targets(impl, device, dtype, case, reduction, ignore, label
 def test_gradient_class_index_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)
-    check(_call("cross_entropy_grad", logits, kw) + " with class-index targets",
-          impl.cross_entropy_grad(logits, target, **kw), _reference_grad(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + " with class-index targets", logits, target, kw)
 
 
 @given(case=shapes, reduction=reductions, ignore=ignores, label_smoothing=smoothings)
@@ -168,8 +180,7 @@ def test_gradient_class_index_targets(impl, device, dtype, case, reduction, igno
 def test_gradient_probability_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _probability_targets(case, dtype, device)
     kw = _kwargs(reduction, ignore, label_smoothing)
-    check(_call("cross_entropy_grad", logits, kw) + " with probability targets",
-          impl.cross_entropy_grad(logits, target, **kw), _reference_grad(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + " with probability targets", logits, target, kw)
 
 
 @given(case=shapes, reduction=reductions, ignore=st.sampled_from([-100, 0]), label_smoothing=smoothings)
@@ -182,8 +193,8 @@ def test_every_target_ignored(impl, device, dtype, case, reduction, ignore, labe
     what = " when every target is ignored"
     check(_call("cross_entropy", logits, kw) + what + (" (0 / 0: nan, as in torch)" if reduction == "mean" else ""),
           impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw))
-    check(_call("cross_entropy_grad", logits, kw) + what + " (nothing counts: all zeros)",
-          impl.cross_entropy_grad(logits, target, **kw), _reference_grad(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + what + " (nothing counts: all zeros)",
+                logits, target, kw)
 
 
 @given(case=cases(n=dims(1, 4), classes=dims(2, 5), seed=seeds()), right=st.booleans(),
@@ -201,5 +212,4 @@ def test_extreme_confident_logits(impl, device, dtype, case, right, label_smooth
     where = f" for {'right' if right else 'wrong'} predictions made with logits of +-1e4"
     check(_call("cross_entropy", logits, kw) + where,
           impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw))
-    check(_call("cross_entropy_grad", logits, kw) + where,
-          impl.cross_entropy_grad(logits, target, **kw), _reference_grad(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + where, logits, target, kw)

@@ -79,6 +79,8 @@ def _run_public(topic: str, module_dir: str, tmp_path) -> subprocess.CompletedPr
         if name.startswith("test_"):
             shutil.copy(os.path.join(ROOT, "exercises", topic, name), work / name)
     shutil.copy(os.path.join(ROOT, "exercises", "conftest.py"), tmp_path / "public" / "conftest.py")
+    shutil.copytree(os.path.join(ROOT, "exercises", "dlkata"), tmp_path / "public" / "dlkata",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     return subprocess.run([sys.executable, "-m", "pytest", str(work), "-p", "no:cacheprovider", "-q",
                            "-o", "addopts=", "--rootdir", str(tmp_path / "public")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)

@@ -8,6 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.compare import Mismatch, check, unpack
+from tests.diagnosis import forward_or_backward
 from tests.strategies import Case, cases, dims, randn, seeds
 
 # lead: the batch dims (1 or 2 of them); norm: normalized_shape (1 or 2 dims); scale: tiny inputs
@@ -105,9 +106,12 @@ def test_layer_norm_backward(impl, device, dtype, case, eps):
     dx, dw, db = _reference_grads(lambda a, w, b: F.layer_norm(a, _ns(ns), w, b, eps), x, weight, bias, d_out)
     got = unpack(impl.layer_norm_backward(x, ns, weight, bias, eps, d_out), 3, "layer_norm_backward")
     where = f" (normalized_shape={ns!r}, eps={eps:g}, {case.affine})"
-    check("dx of layer_norm" + where, got[0], dx)
-    _check_optional("dweight of layer_norm" + where, got[1], dw, "weight")
-    _check_optional("dbias of layer_norm" + where, got[2], db, "bias")
+    inputs = dict(x=x, normalized_shape=ns, weight=weight, bias=bias, eps=eps)
+    grads = {n: g for n, g in zip(("x", "weight", "bias"), got) if inputs[n] is not None}
+    with forward_or_backward(impl, "layer_norm", _layer_norm_reference, inputs, grads, d_out):
+        check("dx of layer_norm" + where, got[0], dx)
+        _check_optional("dweight of layer_norm" + where, got[1], dw, "weight")
+        _check_optional("dbias of layer_norm" + where, got[2], db, "bias")
 
 
 @given(case=shapes, eps=st.sampled_from([None, 1e-6, 1e-3]))
@@ -118,8 +122,19 @@ def test_rms_norm_backward(impl, device, dtype, case, eps):
     dx, dw, _ = _reference_grads(lambda a, w, b: F.rms_norm(a, _ns(ns), w, eps), x, weight, None, d_out)
     got = unpack(impl.rms_norm_backward(x, ns, weight, eps, d_out), 2, "rms_norm_backward")
     where = f" (normalized_shape={ns!r}, eps={eps!r}, {'with' if weight is not None else 'no'} weight)"
-    check("dx of rms_norm" + where, got[0], dx)
-    _check_optional("dweight of rms_norm" + where, got[1], dw, "weight")
+    inputs = dict(x=x, normalized_shape=ns, weight=weight, eps=eps)
+    grads = {n: g for n, g in zip(("x", "weight"), got) if inputs[n] is not None}
+    with forward_or_backward(impl, "rms_norm", _rms_norm_reference, inputs, grads, d_out):
+        check("dx of rms_norm" + where, got[0], dx)
+        _check_optional("dweight of rms_norm" + where, got[1], dw, "weight")
+
+
+def _layer_norm_reference(x, normalized_shape, weight, bias, eps):
+    return F.layer_norm(x, _ns(normalized_shape), weight, bias, eps)
+
+
+def _rms_norm_reference(x, normalized_shape, weight, eps):
+    return F.rms_norm(x, _ns(normalized_shape), weight, eps)
 
 
 blocks = cases(lead=st.lists(dims(1, 3), min_size=1, max_size=2), d_model=dims(3, 5), seed=seeds())

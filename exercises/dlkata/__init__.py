@@ -3,4 +3,4 @@
 
 ``TOPICS`` is the order in which the katas are meant to be done; each builds on the ones before.
 """
-TOPICS = ("value", "bigram", "cross_entropy", "perplexity", "rnn", "bptt", "lstm", "norms")
+TOPICS = ("value", "bigram", "cross_entropy", "perplexity", "embedding", "rnn", "bptt", "lstm", "gru", "norms")

@@ -69,6 +69,13 @@ def test_stub_and_solution_define_the_same_functions(topic):
     assert sorted(stub) == sorted(solution), f"{topic}: stub defines {stub}, solution {solution}"
 
 
+def test_the_students_order_names_every_topic():
+    """``dlkata.TOPICS`` (the handout's suggested order) lists each topic once."""
+    from dlkata import TOPICS as ORDER
+    assert sorted(ORDER) == sorted(GRADING), (f"exercises/dlkata/__init__.py TOPICS {list(ORDER)} should "
+                                              f"list every topic of tests/grading.toml once: {sorted(GRADING)}")
+
+
 def test_the_grader_names_no_topic():
     """A new topic needs no change in ``grader/``: no topic name appears there as a string."""
     hits = []

@@ -6,14 +6,23 @@ submission, measured in the same run. Prints figures; asserts nothing (speed is 
 
 The class mixes correct submissions (the reference solutions), partly wrong ones (stubs and
 mutants from ``tests/<topic>/mutants.toml``) and hostile ones (an infinite loop, ``os._exit``, a
-memory bomb). Figures: wall time of the class, marginal wall and CPU seconds per submission (from a
-small and a large class), and the ratio against the naive loop.
+memory bomb). Figures, in one run:
+
+- the class: wall and CPU seconds; the marginal wall and CPU seconds per submission (from a small and
+  a large class); the naive loop per submission and the ratio;
+- where a grading process spends its time (one process profiled on the small class): waiting on the
+  learner's sandboxed code, the tests' own work (references, comparisons), and the framework (pytest,
+  hypothesis, start-up);
+- the learner's loop: ``pytest exercises/<topic>`` on the stubs against a bare ``python -c "import
+  torch"`` (median of paired runs).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import pstats
 import random
+import statistics
 import resource
 import shutil
 import subprocess
@@ -68,6 +77,46 @@ def _timed(cmd: list[str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def _pytest_cmd(topics: list[str], impls: list[str]) -> list[str]:
+    return [sys.executable, "-m", "pytest", *[os.path.join("tests", t) for t in topics], "-q", "--tb=no",
+            "--assert=plain", "-p", "no:cacheprovider", "--call-timeout=5", *[f"--impl={p}" for p in impls]]
+
+
+def breakdown(topics: list[str], impls: list[str], work: str) -> dict[str, float]:
+    """Seconds of one grading process over ``impls``, profiled: in calls into learner code (the
+    sandbox's round trips, the learner's own computing), in the tests' bodies (references and
+    comparisons), and the rest (pytest, hypothesis, imports)."""
+    prof = os.path.join(work, "grading.prof")
+    env = {**os.environ, "DLKATA_HYPOTHESIS_PROFILE": "grading", "OMP_NUM_THREADS": "1"}
+    cmd = _pytest_cmd(topics, impls)
+    subprocess.run([cmd[0], "-m", "cProfile", "-o", prof, *cmd[1:]], cwd=ROOT, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stats = pstats.Stats(prof).stats  # {(file, line, name): (cc, nc, tottime, cumtime, callers)}
+    total = max(cum for _, _, _, cum, _ in stats.values())
+    conftest = os.path.join(ROOT, "tests", "conftest.py")
+    suites = [os.path.join(ROOT, "tests", t) + os.sep for t in topics]
+
+    def cum(pred):
+        return sum(v[3] for k, v in stats.items() if pred(*k))
+
+    calls = cum(lambda f, _, name: f == conftest and name == "_call")  # inside the test bodies
+    opens = cum(lambda f, _, name: f == conftest and name == "impl")  # a topic's module, per submission
+    tests = cum(lambda f, _, name: name.startswith("test_") and any(f.startswith(s) for s in suites))
+    return {"total": total, "learner code (sandbox)": calls + opens,
+            "test bodies (references, comparisons)": max(0.0, tests - calls),
+            "framework (pytest, hypothesis, imports)": max(0.0, total - tests - opens)}
+
+
+def learner_loop(topic: str, runs: int = 5) -> tuple[float, float, float]:
+    """Median wall seconds of ``pytest exercises/<topic>`` (the stubs) and of ``python -c "import
+    torch"``, measured in pairs, and the median of the pairs' ratios."""
+    stub = [sys.executable, "-m", "pytest", os.path.join("exercises", topic), "-q", "-p", "no:cacheprovider"]
+    bare = [sys.executable, "-c", "import torch"]
+    pairs = [(_timed(stub)[0], _timed(bare)[0]) for _ in range(runs)]
+    return (statistics.median(p for p, _ in pairs), statistics.median(b for _, b in pairs),
+            statistics.median(p / b for p, b in pairs))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=100, help="submissions in the class (default 100)")
@@ -75,6 +124,8 @@ def main(argv=None) -> None:
     p.add_argument("--naive", type=int, default=10, help="submissions timed with the naive loop (scaled to n)")
     p.add_argument("--topics", help="comma-separated subset of topics (default: all)")
     p.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1))
+    p.add_argument("--loop-topic", default=None, help="topic of the learner-loop figure (default: the "
+                                                      "first topic)")
     args = p.parse_args(argv)
     topics = args.topics.split(",") if args.topics else topics_of()
     work = tempfile.mkdtemp(prefix="dlkata-bench-")
@@ -87,9 +138,10 @@ def main(argv=None) -> None:
         t_small, c_small = _timed(grader + [small])
         t_big, c_big = _timed(grader + [big])
         names = sorted(os.listdir(big))[:: max(1, args.n // max(1, args.naive))][: args.naive]
-        naive = [_timed([sys.executable, "-m", "pytest", *[os.path.join("tests", t) for t in topics], "-q",
-                         "--tb=no", "--assert=plain", "-p", "no:cacheprovider", "--call-timeout=5",
-                         f"--impl={os.path.join(big, name)}"]) for name in names]
+        naive = [_timed(_pytest_cmd(topics, [os.path.join(big, name)])) for name in names]
+        parts = breakdown(topics, [os.path.join(small, n) for n in sorted(os.listdir(small))], work)
+        loop_topic = args.loop_topic or topics[0]
+        loop, bare, loop_ratio = learner_loop(loop_topic)
         naive_each = sum(w for w, _ in naive) / len(naive)
         marginal_wall = (t_big - t_small) / (args.n - args.small)
         marginal_cpu = (c_big - c_small) / (args.n - args.small)
@@ -100,6 +152,11 @@ def main(argv=None) -> None:
         print(f"naive loop (one pytest process per submission), timed on {len(naive)}: "
               f"{naive_each:.2f} s wall each -> {naive_each * args.n:.0f} s for {args.n}")
         print(f"speed-up over the naive loop at n={args.n}: {naive_each * args.n / t_big:.1f}x")
+        print(f"one grading process over the class of {args.small}, profiled: {parts.pop('total'):.1f} s")
+        for what, seconds in parts.items():
+            print(f"  {what:<42} {seconds:6.1f} s")
+        print(f"learner loop: pytest exercises/{loop_topic} {loop:.2f} s, python -c 'import torch' {bare:.2f} s "
+              f"(medians of 5 pairs): {loop_ratio:.2f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -10,6 +10,7 @@ child. When a child ends, for whatever reason, the server sends ``{"event": "exi
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import random
@@ -17,18 +18,17 @@ import resource
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 import types
 
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from grader import wire
 
 IN, OUT = 0, 1  # replaced by private copies in main()
-
-
-class Forbidden(Exception):
-    """Raised when learner code calls an API that its exercise asks it to write by hand."""
 
 
 def _send(obj):
@@ -61,42 +61,201 @@ def _learner_trace(exc: BaseException, folder: str) -> str:
     return "\n".join(lines + [last])[-2000:]
 
 
-def _guard(owner, attr: str, dotted: str, violations: list):
-    def guard(*args, **kwargs):
-        violations.append(dotted)
-        raise Forbidden(f"{dotted} is not allowed in this exercise: write it yourself")
+# ---- The run-time half of the forbidden-API guard (the static half is ``guard.py``) ----
+#
+# ``Watch`` sees what actually runs while learner code runs, whatever name reached it. A
+# TorchDispatchMode sees every aten operator below autograd (F.cross_entropy,
+# torch._C._nn.cross_entropy_loss and torch.ops.aten._log_softmax all execute aten._log_softmax);
+# a TorchFunctionMode sees the torch function called, which names composites that decompose before
+# dispatch (torch._VF.rnn_tanh runs as addmm and tanh, but is called as rnn_tanh). Rules (the
+# request's "forbidden"): "aten.<op>" ("aten.*": any operator), "python:<torch module>" (its Python
+# functions refuse to run) and "autograd:<function>" ("autograd:*": all): such a function runs under
+# torch.no_grad(), and an operator run with gradient recording back on, inside a backward pass
+# (.backward(), torch.autograd.grad, the engine called directly, torch.func) or on forward-mode
+# dual tensors is refused.
 
+class Forbidden(Exception):
+    """Raised when learner code runs an operator or API that its exercise asks it to write by hand."""
+
+
+class Watch:
+    """Refuses forbidden operators while learner code runs: ``with watch.call(fn): fn(...)``; the
+    first refusal is kept in ``refused`` (the learner's code cannot catch it away)."""
+
+    def __init__(self, rules):
+        ops = {r[len("aten."):] for r in rules if r.startswith("aten.")}
+        self.everything = "*" in ops
+        self.names = ops - {"*"}  # torch function names and aten operator names alike
+        hand = {r.partition(":")[2] for r in rules if r.startswith("autograd:")}
+        self.hand_all, self.hand = "*" in hand, hand - {"*"}
+        if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
+            self.names |= {"_make_dual"}
+        self.overloads = set()
+        for name in self.names:
+            packet = getattr(torch.ops.aten, name, None)
+            for o in (packet.overloads() if packet is not None else []):
+                self.overloads.add(getattr(packet, o))
+        for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
+            _refuse_python_functions(module, self)
+        self._recording, self._task = torch.is_grad_enabled, torch._C._current_graph_task_id
+        self.refused: str | None = None
+        self.strict = False  # inside a function whose gradient is written by hand
+        self.outer = ""  # the torch function the learner called, for the message
+        self.active = bool(self.everything or self.names)
+
+    def _refuse(self, what: str):
+        if self.refused is None:
+            self.refused = what
+        raise Forbidden(what)
+
+    def op(self, func):
+        """Called for every aten operator that runs."""
+        if self.everything:
+            self._refuse(f"uses torch (aten.{func.__name__.split('.')[0]}"
+                         f"{', through ' + self.outer if self.outer else ''}): this exercise is plain Python")
+        if func in self.overloads:
+            words = f", through torch's {self.outer}" if self.outer else ""
+            self._refuse(f"uses aten.{func.__name__.split('.')[0]}{words}, which this exercise asks you to "
+                         "write by hand")
+        if self.strict and (self._recording() or self._task() != -1):
+            self._refuse("uses PyTorch's autograd (a backward pass, torch.autograd.grad, torch.func or turning "
+                         "gradient recording on), but this exercise asks you to write the gradient by hand")
+
+    def function(self, func) -> str:
+        """Called for every torch function the learner calls (the outermost, not those it calls)."""
+        name = (getattr(func, "__name__", "") or "").split(".")[0]
+        if name in self.names:
+            self._refuse(f"uses aten.{name} (torch's {name}), which this exercise asks you to write by hand")
+        return name
+
+    def python(self, label: str):
+        """Called by a refused Python function of torch."""
+        self._refuse(f"uses {label}, which this exercise asks you to write by hand")
+
+    @contextlib.contextmanager
+    def call(self, fn: str):
+        """Watch the call of the learner's (or the driver's) function ``fn``."""
+        if not self.active:
+            yield
+            return
+        with contextlib.ExitStack() as stack:
+            if self.names:
+                stack.enter_context(_FunctionMode(self))
+            stack.enter_context(_DispatchMode(self))
+            stack.enter_context(_threads_watched(self))
+            if self.hand_all or fn in self.hand:
+                stack.enter_context(self.by_hand())
+            yield
+
+    @contextlib.contextmanager
+    def by_hand(self):
+        """Autograd refused while a function whose gradient is written by hand runs."""
+        was = self.strict
+        self.strict = True
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.strict = was
+
+    def scoped(self, module):
+        """``module`` as a driver sees it: the functions whose gradient is written by hand refuse
+        autograd while they run, wherever they are called from."""
+        if not self.hand or self.hand_all:
+            return module
+        return _Scoped(module, self)
+
+
+class _Scoped:
+    def __init__(self, module, watch: Watch):
+        self.__module, self.__watch = module, watch
+
+    def __getattr__(self, name):
+        attr = getattr(self.__module, name)
+        if name not in self.__watch.hand or not callable(attr):
+            return attr
+        watch = self.__watch
+
+        def by_hand(*args, **kwargs):
+            with watch.by_hand():
+                return attr(*args, **kwargs)
+        return by_hand
+
+
+class _DispatchMode(TorchDispatchMode):
+    def __init__(self, watch: Watch):
+        super().__init__()
+        self.watch = watch
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.watch.op(func)
+        return func(*args, **(kwargs or {}))
+
+
+class _FunctionMode(TorchFunctionMode):
+    def __init__(self, watch: Watch):
+        super().__init__()
+        self.watch = watch
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        watch = self.watch
+        outer, watch.outer = watch.outer, watch.function(func)
+        try:
+            return func(*args, **(kwargs or {}))
+        finally:
+            watch.outer = outer
+
+
+def _refuse_python_functions(module_name: str, watch: Watch):
+    """Every Python function of ``module_name`` (private helpers and the functions that decorators
+    wrap included) refuses to run: its code is replaced, so that no name, alias or computed
+    attribute reaches the original."""
     try:
-        setattr(owner, attr, guard)
-    except (AttributeError, TypeError):
-        pass
-
-
-def _install_guard(dotted: str, violations: list):
-    """Make ``torch.x.y`` (or every public function of a module such as ``torch.autograd``, or a
-    tensor method ``.backward``) record the call and raise ``Forbidden``."""
-    if dotted.startswith("."):
-        if hasattr(torch.Tensor, dotted[1:]):
-            _guard(torch.Tensor, dotted[1:], dotted[1:], violations)
+        module = importlib.import_module(module_name)
+    except ImportError:
         return
-    owner_path, _, attr = dotted.rpartition(".")
-    if not owner_path:
-        return  # a whole package ("torch" for Value): the static check covers it
+    home = getattr(module, "__file__", None)
+    seen = set()
+    for value in list(vars(module).values()):
+        fn = value
+        while isinstance(fn, types.FunctionType) and fn.__code__.co_filename == home and id(fn) not in seen:
+            seen.add(id(fn))
+            label = f"{module_name}.{fn.__name__}"
+            free = fn.__code__.co_freevars
+            src = ("def outer():\n" + "".join(f"    {v} = None\n" for v in free)
+                   + "    def refused(*args, **kwargs):\n" + "".join(f"        {v}\n" for v in free)
+                   + f"        __dlkata_refuse__({label!r})\n    return refused\n")
+            scope: dict = {}
+            exec(compile(src, home, "exec"), scope)
+            fn.__globals__["__dlkata_refuse__"] = watch.python
+            fn.__code__ = scope["outer"]().__code__
+            fn = getattr(fn, "__wrapped__", None)
+
+
+@contextlib.contextmanager
+def _threads_watched(watch: Watch):
+    """Threads started while learner code runs run under the same watch (modes are per thread)."""
+    import _thread
+    start = _thread.start_new_thread
+    if getattr(start, "_dlkata", False):
+        yield
+        return
+
+    def watched_start(function, args, kwargs={}):  # noqa: B006 - the signature of _thread's
+        strict = watch.strict
+
+        def run(*a, **k):
+            with watch.call(""), (watch.by_hand() if strict else contextlib.nullcontext()):
+                return function(*a, **k)
+        return start(run, args, kwargs)
+
+    watched_start._dlkata = True
+    saved = _thread.start_new_thread, threading._start_new_thread
+    _thread.start_new_thread = threading._start_new_thread = watched_start
     try:
-        owner = importlib.import_module(owner_path.split(".")[0])
-        for p in owner_path.split(".")[1:]:
-            owner = getattr(owner, p)
-        target = getattr(owner, attr)
-    except (ImportError, AttributeError):
-        return
-    if isinstance(target, types.ModuleType):  # guard its own public functions, keep the module itself
-        for name in dir(target):
-            fn = getattr(target, name, None)
-            own = str(getattr(fn, "__module__", "") or "").startswith(target.__name__)
-            if not name.startswith("_") and callable(fn) and not isinstance(fn, type) and own:
-                _guard(target, name, f"{dotted}.{name}", violations)
-    else:
-        _guard(owner, attr, dotted, violations)
+        yield
+    finally:
+        _thread.start_new_thread, threading._start_new_thread = saved
 
 
 def _limit(limits: dict):
@@ -161,16 +320,17 @@ def child(req: dict):
     folder = _write_files(req["files"])
     os.chdir(folder)
     sys.path.insert(0, folder)
-    violations: list[str] = []
     driver = None
-    if req.get("driver"):  # first, so that the driver keeps the real APIs it may need
+    if req.get("driver"):
         driver = types.ModuleType("driver")
         exec(compile(req["driver"], "driver.py", "exec"), driver.__dict__)
-    for name in req.get("forbidden", []):
-        _install_guard(name, violations)
+    watch = Watch(req.get("forbidden", []))  # operator rules; the API names are checked statically
     try:
         _seed()
-        module = importlib.import_module(req["topic"])
+        with watch.call(""):
+            module = importlib.import_module(req["topic"])
+        if watch.refused:
+            raise Forbidden(f"{watch.refused} (when the module is imported)")
     except BaseException as e:  # noqa: BLE001 - anything the learner's import does is reported
         _send({"error": "import", "message": _learner_trace(e, folder)})
         return
@@ -184,21 +344,22 @@ def child(req: dict):
         if not callable(fn):
             _send({"error": "missing", "message": f"{req['topic']}.py has no function {msg['fn']}"})
             continue
-        before = len(violations)
+        watch.refused = None
         args = _materialize(msg.get("args", []))
         if msg.get("driver"):
-            args = [module, *args]
+            args = [watch.scoped(module), *args]
         try:
             _seed()
             if msg.get("timeout"):  # SIGALRM's default action ends this child; the server lives on
                 signal.setitimer(signal.ITIMER_REAL, float(msg["timeout"]))
             try:
-                result = fn(*args, **_materialize(msg.get("kwargs", {})))
+                with watch.call("" if msg.get("driver") else msg["fn"]):
+                    result = fn(*args, **_materialize(msg.get("kwargs", {})))
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _contain(me)
-            if len(violations) > before:
-                raise Forbidden(f"{violations[before]} is not allowed in this exercise: write it yourself")
+            if watch.refused:
+                raise Forbidden(watch.refused)
             reply = wire.encode({"ok": result})
         except NotImplementedError as e:
             last = traceback.extract_tb(e.__traceback__)[-1]
@@ -208,7 +369,7 @@ def child(req: dict):
                 _send({"error": "raised", "message": _learner_trace(e, folder)})
             continue
         except Forbidden as e:
-            _send({"error": "forbidden", "message": str(e)})
+            _send({"error": "forbidden", "message": f"{e}: no credit for it"})
             continue
         except MemoryError:
             _send({"error": "memory", "message": f"ran out of memory (the limit is "
@@ -221,8 +382,8 @@ def child(req: dict):
             _send({"error": "bad_return", "message": f"returned something that is not tensors or numbers ({e})"})
             continue
         except BaseException as e:  # noqa: BLE001
-            if len(violations) > before:
-                _send({"error": "forbidden", "message": f"{violations[before]} is not allowed in this exercise"})
+            if watch.refused:
+                _send({"error": "forbidden", "message": f"{watch.refused}: no credit for it"})
             else:
                 _send({"error": "raised", "message": _learner_trace(e, folder)})
             continue

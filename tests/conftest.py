@@ -169,14 +169,17 @@ def impl(request, sandbox, submission):
     clock = _CLOCKS.setdefault(submission, Clock(opt("call_timeout"), opt("submission_timeout")))
     driver_path = os.path.join(TESTS, topic, "driver.py")
     driver = open(driver_path).read() if os.path.exists(driver_path) else None
-    forbidden = GRADING.get(topic, {}).get("forbidden", [])
+    rules = GRADING.get(topic, {})
+    forbidden = rules.get("forbidden", [])
+    runtime = [*rules.get("forbidden_ops", []), *[f"python:{m}" for m in rules.get("forbidden_python", [])],
+               *[f"autograd:{f}" for f in rules.get("hand_gradients", [])]]
     banned: dict[str, list[str]] = {}
     try:
         files = topic_files(submission, topic)
         banned = violations(files, forbidden)
         timeout = clock.left()
         try:
-            learner = sandbox.open(topic, files, driver, forbidden, timeout=max(timeout, 0.1))
+            learner = sandbox.open(topic, files, driver, runtime, timeout=max(timeout, 0.1))
         finally:
             clock.stop()
     except LearnerError as e:

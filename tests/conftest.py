@@ -158,6 +158,13 @@ def sandbox(pytestconfig):
 _CLOCKS: dict[str, Clock] = {}
 
 
+def runtime_rules(topic: str) -> list[str]:
+    """What the worker refuses while the topic's code runs (see ``Watch`` in ``grader/worker.py``)."""
+    rules = GRADING.get(topic, {})
+    return [*rules.get("forbidden_ops", []), *[f"python:{m}" for m in rules.get("forbidden_python", [])],
+            *[f"autograd:{f}" for f in rules.get("hand_gradients", [])]]
+
+
 def topic_of(module) -> str:
     return module.__name__.split(".")[1]
 
@@ -169,17 +176,14 @@ def impl(request, sandbox, submission):
     clock = _CLOCKS.setdefault(submission, Clock(opt("call_timeout"), opt("submission_timeout")))
     driver_path = os.path.join(TESTS, topic, "driver.py")
     driver = open(driver_path).read() if os.path.exists(driver_path) else None
-    rules = GRADING.get(topic, {})
-    forbidden = rules.get("forbidden", [])
-    runtime = [*rules.get("forbidden_ops", []), *[f"python:{m}" for m in rules.get("forbidden_python", [])],
-               *[f"autograd:{f}" for f in rules.get("hand_gradients", [])]]
+    forbidden = GRADING.get(topic, {}).get("forbidden", [])
     banned: dict[str, list[str]] = {}
     try:
         files = topic_files(submission, topic)
         banned = violations(files, forbidden)
         timeout = clock.left()
         try:
-            learner = sandbox.open(topic, files, driver, runtime, timeout=max(timeout, 0.1))
+            learner = sandbox.open(topic, files, driver, runtime_rules(topic), timeout=max(timeout, 0.1))
         finally:
             clock.stop()
     except LearnerError as e:

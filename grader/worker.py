@@ -187,6 +187,10 @@ class _DispatchMode(TorchDispatchMode):
         super().__init__()
         self.watch = watch
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:  # no torch.compile here: saves importing it (seconds) per child
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.watch.op(func)
         return func(*args, **(kwargs or {}))

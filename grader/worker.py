@@ -78,6 +78,9 @@ class Forbidden(Exception):
     """Raised when learner code runs an operator or API that its exercise asks it to write by hand."""
 
 
+_AUTOGRAD = {"backward", "grad", "requires_grad_"}  # torch functions that only make sense with autograd
+
+
 class Watch:
     """Refuses forbidden operators while learner code runs: ``with watch.call(fn): fn(...)``; the
     first refusal is kept in ``refused`` (the learner's code cannot catch it away)."""
@@ -126,6 +129,8 @@ class Watch:
         name = (getattr(func, "__name__", "") or "").split(".")[0]
         if name in self.names:
             self._refuse(f"uses aten.{name} (torch's {name}), which this exercise asks you to write by hand")
+        if self.strict and name in _AUTOGRAD:
+            self._refuse(f"uses PyTorch's autograd ({name}), but this exercise asks you to write the gradient by hand")
         return name
 
     def python(self, label: str):

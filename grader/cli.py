@@ -116,7 +116,7 @@ def grade_main(argv) -> int:
         meta = {"suite_sha256": suite_digest(topics), "topics": topics, "isolation": mode,
                 "cuda": torch.cuda.is_available(), "not_run_cases": not_run, "note": note,
                 "problems": problems, "seconds": round(time.monotonic() - start, 2)}
-        report.write_all(reports, topics, meta, args.out)
+        reports, meta = report.write_all(reports, topics, meta, args.out), report.inert(meta)
         if args.gradescope:
             if len(reports) != 1:
                 p.error("--gradescope needs a single submission")
@@ -137,7 +137,7 @@ def grade_main(argv) -> int:
                   f"{len(reports)} submission(s) in {meta['seconds']} s; reports in {args.out}/")
             if note:
                 print(note)
-            for prob in problems:
+            for prob in meta["problems"]:
                 print(f"grading problem: {prob}", file=sys.stderr)
         return 2 if problems else 0
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import linecache
 import os
 import random
 import resource
@@ -78,17 +79,49 @@ class Forbidden(Exception):
     """Raised when learner code runs an operator or API that its exercise asks it to write by hand."""
 
 
-_AUTOGRAD = {"backward", "grad", "requires_grad_"}  # torch functions that only make sense with autograd
+# Torch functions that only make sense with autograd (forward-mode dual tensors included), refused by
+# name in a hand-written gradient, where the operators alone would not show them all (under
+# torch.func's transforms, for one).
+_AUTOGRAD = {"backward", "grad", "requires_grad_", "_make_dual", "make_dual"}
+
+
+def _composite(name: str) -> bool:
+    """Whether aten ``name`` decomposes above the dispatch mode (into other operators)."""
+    packet = getattr(torch.ops.aten, name, None)
+    return packet is not None and any(
+        torch._C._dispatch_has_kernel_for_dispatch_key(getattr(packet, o).name(), "CompositeImplicitAutograd")
+        for o in packet.overloads())
+
+
+def _refuse_composites(names, watch: "Watch"):
+    """Replace the kernels of composite operators (``rnn_tanh`` runs as ``addmm`` and ``tanh``, which
+    are allowed) by one that refuses: whatever calls the operator (``torch._VF``, ``torch.ops``,
+    ``nn.RNN``) reaches it. This process only ever runs learner code (and drivers that do not use them)."""
+    if not names:
+        return None
+    import warnings
+    library = torch.library.Library("aten", "IMPL")
+    for name in names:
+        def refused(*args, _name=name, **kwargs):
+            watch.refuse(f"uses aten.{_name} (torch's {_name}), which this exercise asks you to write by hand")
+        packet = getattr(torch.ops.aten, name)
+        for o in packet.overloads():
+            schema = getattr(packet, o)._schema
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
+                library.impl(name + (f".{schema.overload_name}" if schema.overload_name else ""), refused,
+                             "CompositeImplicitAutograd")
+    return library
 
 
 class Watch:
     """Refuses forbidden operators while learner code runs: ``with watch.call(fn): fn(...)``; the
     first refusal is kept in ``refused`` (the learner's code cannot catch it away)."""
 
-    def __init__(self, rules):
+    def __init__(self, rules, folder: str = ""):
         ops = {r[len("aten."):] for r in rules if r.startswith("aten.")}
         self.everything = "*" in ops
-        self.names = ops - {"*"}  # torch function names and aten operator names alike
+        self.names = ops - {"*"}
         hand = {r.partition(":")[2] for r in rules if r.startswith("autograd:")}
         self.hand_all, self.hand = "*" in hand, hand - {"*"}
         if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
@@ -98,44 +131,52 @@ class Watch:
             packet = getattr(torch.ops.aten, name, None)
             for o in (packet.overloads() if packet is not None else []):
                 self.overloads.add(getattr(packet, o))
+        # Composites decompose before the dispatch mode sees them: their own kernels refuse instead.
+        self._library = _refuse_composites([n for n in self.names if _composite(n)], self)
         for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
             _refuse_python_functions(module, self)
-        self._recording, self._task = torch.is_grad_enabled, torch._C._current_graph_task_id
+        self.folder = folder
+        self.allowed_ops: set = set()
+        self.allowed_calls: set = set()
         self.refused: str | None = None
         self.strict = False  # inside a function whose gradient is written by hand
-        self.outer = ""  # the torch function the learner called, for the message
         self.active = bool(self.everything or self.names)
 
-    def _refuse(self, what: str):
+    def refuse(self, what: str):
         if self.refused is None:
-            self.refused = what
+            self.refused = what + self._where()
         raise Forbidden(what)
 
+    def _where(self) -> str:
+        """Where in the learner's files the refused call was made."""
+        frame = sys._getframe(1)
+        while frame is not None:
+            path = frame.f_code.co_filename
+            if self.folder and path.startswith(self.folder + os.sep):
+                line = linecache.getline(path, frame.f_lineno).strip()[:120]
+                return f" (in {os.path.basename(path)}, line {frame.f_lineno}: {line})"
+            frame = frame.f_back
+        return ""
+
     def op(self, func):
-        """Called for every aten operator that runs."""
+        """An aten operator seen for the first time."""
+        name = func.__name__.split(".")[0]
         if self.everything:
-            self._refuse(f"uses torch (aten.{func.__name__.split('.')[0]}"
-                         f"{', through ' + self.outer if self.outer else ''}): this exercise is plain Python")
+            self.refuse(f"uses torch (aten.{name}): this exercise is plain Python")
         if func in self.overloads:
-            words = f", through torch's {self.outer}" if self.outer else ""
-            self._refuse(f"uses aten.{func.__name__.split('.')[0]}{words}, which this exercise asks you to "
-                         "write by hand")
-        if self.strict and (self._recording() or self._task() != -1):
-            self._refuse("uses PyTorch's autograd (a backward pass, torch.autograd.grad, torch.func or turning "
-                         "gradient recording on), but this exercise asks you to write the gradient by hand")
+            self.refuse(f"uses aten.{name}, which this exercise asks you to write by hand")
 
-    def function(self, func) -> str:
-        """Called for every torch function the learner calls (the outermost, not those it calls)."""
+    def autograd(self):
+        """An operator ran with gradient recording on, or inside a backward pass, in a function whose
+        gradient is written by hand."""
+        self.refuse("uses PyTorch's autograd (a backward pass, torch.autograd.grad, torch.func or turning "
+                    "gradient recording on), but this exercise asks you to write the gradient by hand")
+
+    def function(self, func):
+        """A torch function called in a function whose gradient is written by hand."""
         name = (getattr(func, "__name__", "") or "").split(".")[0]
-        if name in self.names:
-            self._refuse(f"uses aten.{name} (torch's {name}), which this exercise asks you to write by hand")
-        if self.strict and name in _AUTOGRAD:
-            self._refuse(f"uses PyTorch's autograd ({name}), but this exercise asks you to write the gradient by hand")
-        return name
-
-    def python(self, label: str):
-        """Called by a refused Python function of torch."""
-        self._refuse(f"uses {label}, which this exercise asks you to write by hand")
+        if name in _AUTOGRAD:
+            self.refuse(f"uses PyTorch's autograd ({name}), but this exercise asks you to write the gradient by hand")
 
     @contextlib.contextmanager
     def call(self, fn: str):
@@ -144,8 +185,6 @@ class Watch:
             yield
             return
         with contextlib.ExitStack() as stack:
-            if self.names:
-                stack.enter_context(_FunctionMode(self))
             stack.enter_context(_DispatchMode(self))
             stack.enter_context(_threads_watched(self))
             if self.hand_all or fn in self.hand:
@@ -158,7 +197,7 @@ class Watch:
         was = self.strict
         self.strict = True
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _FunctionMode(self):
                 yield
         finally:
             self.strict = was
@@ -188,6 +227,8 @@ class _Scoped:
 
 
 class _DispatchMode(TorchDispatchMode):
+    """Sees every aten operator below autograd: a set lookup, then the operator."""
+
     def __init__(self, watch: Watch):
         super().__init__()
         self.watch = watch
@@ -197,22 +238,31 @@ class _DispatchMode(TorchDispatchMode):
         return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.watch.op(func)
+        watch = self.watch
+        if id(func) not in watch.allowed_ops:  # operators are long-lived objects: their ids are stable
+            watch.op(func)
+            watch.allowed_ops.add(id(func))
+        if watch.strict and (_recording() or _graph_task() != -1):
+            watch.autograd()
         return func(*args, **(kwargs or {}))
 
 
 class _FunctionMode(TorchFunctionMode):
+    """Sees the torch functions called in a hand-written gradient: ``.backward()`` and
+    ``torch.autograd.grad`` refused with a clear message (under no_grad they would only fail)."""
+
     def __init__(self, watch: Watch):
         super().__init__()
         self.watch = watch
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        watch = self.watch
-        outer, watch.outer = watch.outer, watch.function(func)
-        try:
-            return func(*args, **(kwargs or {}))
-        finally:
-            watch.outer = outer
+        if id(func) not in self.watch.allowed_calls:
+            self.watch.function(func)
+            self.watch.allowed_calls.add(id(func))
+        return func(*args, **(kwargs or {}))
+
+
+_recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
 
 
 def _refuse_python_functions(module_name: str, watch: Watch):
@@ -236,7 +286,7 @@ def _refuse_python_functions(module_name: str, watch: Watch):
                    + f"        __dlkata_refuse__({label!r})\n    return refused\n")
             scope: dict = {}
             exec(compile(src, home, "exec"), scope)
-            fn.__globals__["__dlkata_refuse__"] = watch.python
+            fn.__globals__["__dlkata_refuse__"] = lambda what: watch.refuse(f"uses {what}, which this exercise asks you to write by hand")
             fn.__code__ = scope["outer"]().__code__
             fn = getattr(fn, "__wrapped__", None)
 
@@ -333,13 +383,13 @@ def child(req: dict):
     if req.get("driver"):
         driver = types.ModuleType("driver")
         exec(compile(req["driver"], "driver.py", "exec"), driver.__dict__)
-    watch = Watch(req.get("forbidden", []))  # operator rules; the API names are checked statically
+    watch = Watch(req.get("forbidden", []), folder)  # operator rules; the API names are checked statically
     try:
         _seed()
         with watch.call(""):
             module = importlib.import_module(req["topic"])
         if watch.refused:
-            raise Forbidden(f"{watch.refused} (when the module is imported)")
+            raise Forbidden(f"{watch.refused}, when the module is imported")
     except BaseException as e:  # noqa: BLE001 - anything the learner's import does is reported
         _send({"error": "import", "message": _learner_trace(e, folder)})
         return
@@ -378,7 +428,7 @@ def child(req: dict):
                 _send({"error": "raised", "message": _learner_trace(e, folder)})
             continue
         except Forbidden as e:
-            _send({"error": "forbidden", "message": f"{e}: no credit for it"})
+            _send({"error": "forbidden", "message": f"{watch.refused or e}: no credit for it"})
             continue
         except MemoryError:
             _send({"error": "memory", "message": f"ran out of memory (the limit is "

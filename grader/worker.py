@@ -136,6 +136,9 @@ class Watch:
         for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
             _refuse_python_functions(module, self)
         self.folder = folder
+        self.watching, self.leaving = 0, False
+        if self.everything or self.names:
+            _lock(self)
         self.allowed_ops: set = set()
         self.allowed_calls: set = set()
         self.refused: str | None = None
@@ -184,12 +187,21 @@ class Watch:
         if not self.active:
             yield
             return
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(_DispatchMode(self))
-            stack.enter_context(_threads_watched(self))
-            if self.hand_all or fn in self.hand:
-                stack.enter_context(self.by_hand())
-            yield
+        leaving = self.leaving
+        try:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(_DispatchMode(self))
+                stack.enter_context(_threads_watched(self))
+                if self.hand_all or fn in self.hand:
+                    stack.enter_context(self.by_hand())
+                self.watching += 1
+                try:
+                    yield
+                finally:
+                    self.watching -= 1
+                    self.leaving = True  # the modes are popped by us now
+        finally:
+            self.leaving = leaving
 
     @contextlib.contextmanager
     def by_hand(self):
@@ -263,6 +275,48 @@ class _FunctionMode(TorchFunctionMode):
 
 
 _recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
+
+
+def _lock(watch: Watch):
+    """While the watch is on, the ways to step around it refuse: popping its mode off the stack,
+    excluding the Python dispatch key, calling a kernel below it (``redispatch``, ``_op_dk``, boxed
+    calls). For this process's lifetime (it runs learner code only)."""
+    import torch._ops
+    import torch.utils._python_dispatch as python_dispatch
+
+    def locked(owner, name):
+        original = getattr(owner, name, None)
+        if original is None:
+            return
+
+        def guard(*args, **kwargs):
+            if watch.watching and not watch.leaving:
+                watch.refuse(f"uses {name}, which switches off the check of forbidden operators")
+            return original(*args, **kwargs)
+        setattr(owner, name, guard)
+
+    for overload in watch.overloads:  # the kernel of a forbidden operator, called below the watch
+        locked(overload, "_op_dk")
+    get_operation = torch._C._get_operation_overload
+
+    def get_operation_overload(name, *args, **kwargs):  # a fresh handle on a forbidden operator
+        short = str(name).removeprefix("aten::")
+        if watch.watching and not watch.leaving and short in watch.names:
+            watch.refuse(f"uses aten.{short}, which this exercise asks you to write by hand")
+        return get_operation(name, *args, **kwargs)
+    torch._C._get_operation_overload = get_operation_overload
+
+    for owner, names in [
+        (torch._C, ["_pop_torch_dispatch_stack", "_set_dispatch_mode",
+                    "_unset_dispatch_mode", "_dispatch_tls_set_dispatch_key_excluded",
+                    "_dispatch_tls_set_dispatch_key_included", "_ExcludeDispatchKeyGuard", "_DisableTorchDispatch",
+                    "_dispatch_call_boxed", "_ForceDispatchKeyGuard",
+                    "_PreserveDispatchKeyGuard", "_IncludeDispatchKeyGuard"]),
+        (python_dispatch, ["_pop_torch_dispatch_stack", "_disable_current_modes", "_pop_mode_temporarily"]),
+        (torch._ops.OpOverload, ["redispatch"]),
+    ]:
+        for name in names:
+            locked(owner, name)
 
 
 def _refuse_python_functions(module_name: str, watch: Watch):

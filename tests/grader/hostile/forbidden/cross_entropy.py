@@ -59,3 +59,44 @@ def via_backward_kernel(*_):
 
 def via_module(*_):
     return torch.nn.CrossEntropyLoss()(X, T)
+
+
+# Stepping around the watch itself: its mode popped, the Python dispatch key excluded, the kernel
+# called below it.
+
+def via_popping_the_watch(*_):
+    import torch.utils._python_dispatch as python_dispatch
+    with python_dispatch._pop_mode_temporarily():
+        return torch.log_softmax(X, 1)
+
+
+def via_popping_in_c(*_):
+    torch._C._pop_torch_dispatch_stack(None)
+    return torch.log_softmax(X, 1)
+
+
+def via_excluding_the_python_key(*_):
+    with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(torch._C.DispatchKey.Python)):
+        return torch.log_softmax(X, 1)
+
+
+def via_thread_local_exclusion(*_):
+    torch._C._dispatch_tls_set_dispatch_key_excluded(torch._C.DispatchKey.Python, True)
+    try:
+        return torch.log_softmax(X, 1)
+    finally:
+        torch._C._dispatch_tls_set_dispatch_key_excluded(torch._C.DispatchKey.Python, False)
+
+
+def via_redispatch(*_):
+    keys = torch._C.DispatchKeySet(torch._C.DispatchKey.CPU)
+    return torch.ops.aten._log_softmax.default.redispatch(keys, X, 1, False)
+
+
+def via_kernel_by_key(*_):
+    return torch.ops.aten._log_softmax.default._op_dk(torch._C.DispatchKey.CPU, X, 1, False)
+
+
+def via_fresh_operator_handle(*_):
+    op, op_dk, _ = torch._C._get_operation_overload("aten::_log_softmax", "")
+    return op_dk(torch._C.DispatchKey.CPU, X, 1, False)

@@ -207,3 +207,21 @@ def test_autograd_stays_usable_outside_the_functions_whose_gradient_is_written_b
         assert e.value.kind == "forbidden" and "autograd" in e.value.message
     finally:
         learner.close()
+
+
+def test_a_backward_pass_over_a_graph_built_earlier_is_refused_at_the_operator_level():
+    """The engine called directly (no torch function names it): its backward operators run on this
+    thread (CPU) inside a graph task, under the watch."""
+    from grader.worker import Forbidden, Watch
+    watch = Watch(["autograd:by_hand"])
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    y = (x.tanh() * x).sum()
+    with pytest.raises(Forbidden):
+        with watch.call("by_hand"):
+            torch._C._ImperativeEngine().run_backward((y,), (torch.ones((), dtype=y.dtype),), False, False, (x,),
+                                                      False, False)
+    assert "autograd" in watch.refused
+    watch.refused = None
+    with watch.call("other"):  # outside the functions whose gradient is written by hand, autograd works
+        (g,) = torch.autograd.grad(y, x)
+    assert watch.refused is None and torch.allclose(g, x.tanh() + x * (1 - x.tanh() ** 2))

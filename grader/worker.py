@@ -66,14 +66,16 @@ def _learner_trace(exc: BaseException, folder: str) -> str:
 #
 # ``Watch`` sees what actually runs while learner code runs, whatever name reached it. A
 # TorchDispatchMode sees every aten operator below autograd (F.cross_entropy,
-# torch._C._nn.cross_entropy_loss and torch.ops.aten._log_softmax all execute aten._log_softmax);
-# a TorchFunctionMode sees the torch function called, which names composites that decompose before
-# dispatch (torch._VF.rnn_tanh runs as addmm and tanh, but is called as rnn_tanh). Rules (the
+# torch._C._nn.cross_entropy_loss and torch.ops.aten._log_softmax all execute aten._log_softmax:
+# a set lookup per operator). A composite that decomposes into allowed operators before dispatch
+# (torch._VF.rnn_tanh runs as addmm and tanh) gets a kernel of its own that refuses. Rules (the
 # request's "forbidden"): "aten.<op>" ("aten.*": any operator), "python:<torch module>" (its Python
 # functions refuse to run) and "autograd:<function>" ("autograd:*": all): such a function runs under
 # torch.no_grad(), and an operator run with gradient recording back on, inside a backward pass
 # (.backward(), torch.autograd.grad, the engine called directly, torch.func) or on forward-mode
-# dual tensors is refused.
+# dual tensors is refused; a TorchFunctionMode names .backward() and autograd.grad there. The ways
+# around the watch (popping its mode, excluding the Python dispatch key, calling kernels below it)
+# refuse while it is on; threads started by learner code run under it too.
 
 class Forbidden(Exception):
     """Raised when learner code runs an operator or API that its exercise asks it to write by hand."""

@@ -282,20 +282,28 @@ _recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
 def _lock(watch: Watch):
     """While the watch is on, the ways to step around it refuse: popping its mode off the stack,
     excluding the Python dispatch key, calling a kernel below it (``redispatch``, ``_op_dk``, boxed
-    calls). For this process's lifetime (it runs learner code only)."""
+    calls), starting another program. For this process's lifetime (it runs learner code only)."""
     import torch._ops
     import torch.utils._python_dispatch as python_dispatch
 
-    def locked(owner, name):
+    import _posixsubprocess
+    import subprocess
+
+    def locked(owner, name, why="switches off the check of forbidden operators"):
         original = getattr(owner, name, None)
         if original is None:
             return
 
         def guard(*args, **kwargs):
             if watch.watching and not watch.leaving:
-                watch.refuse(f"uses {name}, which switches off the check of forbidden operators")
+                watch.refuse(f"uses {name}, which {why}")
             return original(*args, **kwargs)
         setattr(owner, name, guard)
+
+    for owner, names in [(os, ["execv", "execve", "posix_spawn", "posix_spawnp", "system"]),
+                         (_posixsubprocess, ["fork_exec"]), (subprocess, ["_fork_exec"])]:  # forks stay watched
+        for name in names:
+            locked(owner, name, "starts another program, where forbidden operators would not be checked")
 
     for overload in watch.overloads:  # the kernel of a forbidden operator, called below the watch
         locked(overload, "_op_dk")

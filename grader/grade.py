@@ -90,6 +90,11 @@ def _read(s: Submission, path: str, topics, workdir: str) -> None:
     if s.root is None:
         s.problem = "no topic folder found (expected folders such as " + ", ".join(f"{t}/" for t in topics[:3]) + ")"
         s.root = folder  # graded anyway: every topic reports what is missing
+    try:
+        s.root.encode("utf-8")
+    except UnicodeEncodeError:
+        s.root, s.problem = None, "the submission's folder name is not valid text (UTF-8): rename it"
+        return
     s.digest = sub.digest(s.root, topics)
 
 

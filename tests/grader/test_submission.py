@@ -144,3 +144,15 @@ def test_any_failure_reading_a_submission_refuses_it_alone(tmp_path, monkeypatch
     subs = {s.name: s for s in grade.collect(str(folder), ["perplexity"], str(tmp_path))}
     assert subs["alice"].problem is None and subs["alice"].root
     assert subs["bob"].root is None and "could not be read (OSError: a disk that lies)" in subs["bob"].problem
+
+
+def test_a_folder_name_that_is_not_text_is_refused_alone(tmp_path):
+    from grader import grade
+
+    folder = tmp_path / "class"
+    c.good(str(folder / "alice"))
+    c.good(os.fsdecode(os.fsencode(str(folder)) + b"/bad\xff\xfename"))
+    subs = sorted(grade.collect(str(folder), ["perplexity"], str(tmp_path)), key=lambda s: s.name)
+    assert [s.name for s in subs] == ["alice", "bad\ufffd\ufffdname"]
+    assert subs[0].problem is None and subs[0].root
+    assert subs[1].root is None and "not valid text" in subs[1].problem

@@ -123,7 +123,7 @@ def grade_main(argv) -> int:
         meta = {"suite_sha256": suite_digest(topics), "topics": topics, "isolation": mode,
                 "cuda": torch.cuda.is_available(), "not_run_cases": not_run, "note": note,
                 "problems": problems, "seconds": round(time.monotonic() - start, 2)}
-        report.write_all(reports, topics, meta, args.out)
+        reports, meta = report.write_all(reports, topics, meta, args.out), report.inert(meta)
         recorded = ""
         if args.db != "none":
             from grader import gradebook
@@ -153,7 +153,7 @@ def grade_main(argv) -> int:
             if note:
                 print(note)
             for prob in problems:
-                print(f"grading problem: {prob}", file=sys.stderr)
+                print(f"grading problem: {report.inert(prob)}", file=sys.stderr)
         return 2 if problems else 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -61,8 +61,23 @@ def collect(path: str, topics: list[str], workdir: str) -> list[Submission]:
 
 
 def _prepare(path: str, topics, workdir: str) -> Submission:
+    """A submission ready to grade, or refused with its ``problem``: nothing in one submission (an
+    archive or a folder however malformed) stops the others from being graded."""
     name = os.path.basename(path.rstrip("/"))
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # names that are not text
     s = Submission(name=name.removesuffix(".zip"), source=path)
+    try:
+        _read(s, path, topics, workdir)
+    except Exception as e:  # noqa: BLE001 - a bad submission costs only itself
+        s.root, s.digest = None, None
+        s.problem = f"the submission could not be read ({type(e).__name__}: {str(e)[:200]})"
+    return s
+
+
+def _read(s: Submission, path: str, topics, workdir: str) -> None:
+    if os.path.islink(path):
+        s.problem = "the submission is a symbolic link"
+        return
     folder = path
     if os.path.isfile(path):
         folder = tempfile.mkdtemp(prefix="unzipped-", dir=workdir)
@@ -70,16 +85,17 @@ def _prepare(path: str, topics, workdir: str) -> Submission:
             sub.unpack(path, folder)
         except sub.BadArchive as e:
             s.problem = f"the archive was refused: {e}"
-            return s
-    if os.path.islink(path):
-        s.problem = "the submission is a symbolic link"
-        return s
+            return
     s.root = sub.find_root(folder, topics)
     if s.root is None:
         s.problem = "no topic folder found (expected folders such as " + ", ".join(f"{t}/" for t in topics[:3]) + ")"
         s.root = folder  # graded anyway: every topic reports what is missing
+    try:
+        s.root.encode("utf-8")
+    except UnicodeEncodeError:
+        s.root, s.problem = None, "the submission's folder name is not valid text (UTF-8): rename it"
+        return
     s.digest = sub.digest(s.root, topics)
-    return s
 
 
 def _chunks(items: list, n: int) -> list[list]:

@@ -1,9 +1,13 @@
-"""The static half of the forbidden-API guard (the runtime half lives in ``worker``).
+"""The forbidden-API guard, in two halves.
 
-``violations(files, forbidden)`` parses the learner's sources (never runs them) and returns, per
-top-level function or class, the forbidden APIs it reaches: directly, through import aliases
-(``import torch.nn.functional as F``; ``from torch.autograd import grad``), or by calling another
-top-level function of the module that does.
+Static (grading process): ``violations(files, forbidden)`` parses the learner's sources (never runs
+them) and returns, per top-level function or class, the forbidden APIs it names: directly, through
+import aliases (``import torch.nn.functional as F``; ``from torch.autograd import grad``), or by
+calling another top-level function of the module that does. It gives early, clear messages; a name
+computed at run time escapes it.
+
+Run time (sandboxed worker, ``worker.Watch``): the operators that learner code actually runs,
+whatever name reached them (see ``worker.py``).
 """
 from __future__ import annotations
 
@@ -31,14 +35,24 @@ def _matches(name: str, forbidden) -> str | None:
 
 
 def violations(files: dict[str, str], forbidden) -> dict[str, list[str]]:
-    """``{name: [forbidden API, ...]}`` for each top-level name that reaches one (``"*"``: module level)."""
+    """``{name: [forbidden API, ...]}`` for each top-level name that reaches one (``"*"``: module level).
+    Raises ``LearnerError`` for sources too convoluted to analyse."""
+    try:
+        return _violations(files, forbidden)
+    except (RecursionError, MemoryError, ValueError, TypeError) as e:
+        from grader.sandbox import LearnerError
+        raise LearnerError("import", f"your code could not be analysed ({type(e).__name__}): "
+                                     "nested too deeply or too large; simplify it") from None
+
+
+def _violations(files: dict[str, str], forbidden) -> dict[str, list[str]]:
     found: dict[str, set[str]] = {}
     calls: dict[str, set[str]] = {}
     for text in files.values():
         try:
             tree = ast.parse(text)
-        except (SyntaxError, ValueError):
-            continue  # the import reports it
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # the import reports it (the sandbox survives what the parser does not)
         aliases = {}
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -75,3 +89,4 @@ def violations(files: dict[str, str], forbidden) -> dict[str, list[str]]:
                     found.setdefault(owner, set()).update(extra)
                     changed = True
     return {k: sorted(v) for k, v in found.items()}
+

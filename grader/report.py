@@ -1,9 +1,57 @@
-"""What instructors and students read: a terminal table, JSON, Gradescope's results.json, a class CSV."""
+"""What instructors and students read: a terminal table, JSON, Gradescope's results.json, a class CSV.
+
+Every text here may come from a student (names, messages of their exceptions): ``inert`` makes control
+characters and escape sequences visible instead of acted upon, CSV cells never start a formula, and
+each student's Gradescope file gets a name of its own.
+"""
 from __future__ import annotations
 
 import csv
 import json
 import os
+
+
+def _visible(ch: str) -> str:
+    return ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
+def inert(value):
+    """``value`` (a report, a list, a string) with every string's control characters, escape
+    sequences, direction overrides and other invisible characters written out (``\\x1b``); line
+    breaks stay."""
+    if isinstance(value, str):
+        if value.isprintable():
+            return value
+        return "\n".join("".join(map(_visible, line)) for line in value.split("\n"))
+    if isinstance(value, dict):
+        return {inert(k): inert(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [inert(v) for v in value]
+    return value
+
+
+def _cell(value):
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
+    if isinstance(value, str):
+        value = inert(value).replace("\n", " ")
+        if value.startswith(("=", "+", "-", "@", "\t", "\r")):
+            return "'" + value
+    return value
+
+
+def file_names(reports: list[dict]) -> list[str]:
+    """One safe file name per report, all different (also when only their case differs)."""
+    out, taken = [], set()
+    for r in reports:
+        base = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in r["name"])[:80]
+        base = base.strip(".") or "submission"
+        name, k = base, 1
+        while name.lower() in taken:
+            k += 1
+            name = f"{base}-{k}"
+        taken.add(name.lower())
+        out.append(f"{name}.json")
+    return out
 
 
 def _pts(x: float) -> str:
@@ -12,6 +60,7 @@ def _pts(x: float) -> str:
 
 def table(report: dict, detail: bool = True) -> str:
     """One submission: per topic and per test, then the total."""
+    report = inert(report)
     lines = [f"{report['name']}  (sha256 {report['sha256'][:12] if report['sha256'] else '-'})"]
     if report["problem"]:
         lines.append(f"  ! {report['problem']}")
@@ -35,6 +84,7 @@ def table(report: dict, detail: bool = True) -> str:
 
 
 def class_table(reports: list[dict], topics: list[str]) -> str:
+    reports = inert(reports)
     w = max([len(r["name"]) for r in reports] + [7])
     cols = [t[:13] for t in topics]
     head = f"{'student':<{w}}  " + "  ".join(f"{c:>13}" for c in cols) + f"  {'total':>9}"
@@ -49,6 +99,7 @@ def class_table(reports: list[dict], topics: list[str]) -> str:
 
 def gradescope(report: dict, meta: dict) -> dict:
     """Gradescope's ``results.json`` for one submission: one entry per test, CUDA-not-run noted."""
+    report = inert(report)
     tests, number = [], 0
     for topic in report["topics"]:
         weight_sum = sum(t["weight"] for t in topic["tests"] if t["credit"] is not None) or 1.0
@@ -68,17 +119,21 @@ def gradescope(report: dict, meta: dict) -> dict:
             "output": meta.get("note", ""), "extra_data": {"sha256": report["sha256"], "suite_sha256": meta.get("suite_sha256")}}
 
 
-def write_all(reports: list[dict], topics: list[str], meta: dict, out: str) -> None:
+def write_all(reports: list[dict], topics: list[str], meta: dict, out: str) -> list[dict]:
+    """``report.json`` (each submission with its ``gradescope_file``), ``class.csv`` and
+    ``gradescope/<file>.json`` per submission. Returns the reports as written (inert, with their file)."""
     os.makedirs(os.path.join(out, "gradescope"), exist_ok=True)
+    reports = [{**inert(r), "gradescope_file": f"gradescope/{n}"} for r, n in zip(reports, file_names(reports))]
     with open(os.path.join(out, "report.json"), "w") as f:
-        json.dump({**meta, "submissions": reports}, f, indent=1)
+        json.dump({**inert(meta), "submissions": reports}, f, indent=1)
     with open(os.path.join(out, "class.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["student", *topics, "total", "max", "sha256", "problem"])
         for r in reports:
             by = {t["topic"]: t["score"] for t in r["topics"]}
-            w.writerow([r["name"], *[by[t] for t in topics], r["score"], r["max"], r["sha256"], r["problem"] or ""])
+            w.writerow([_cell(v) for v in [r["name"], *[by[t] for t in topics], r["score"], r["max"], r["sha256"],
+                                            r["problem"] or ""]])
     for r in reports:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in r["name"]) or "submission"
-        with open(os.path.join(out, "gradescope", f"{safe}.json"), "w") as f:
+        with open(os.path.join(out, r["gradescope_file"]), "w") as f:
             json.dump(gradescope(r, meta), f, indent=1)
+    return reports

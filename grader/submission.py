@@ -17,6 +17,8 @@ from grader.sandbox import LearnerError
 MAX_FILE = 256 << 10
 MAX_FILES = 32
 MAX_ZIP_TOTAL = 16 << 20
+MAX_ENTRIES = 1000
+MAX_DEPTH = 16
 SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.py")
 
 
@@ -26,6 +28,13 @@ def _is_learner_source(name: str) -> bool:
 
 def topic_files(root: str, topic: str) -> dict[str, str]:
     """``{filename: source}`` of ``root/<topic>/`` (test files, conftest and links left out)."""
+    try:
+        return _topic_files(root, topic)
+    except OSError as e:
+        raise LearnerError("import", f"{topic}/ could not be read ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _topic_files(root: str, topic: str) -> dict[str, str]:
     folder = os.path.join(root, topic)
     if not os.path.isdir(folder) or os.path.islink(folder):
         raise LearnerError("missing", f"no folder {topic}/ in the submission")
@@ -67,31 +76,49 @@ class BadArchive(Exception):
 
 
 def unpack(zip_path: str, dest: str) -> None:
-    """Extract ``zip_path`` into ``dest``: regular files only, every path inside ``dest``."""
+    """Extract ``zip_path`` into ``dest``: regular files only, every path inside ``dest``. Any
+    failure (a damaged or encrypted entry, a file and a folder of the same name, ...) raises
+    ``BadArchive`` with the reason."""
+    try:
+        _unpack(zip_path, dest)
+    except BadArchive:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever the archive does, it costs only its own submission
+        raise BadArchive(f"it could not be unpacked ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _unpack(zip_path: str, dest: str) -> None:
     try:
         zf = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as e:
         raise BadArchive(f"not a readable zip file ({e})") from None
     with zf:
         infos = zf.infolist()
-        if len(infos) > 1000 or sum(i.file_size for i in infos) > MAX_ZIP_TOTAL:
+        if len(infos) > MAX_ENTRIES or sum(i.file_size for i in infos) > MAX_ZIP_TOTAL:
             raise BadArchive("the archive is too large")
         for info in infos:
             name = info.filename
             mode = info.external_attr >> 16
             if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name:
                 raise BadArchive(f"absolute path in the archive: {name!r}")
-            if ".." in name.split("/"):
+            parts = name.rstrip("/").split("/")
+            if ".." in parts:
                 raise BadArchive(f"path leaving the archive: {name!r}")
+            if "." in parts or "" in parts or any(not p.isprintable() for p in parts):
+                raise BadArchive(f"malformed path in the archive: {name!r}")
+            if len(parts) > MAX_DEPTH or any(len(p.encode("utf-8", "replace")) > 200 for p in parts):
+                raise BadArchive(f"path too deep or too long in the archive: {name[:100]!r}")
             if stat.S_ISLNK(mode):
                 raise BadArchive(f"symbolic link in the archive: {name!r}")
+            if info.flag_bits & 0x1:
+                raise BadArchive(f"encrypted entry in the archive: {name!r}")
         for info in infos:
             target = os.path.join(dest, info.filename)
             if info.is_dir():
                 os.makedirs(target, exist_ok=True)
                 continue
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as out:
+            with zf.open(info) as src, open(target, "xb") as out:
                 out.write(src.read(MAX_ZIP_TOTAL + 1)[:MAX_ZIP_TOTAL])
 
 

@@ -10,26 +10,27 @@ child. When a child ends, for whatever reason, the server sends ``{"event": "exi
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import linecache
 import os
 import random
 import resource
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 import types
 
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from grader import wire
 
 IN, OUT = 0, 1  # replaced by private copies in main()
-
-
-class Forbidden(Exception):
-    """Raised when learner code calls an API that its exercise asks it to write by hand."""
 
 
 def _send(obj):
@@ -127,42 +128,323 @@ def _learner_trace(exc: BaseException, folder: str) -> str:
     return "\n".join(lines + [last])[-2000:]
 
 
-def _guard(owner, attr: str, dotted: str, violations: list):
-    def guard(*args, **kwargs):
-        violations.append(dotted)
-        raise Forbidden(f"{dotted} is not allowed in this exercise: write it yourself")
+# ---- The run-time half of the forbidden-API guard (the static half is ``guard.py``) ----
+#
+# ``Watch`` sees what actually runs while learner code runs, whatever name reached it. A
+# TorchDispatchMode sees every aten operator below autograd (F.cross_entropy,
+# torch._C._nn.cross_entropy_loss and torch.ops.aten._log_softmax all execute aten._log_softmax:
+# a set lookup per operator). A composite that decomposes into allowed operators before dispatch
+# (torch._VF.rnn_tanh runs as addmm and tanh) gets a kernel of its own that refuses. Rules (the
+# request's "forbidden"): "aten.<op>" ("aten.*": any operator), "python:<torch module>" (its Python
+# functions refuse to run) and "autograd:<function>" ("autograd:*": all): such a function runs under
+# torch.no_grad(), and an operator run with gradient recording back on, inside a backward pass
+# (.backward(), torch.autograd.grad, the engine called directly, torch.func) or on forward-mode
+# dual tensors is refused; a TorchFunctionMode names .backward() and autograd.grad there. The ways
+# around the watch (popping its mode, excluding the Python dispatch key, calling kernels below it)
+# refuse while it is on; threads started by learner code run under it too.
 
+class Forbidden(Exception):
+    """Raised when learner code runs an operator or API that its exercise asks it to write by hand."""
+
+
+# Torch functions that only make sense with autograd (forward-mode dual tensors included), refused by
+# name in a hand-written gradient, where the operators alone would not show them all (under
+# torch.func's transforms, for one).
+_AUTOGRAD = {"backward", "grad", "requires_grad_", "_make_dual", "make_dual"}
+
+
+def _composite(name: str) -> bool:
+    """Whether aten ``name`` decomposes above the dispatch mode (into other operators)."""
+    packet = getattr(torch.ops.aten, name, None)
+    return packet is not None and any(
+        torch._C._dispatch_has_kernel_for_dispatch_key(getattr(packet, o).name(), "CompositeImplicitAutograd")
+        for o in packet.overloads())
+
+
+def _refuse_composites(names, watch: "Watch"):
+    """Replace the kernels of composite operators (``rnn_tanh`` runs as ``addmm`` and ``tanh``, which
+    are allowed) by one that refuses: whatever calls the operator (``torch._VF``, ``torch.ops``,
+    ``nn.RNN``) reaches it. This process only ever runs learner code (and drivers that do not use them)."""
+    if not names:
+        return None
+    import warnings
+    library = torch.library.Library("aten", "IMPL")
+    for name in names:
+        def refused(*args, _name=name, **kwargs):
+            watch.refuse(f"uses aten.{_name} (torch's {_name}), which this exercise asks you to write by hand")
+        packet = getattr(torch.ops.aten, name)
+        for o in packet.overloads():
+            schema = getattr(packet, o)._schema
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
+                library.impl(name + (f".{schema.overload_name}" if schema.overload_name else ""), refused,
+                             "CompositeImplicitAutograd")
+    return library
+
+
+class Watch:
+    """Refuses forbidden operators while learner code runs: ``with watch.call(fn): fn(...)``; the
+    first refusal is kept in ``refused`` (the learner's code cannot catch it away)."""
+
+    def __init__(self, rules, folder: str = ""):
+        ops = {r[len("aten."):] for r in rules if r.startswith("aten.")}
+        self.everything = "*" in ops
+        self.names = ops - {"*"}
+        hand = {r.partition(":")[2] for r in rules if r.startswith("autograd:")}
+        self.hand_all, self.hand = "*" in hand, hand - {"*"}
+        if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
+            self.names |= {"_make_dual"}
+        self.overloads = set()
+        for name in self.names:
+            packet = getattr(torch.ops.aten, name, None)
+            for o in (packet.overloads() if packet is not None else []):
+                self.overloads.add(getattr(packet, o))
+        # Composites decompose before the dispatch mode sees them: their own kernels refuse instead.
+        self._library = _refuse_composites([n for n in self.names if _composite(n)], self)
+        for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
+            _refuse_python_functions(module, self)
+        self.folder = folder
+        self.watching, self.leaving = 0, False
+        if self.everything or self.names:
+            _lock(self)
+        self.allowed_ops: set = set()
+        self.allowed_calls: set = set()
+        self.refused: str | None = None
+        self.strict = False  # inside a function whose gradient is written by hand
+        self.active = bool(self.everything or self.names)
+
+    def refuse(self, what: str):
+        if self.refused is None:
+            self.refused = what + self._where()
+        raise Forbidden(what)
+
+    def _where(self) -> str:
+        """Where in the learner's files the refused call was made."""
+        frame = sys._getframe(1)
+        while frame is not None:
+            path = frame.f_code.co_filename
+            if self.folder and path.startswith(self.folder + os.sep):
+                line = linecache.getline(path, frame.f_lineno).strip()[:120]
+                return f" (in {os.path.basename(path)}, line {frame.f_lineno}: {line})"
+            frame = frame.f_back
+        return ""
+
+    def op(self, func):
+        """An aten operator seen for the first time."""
+        name = func.__name__.split(".")[0]
+        if self.everything:
+            self.refuse(f"uses torch (aten.{name}): this exercise is plain Python")
+        if func in self.overloads:
+            self.refuse(f"uses aten.{name}, which this exercise asks you to write by hand")
+
+    def autograd(self):
+        """An operator ran with gradient recording on, or inside a backward pass, in a function whose
+        gradient is written by hand."""
+        self.refuse("uses PyTorch's autograd (a backward pass, torch.autograd.grad, torch.func or turning "
+                    "gradient recording on), but this exercise asks you to write the gradient by hand")
+
+    def function(self, func):
+        """A torch function called in a function whose gradient is written by hand."""
+        name = (getattr(func, "__name__", "") or "").split(".")[0]
+        if name in _AUTOGRAD:
+            self.refuse(f"uses PyTorch's autograd ({name}), but this exercise asks you to write the gradient by hand")
+
+    @contextlib.contextmanager
+    def call(self, fn: str):
+        """Watch the call of the learner's (or the driver's) function ``fn``."""
+        if not self.active:
+            yield
+            return
+        leaving = self.leaving
+        try:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(_DispatchMode(self))
+                stack.enter_context(_threads_watched(self))
+                if self.hand_all or fn in self.hand:
+                    stack.enter_context(self.by_hand())
+                self.watching += 1
+                try:
+                    yield
+                finally:
+                    self.watching -= 1
+                    self.leaving = True  # the modes are popped by us now
+        finally:
+            self.leaving = leaving
+
+    @contextlib.contextmanager
+    def by_hand(self):
+        """Autograd refused while a function whose gradient is written by hand runs."""
+        was = self.strict
+        self.strict = True
+        try:
+            with torch.no_grad(), _FunctionMode(self):
+                yield
+        finally:
+            self.strict = was
+
+    def scoped(self, module):
+        """``module`` as a driver sees it: the functions whose gradient is written by hand refuse
+        autograd while they run, wherever they are called from."""
+        if not self.hand or self.hand_all:
+            return module
+        return _Scoped(module, self)
+
+
+class _Scoped:
+    def __init__(self, module, watch: Watch):
+        self.__module, self.__watch = module, watch
+
+    def __getattr__(self, name):
+        attr = getattr(self.__module, name)
+        if name not in self.__watch.hand or not callable(attr):
+            return attr
+        watch = self.__watch
+
+        def by_hand(*args, **kwargs):
+            with watch.by_hand():
+                return attr(*args, **kwargs)
+        return by_hand
+
+
+class _DispatchMode(TorchDispatchMode):
+    """Sees every aten operator below autograd: a set lookup, then the operator."""
+
+    def __init__(self, watch: Watch):
+        super().__init__()
+        self.watch = watch
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:  # no torch.compile here: saves importing it (seconds) per child
+        return False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        watch = self.watch
+        if id(func) not in watch.allowed_ops:  # operators are long-lived objects: their ids are stable
+            watch.op(func)
+            watch.allowed_ops.add(id(func))
+        if watch.strict and (_recording() or _graph_task() != -1):
+            watch.autograd()
+        return func(*args, **(kwargs or {}))
+
+
+class _FunctionMode(TorchFunctionMode):
+    """Sees the torch functions called in a hand-written gradient: ``.backward()`` and
+    ``torch.autograd.grad`` refused with a clear message (under no_grad they would only fail)."""
+
+    def __init__(self, watch: Watch):
+        super().__init__()
+        self.watch = watch
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if id(func) not in self.watch.allowed_calls:
+            self.watch.function(func)
+            self.watch.allowed_calls.add(id(func))
+        return func(*args, **(kwargs or {}))
+
+
+_recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
+
+
+def _lock(watch: Watch):
+    """While the watch is on, the ways to step around it refuse: popping its mode off the stack,
+    excluding the Python dispatch key, calling a kernel below it (``redispatch``, ``_op_dk``, boxed
+    calls), starting another program. For this process's lifetime (it runs learner code only)."""
+    import torch._ops
+    import torch.utils._python_dispatch as python_dispatch
+
+    import _posixsubprocess
+    import subprocess
+
+    def locked(owner, name, why="switches off the check of forbidden operators"):
+        original = getattr(owner, name, None)
+        if original is None:
+            return
+
+        def guard(*args, **kwargs):
+            if watch.watching and not watch.leaving:
+                watch.refuse(f"uses {name}, which {why}")
+            return original(*args, **kwargs)
+        setattr(owner, name, guard)
+
+    for owner, names in [(os, ["execv", "execve", "posix_spawn", "posix_spawnp", "system"]),
+                         (_posixsubprocess, ["fork_exec"]), (subprocess, ["_fork_exec"])]:  # forks stay watched
+        for name in names:
+            locked(owner, name, "starts another program, where forbidden operators would not be checked")
+
+    for overload in watch.overloads:  # the kernel of a forbidden operator, called below the watch
+        locked(overload, "_op_dk")
+    get_operation = torch._C._get_operation_overload
+
+    def get_operation_overload(name, *args, **kwargs):  # a fresh handle on a forbidden operator
+        short = str(name).removeprefix("aten::")
+        if watch.watching and not watch.leaving and short in watch.names:
+            watch.refuse(f"uses aten.{short}, which this exercise asks you to write by hand")
+        return get_operation(name, *args, **kwargs)
+    torch._C._get_operation_overload = get_operation_overload
+
+    for owner, names in [
+        (torch._C, ["_pop_torch_dispatch_stack", "_set_dispatch_mode",
+                    "_unset_dispatch_mode", "_dispatch_tls_set_dispatch_key_excluded",
+                    "_dispatch_tls_set_dispatch_key_included", "_ExcludeDispatchKeyGuard", "_DisableTorchDispatch",
+                    "_dispatch_call_boxed", "_ForceDispatchKeyGuard",
+                    "_PreserveDispatchKeyGuard", "_IncludeDispatchKeyGuard"]),
+        (python_dispatch, ["_pop_torch_dispatch_stack", "_disable_current_modes", "_pop_mode_temporarily"]),
+        (torch._ops.OpOverload, ["redispatch"]),
+    ]:
+        for name in names:
+            locked(owner, name)
+
+
+def _refuse_python_functions(module_name: str, watch: Watch):
+    """Every Python function of ``module_name`` (private helpers and the functions that decorators
+    wrap included) refuses to run: its code is replaced, so that no name, alias or computed
+    attribute reaches the original."""
     try:
-        setattr(owner, attr, guard)
-    except (AttributeError, TypeError):
-        pass
-
-
-def _install_guard(dotted: str, violations: list):
-    """Make ``torch.x.y`` (or every public function of a module such as ``torch.autograd``, or a
-    tensor method ``.backward``) record the call and raise ``Forbidden``."""
-    if dotted.startswith("."):
-        if hasattr(torch.Tensor, dotted[1:]):
-            _guard(torch.Tensor, dotted[1:], dotted[1:], violations)
+        module = importlib.import_module(module_name)
+    except ImportError:
         return
-    owner_path, _, attr = dotted.rpartition(".")
-    if not owner_path:
-        return  # a whole package ("torch" for Value): the static check covers it
+    home = getattr(module, "__file__", None)
+    seen = set()
+    for value in list(vars(module).values()):
+        fn = value
+        while isinstance(fn, types.FunctionType) and fn.__code__.co_filename == home and id(fn) not in seen:
+            seen.add(id(fn))
+            label = f"{module_name}.{fn.__name__}"
+            free = fn.__code__.co_freevars
+            src = ("def outer():\n" + "".join(f"    {v} = None\n" for v in free)
+                   + "    def refused(*args, **kwargs):\n" + "".join(f"        {v}\n" for v in free)
+                   + f"        __dlkata_refuse__({label!r})\n    return refused\n")
+            scope: dict = {}
+            exec(compile(src, home, "exec"), scope)
+            fn.__globals__["__dlkata_refuse__"] = lambda what: watch.refuse(f"uses {what}, which this exercise asks you to write by hand")
+            fn.__code__ = scope["outer"]().__code__
+            fn = getattr(fn, "__wrapped__", None)
+
+
+@contextlib.contextmanager
+def _threads_watched(watch: Watch):
+    """Threads started while learner code runs run under the same watch (modes are per thread)."""
+    import _thread
+    start = _thread.start_new_thread
+    if getattr(start, "_dlkata", False):
+        yield
+        return
+
+    def watched_start(function, args, kwargs={}):  # noqa: B006 - the signature of _thread's
+        strict = watch.strict
+
+        def run(*a, **k):
+            with watch.call(""), (watch.by_hand() if strict else contextlib.nullcontext()):
+                return function(*a, **k)
+        return start(run, args, kwargs)
+
+    watched_start._dlkata = True
+    saved = _thread.start_new_thread, threading._start_new_thread
+    _thread.start_new_thread = threading._start_new_thread = watched_start
     try:
-        owner = importlib.import_module(owner_path.split(".")[0])
-        for p in owner_path.split(".")[1:]:
-            owner = getattr(owner, p)
-        target = getattr(owner, attr)
-    except (ImportError, AttributeError):
-        return
-    if isinstance(target, types.ModuleType):  # guard its own public functions, keep the module itself
-        for name in dir(target):
-            fn = getattr(target, name, None)
-            own = str(getattr(fn, "__module__", "") or "").startswith(target.__name__)
-            if not name.startswith("_") and callable(fn) and not isinstance(fn, type) and own:
-                _guard(target, name, f"{dotted}.{name}", violations)
-    else:
-        _guard(owner, attr, dotted, violations)
+        yield
+    finally:
+        _thread.start_new_thread, threading._start_new_thread = saved
 
 
 def _limit(limits: dict):
@@ -227,16 +509,17 @@ def child(req: dict):
     folder = _write_files(req["files"])
     os.chdir(folder)
     sys.path.insert(0, folder)
-    violations: list[str] = []
     driver = None
-    if req.get("driver"):  # first, so that the driver keeps the real APIs it may need
+    if req.get("driver"):
         driver = types.ModuleType("driver")
         exec(compile(req["driver"], "driver.py", "exec"), driver.__dict__)
-    for name in req.get("forbidden", []):
-        _install_guard(name, violations)
+    watch = Watch(req.get("forbidden", []), folder)  # operator rules; the API names are checked statically
     try:
         _seed()
-        module = importlib.import_module(req["topic"])
+        with watch.call(""):
+            module = importlib.import_module(req["topic"])
+        if watch.refused:
+            raise Forbidden(f"{watch.refused}, when the module is imported")
     except BaseException as e:  # noqa: BLE001 - anything the learner's import does is reported
         _send({"error": "import", "message": _learner_trace(e, folder)})
         return
@@ -250,22 +533,23 @@ def child(req: dict):
         if not callable(fn):
             _send({"error": "missing", "message": f"{req['topic']}.py has no function {msg['fn']}"})
             continue
-        before = len(violations)
+        watch.refused = None
         args, kwargs = _materialize(msg.get("args", [])), _materialize(msg.get("kwargs", {}))
         if msg.get("driver"):
-            args = [module, *args]
+            args = [watch.scoped(module), *args]
         kept = _inputs(fn, args, kwargs)
         try:
             _seed()
             if msg.get("timeout"):  # SIGALRM's default action ends this child; the server lives on
                 signal.setitimer(signal.ITIMER_REAL, float(msg["timeout"]))
             try:
-                result = fn(*args, **kwargs)
+                with watch.call("" if msg.get("driver") else msg["fn"]):
+                    result = fn(*args, **kwargs)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _contain(me)
-            if len(violations) > before:
-                raise Forbidden(f"{violations[before]} is not allowed in this exercise: write it yourself")
+            if watch.refused:
+                raise Forbidden(watch.refused)
             changed = _side_effect(kept)
             if changed:
                 who = "your code changed the" if msg.get("driver") else f"`{msg['fn']}` changed its"
@@ -281,7 +565,7 @@ def child(req: dict):
                 _send({"error": "raised", "message": _learner_trace(e, folder)})
             continue
         except Forbidden as e:
-            _send({"error": "forbidden", "message": str(e)})
+            _send({"error": "forbidden", "message": f"{watch.refused or e}: no credit for it"})
             continue
         except MemoryError:
             _send({"error": "memory", "message": f"ran out of memory (the limit is "
@@ -294,8 +578,8 @@ def child(req: dict):
             _send({"error": "bad_return", "message": f"returned something that is not tensors or numbers ({e})"})
             continue
         except BaseException as e:  # noqa: BLE001
-            if len(violations) > before:
-                _send({"error": "forbidden", "message": f"{violations[before]} is not allowed in this exercise"})
+            if watch.refused:
+                _send({"error": "forbidden", "message": f"{watch.refused}: no credit for it"})
             else:
                 _send({"error": "raised", "message": _learner_trace(e, folder)})
             continue

@@ -168,6 +168,13 @@ def sandbox(pytestconfig):
 _CLOCKS: dict[str, Clock] = {}
 
 
+def runtime_rules(topic: str) -> list[str]:
+    """What the worker refuses while the topic's code runs (see ``Watch`` in ``grader/worker.py``)."""
+    rules = GRADING.get(topic, {})
+    return [*rules.get("forbidden_ops", []), *[f"python:{m}" for m in rules.get("forbidden_python", [])],
+            *[f"autograd:{f}" for f in rules.get("hand_gradients", [])]]
+
+
 def topic_of(module) -> str:
     return module.__name__.split(".")[1]
 
@@ -186,7 +193,7 @@ def impl(request, sandbox, submission):
         banned = violations(files, forbidden)
         timeout = clock.left()
         try:
-            learner = sandbox.open(topic, files, driver, forbidden, timeout=max(timeout, 0.1))
+            learner = sandbox.open(topic, files, driver, runtime_rules(topic), timeout=max(timeout, 0.1))
         finally:
             clock.stop()
     except LearnerError as e:

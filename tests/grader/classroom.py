@@ -83,6 +83,15 @@ def run_grader(path: str, out: str, *, topics: str = TOPIC, jobs: int = 2, call_
     return report
 
 
+def run_text(path: str, out: str, *, topics: str = TOPIC, timeout: float = 300) -> str:
+    """What ``grader PATH`` prints for the instructor (tables), stdout and stderr together."""
+    cmd = [PYTHON, "-m", "grader", path, "--topics", topics, "--out", out, "--jobs", "2", "--call-timeout", "3"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          errors="surrogateescape")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
 def sandbox_uids(report: dict) -> set[int]:
     """The uids that the grading processes of a ``run_grader`` report gave their sandboxes (see
     ``grader.grade.run``: slot ``(pid * 16) % 3900 + k`` for chunk k)."""

@@ -1,9 +1,22 @@
-"""``grader.guard.violations``: the static half of the forbidden-API guard, on sources that hide the
-forbidden call behind aliases, ``from`` imports, helpers and methods (the runtime half is in
-``test_sandbox.py``)."""
+"""The forbidden-API guard. Static (``grader.guard.violations``): sources that hide the forbidden call
+behind aliases, ``from`` imports, helpers and methods. Run time (``Watch`` in the worker): every
+route to a forbidden kernel, for every guarded topic, through the sandbox."""
 from __future__ import annotations
 
+import ast
+import os
+import re
+
+import pytest
+import torch
+
+from grader import grade
 from grader.guard import violations
+from grader.sandbox import LearnerError, Sandbox
+from tests.conftest import runtime_rules
+from tests.grader import classroom as c
+
+ROOT = c.ROOT
 
 CE = ["torch.nn.functional.cross_entropy", "torch.nn.functional.log_softmax", ".log_softmax", ".softmax",
       "torch.autograd", ".backward"]
@@ -88,3 +101,127 @@ def test_several_files_and_a_syntax_error():
 def test_nothing_forbidden_nothing_found():
     src = "import torch.nn.functional as F\n\ndef loss(x, t):\n    return F.cross_entropy(x, t)\n"
     assert found(src, []) == {}
+
+
+def test_sources_too_deep_for_the_parser_are_left_to_the_import_or_refused_with_a_message():
+    for src in ["x = " + "(" * 100000 + ")" * 100000, "x = " + "-" * 200000 + "1", "x = 1\0\n",
+                "x = " + "[" * 5000 + "]" * 5000]:
+        try:
+            got = violations({"m.py": src}, CE)
+        except LearnerError as e:
+            assert e.kind == "import" and "could not be analysed" in e.message
+        else:
+            assert got == {}
+
+
+# ---- run time: every route to a forbidden operator, for every guarded topic ----
+#
+# hostile/forbidden/<topic>.py holds routes to that topic's forbidden kernels and hostile/forbidden/
+# autograd.py routes to the autograd engine; each ``via_*`` function, appended to the topic's
+# solution, replaces the graded function (TARGET) and is called through the sandbox with the
+# topic's rules from grading.toml.
+
+FORBIDDEN = os.path.join(c.HOSTILE, "forbidden")
+CONFIG = grade.load_config()
+
+
+def _routes(path: str) -> list[str]:
+    with open(path) as f:
+        return [n.name for n in ast.parse(f.read()).body if isinstance(n, ast.FunctionDef) and n.name.startswith("via_")]
+
+
+def _target(topic: str) -> str:
+    with open(os.path.join(FORBIDDEN, f"{topic}.py")) as f:
+        return re.search(r'^TARGET = "(\w+)"', f.read(), re.M).group(1)
+
+
+GUARDED = [t for t in CONFIG if CONFIG[t].get("forbidden_ops") or CONFIG[t].get("hand_gradients")]
+ROUTES = [(t, f, r) for t in GUARDED for f in [t, "autograd"][:2 if CONFIG[t].get("hand_gradients") else 1]
+          for r in _routes(os.path.join(FORBIDDEN, f"{f}.py"))]
+
+
+@pytest.fixture(scope="module")
+def box():
+    b = Sandbox(slot=3980 + os.getpid() % 9, timeout=10)
+    yield b
+    b.kill()
+
+
+def _open(box, topic: str, extra: str = ""):
+    with open(os.path.join(ROOT, "solutions", topic, f"{topic}.py")) as f:
+        source = f.read() + "\n\n" + extra
+    return box.open(topic, {f"{topic}.py": source}, driver=None, forbidden=runtime_rules(topic))
+
+
+def test_every_guarded_topic_has_routes():
+    assert set(GUARDED) >= {"value", "bigram", "cross_entropy", "rnn", "bptt", "lstm", "norms"}
+    assert {t for t, _, _ in ROUTES} == set(GUARDED)
+
+
+@pytest.mark.parametrize("topic, kind, route", ROUTES, ids=[f"{t}-{k}-{r}" for t, k, r in ROUTES])
+def test_every_route_to_a_forbidden_operator_is_refused(box, topic, kind, route):
+    with open(os.path.join(FORBIDDEN, f"{kind}.py")) as f:
+        routes = f.read()
+    target = _target(topic)
+    learner = _open(box, topic, routes + f"\n\n{target} = {route}\n")
+    try:
+        with pytest.raises(LearnerError) as e:
+            learner.call(target)
+        assert e.value.kind == "forbidden", e.value.message
+        assert "no credit" in e.value.message
+        assert any(w in e.value.message for w in ("write", "plain Python", "switches off the check", "another program")), e.value.message
+    finally:
+        learner.close()
+
+
+def test_a_refusal_names_the_operator_and_the_function_that_reached_it(box):
+    learner = _open(box, "cross_entropy", "import torch.nn.functional as F\n\n"
+                                          "def cross_entropy(x, t, **kw):\n    return F.cross_entropy(x, t)\n")
+    try:
+        with pytest.raises(LearnerError) as e:
+            learner.call("cross_entropy", torch.randn(2, 3), torch.tensor([0, 1]))
+        assert "uses aten.cross_entropy_loss" in e.value.message, e.value.message
+        assert "cross_entropy.py, line" in e.value.message and "F.cross_entropy(x, t)" in e.value.message
+        x = torch.randn(2, 3, dtype=torch.float64)  # what is written by hand still runs, in the same worker
+        assert torch.allclose(learner.call("log_softmax", x), torch.log_softmax(x, -1))
+    finally:
+        learner.close()
+
+
+def test_autograd_stays_usable_outside_the_functions_whose_gradient_is_written_by_hand(box):
+    """norms: the blocks may be differentiated by autograd (the hidden suite does), the backward
+    functions may not use a graph, not even one built earlier by another function."""
+    extra = ("_SAVED = []\n\n"
+             "def pre_norm_block(x, *a, **k):\n"
+             "    x = x.clone().requires_grad_(True)\n"
+             "    _SAVED[:] = [x, (x * x).sum()]\n"
+             "    return torch.autograd.grad(_SAVED[1], x, retain_graph=True)[0]\n\n"
+             "def layer_norm_backward(*a):\n"
+             "    return torch.autograd.grad(_SAVED[1], _SAVED[0])[0]\n")
+    learner = _open(box, "norms", extra)
+    try:
+        x = torch.randn(3, dtype=torch.float64)
+        assert torch.allclose(learner.call("pre_norm_block", x), 2 * x)
+        with pytest.raises(LearnerError) as e:
+            learner.call("layer_norm_backward")
+        assert e.value.kind == "forbidden" and "autograd" in e.value.message
+    finally:
+        learner.close()
+
+
+def test_a_backward_pass_over_a_graph_built_earlier_is_refused_at_the_operator_level():
+    """The engine called directly (no torch function names it): its backward operators run on this
+    thread (CPU) inside a graph task, under the watch."""
+    from grader.worker import Forbidden, Watch
+    watch = Watch(["autograd:by_hand"])
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    y = (x.tanh() * x).sum()
+    with pytest.raises(Forbidden):
+        with watch.call("by_hand"):
+            torch._C._ImperativeEngine().run_backward((y,), (torch.ones((), dtype=y.dtype),), False, False, (x,),
+                                                      False, False)
+    assert "autograd" in watch.refused
+    watch.refused = None
+    with watch.call("other"):  # outside the functions whose gradient is written by hand, autograd works
+        (g,) = torch.autograd.grad(y, x)
+    assert watch.refused is None and torch.allclose(g, x.tanh() + x * (1 - x.tanh() ** 2))

@@ -97,3 +97,62 @@ def test_a_linked_topic_folder_is_not_followed(tmp_path):
     os.symlink(os.path.dirname(c.SOLUTION), tmp_path / "perplexity")
     with pytest.raises(LearnerError, match="no folder perplexity/"):
         sub.topic_files(str(tmp_path), "perplexity")
+
+
+def _damaged(data: bytes, what: str) -> bytes:
+    raw = bytearray(data)
+    if what == "crc":  # the content changed after its CRC was computed (entries are stored)
+        at = raw.index(b"X = 1")
+        raw[at] = ord("Y")
+    else:  # the encrypted flag, in the local and the central header
+        raw[6] |= 1
+        raw[raw.index(b"PK\x01\x02") + 8] |= 1
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("entries, damage, why", [
+    ([("perplexity", "x", FILE), ("perplexity/perplexity.py", "X = 1\n", FILE)], None, "could not be unpacked"),
+    ([(".", "x", FILE)], None, "malformed path"),
+    ([("perplexity//perplexity.py", "X = 1\n", FILE)], None, "malformed path"),
+    ([("perplexity/\x1b[2J.py", "X = 1\n", FILE)], None, "malformed path"),
+    ([("/".join(["d"] * 40) + "/x.py", "X = 1\n", FILE)], None, "too deep"),
+    ([("perplexity/perplexity.py", "X = 1\n", FILE)], "crc", "could not be unpacked"),
+    ([("perplexity/perplexity.py", "X = 1\n", FILE)], "encrypted", "encrypted"),
+], ids=["file-and-folder", "dot", "empty-part", "control-chars", "too-deep", "bad-crc", "encrypted"])
+def test_unpack_refuses_malformed_archives_with_a_reason(tmp_path, entries, damage, why):
+    data = c.zip_bytes(entries)
+    path = tmp_path / "sub.zip"
+    path.write_bytes(_damaged(data, damage) if damage else data)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(sub.BadArchive, match=why):
+        sub.unpack(str(path), str(dest))
+
+
+def test_any_failure_reading_a_submission_refuses_it_alone(tmp_path, monkeypatch):
+    from grader import grade
+
+    folder = tmp_path / "class"
+    c.good(str(folder / "alice"))
+    c.good(str(folder / "bob"))
+
+    def broken(root, topics):
+        if "bob" in root:
+            raise OSError("a disk that lies")
+        return "x"
+    monkeypatch.setattr(sub, "digest", broken)
+    subs = {s.name: s for s in grade.collect(str(folder), ["perplexity"], str(tmp_path))}
+    assert subs["alice"].problem is None and subs["alice"].root
+    assert subs["bob"].root is None and "could not be read (OSError: a disk that lies)" in subs["bob"].problem
+
+
+def test_a_folder_name_that_is_not_text_is_refused_alone(tmp_path):
+    from grader import grade
+
+    folder = tmp_path / "class"
+    c.good(str(folder / "alice"))
+    c.good(os.fsdecode(os.fsencode(str(folder)) + b"/bad\xff\xfename"))
+    subs = sorted(grade.collect(str(folder), ["perplexity"], str(tmp_path)), key=lambda s: s.name)
+    assert [s.name for s in subs] == ["alice", "bad\ufffd\ufffdname"]
+    assert subs[0].problem is None and subs[0].root
+    assert subs[1].root is None and "not valid text" in subs[1].problem

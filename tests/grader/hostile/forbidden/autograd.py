@@ -1,0 +1,72 @@
+"""Routes to PyTorch's autograd for a function whose gradient must be written by hand. Appended to
+a topic's solution; each ``via_*`` replaces the graded function in turn (see test_guard.py)."""
+import importlib
+import sys
+import threading
+
+import torch
+
+
+def _graph():
+    with torch.enable_grad():
+        x = torch.randn(3, 4, dtype=torch.float64).requires_grad_(True)
+        return x, (x.tanh() * x).sum()
+
+
+def via_autograd_grad(*_):
+    x, y = _graph()
+    return torch.autograd.grad(y, x)[0]
+
+
+def via_backward(*_):
+    x, y = _graph()
+    y.backward()
+    return x.grad
+
+
+def via_engine_directly(*_):
+    x, y = _graph()
+    engine = torch._C._ImperativeEngine()
+    return engine.run_backward((y,), (torch.ones((), dtype=y.dtype),), False, False, (x,), False, False)[0]
+
+
+def via_computed_name(*_):
+    x, y = _graph()
+    return getattr(importlib.import_module("torch." + "auto" + "grad"), "gr" + "ad")(y, x)[0]
+
+
+def via_sys_modules(*_):
+    x, y = _graph()
+    return sys.modules["torch"].autograd.grad(y, x)[0]
+
+
+def via_torch_func(*_):
+    return torch.func.grad(lambda a: (a.tanh() * a).sum())(torch.randn(3, dtype=torch.float64))
+
+
+def via_forward_mode(*_):
+    x = torch.randn(3, dtype=torch.float64)
+    return torch.func.jvp(torch.tanh, (x,), (torch.ones_like(x),))[1]
+
+
+def via_grad_fn_called_directly(*_):
+    with torch.enable_grad():
+        x = torch.randn(3, dtype=torch.float64).requires_grad_(True)
+        y = x * 3
+    return y.grad_fn(torch.ones_like(y))
+
+
+def via_thread(*_):
+    out = []
+    t = threading.Thread(target=lambda: out.append(via_autograd_grad()))
+    t.start()
+    t.join()
+    return out[0] if out else None
+
+
+def via_swallowed_error(*_):
+    try:
+        via_autograd_grad()
+    except Exception:  # noqa: BLE001 - the refusal is recorded anyway
+        pass
+    return torch.zeros(3)

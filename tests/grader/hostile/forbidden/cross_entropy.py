@@ -1,0 +1,121 @@
+"""Routes to the softmax family's kernels (appended to the solution; ``via_*`` replaces TARGET)."""
+import importlib
+import sys
+
+import torch
+
+TARGET = "cross_entropy"
+X = torch.randn(4, 5, dtype=torch.float64)
+T = torch.tensor([0, 1, 2, 4])
+
+
+def via_functional(*_):
+    return torch.nn.functional.cross_entropy(X, T)
+
+
+def via_c_nn(*_):
+    return torch._C._nn.cross_entropy_loss(X, T, None, 1, -100, 0.0)
+
+
+def via_ops_overload(*_):
+    return torch.ops.aten._log_softmax.default(X, 1, False)
+
+
+def via_ops_packet(*_):
+    return torch.ops.aten.nll_loss_forward(X, T, None, 1, -100)[0]
+
+
+def via_variable_functions(*_):
+    return torch._C._VariableFunctions.log_softmax(X, 1)
+
+
+def via_vf(*_):
+    return torch._VF.logsumexp(X, [1])
+
+
+def via_computed_getattr(*_):
+    return getattr(torch, "log_" + "soft" + "max")(X, 1)
+
+
+def via_importlib(*_):
+    return importlib.import_module("torch.nn." + "functional").softmax(X, 1)
+
+
+def via_dunder_import(*_):
+    return __import__("torch").special.log_softmax(X, 1)
+
+
+def via_sys_modules(*_):
+    return sys.modules["torch"].nn.functional.nll_loss(X, T)
+
+
+def via_method(*_):
+    return X.log_softmax(1)
+
+
+def via_backward_kernel(*_):
+    return torch.ops.aten._softmax_backward_data(X, X, 1, X.dtype)
+
+
+def via_module(*_):
+    return torch.nn.CrossEntropyLoss()(X, T)
+
+
+# Stepping around the watch itself: its mode popped, the Python dispatch key excluded, the kernel
+# called below it.
+
+def via_popping_the_watch(*_):
+    import torch.utils._python_dispatch as python_dispatch
+    with python_dispatch._pop_mode_temporarily():
+        return torch.log_softmax(X, 1)
+
+
+def via_popping_in_c(*_):
+    torch._C._pop_torch_dispatch_stack(None)
+    return torch.log_softmax(X, 1)
+
+
+def via_excluding_the_python_key(*_):
+    with torch._C._ExcludeDispatchKeyGuard(torch._C.DispatchKeySet(torch._C.DispatchKey.Python)):
+        return torch.log_softmax(X, 1)
+
+
+def via_thread_local_exclusion(*_):
+    torch._C._dispatch_tls_set_dispatch_key_excluded(torch._C.DispatchKey.Python, True)
+    try:
+        return torch.log_softmax(X, 1)
+    finally:
+        torch._C._dispatch_tls_set_dispatch_key_excluded(torch._C.DispatchKey.Python, False)
+
+
+def via_redispatch(*_):
+    keys = torch._C.DispatchKeySet(torch._C.DispatchKey.CPU)
+    return torch.ops.aten._log_softmax.default.redispatch(keys, X, 1, False)
+
+
+def via_kernel_by_key(*_):
+    return torch.ops.aten._log_softmax.default._op_dk(torch._C.DispatchKey.CPU, X, 1, False)
+
+
+def via_fresh_operator_handle(*_):
+    op, op_dk, _ = torch._C._get_operation_overload("aten::_log_softmax", "")
+    return op_dk(torch._C.DispatchKey.CPU, X, 1, False)
+
+
+def via_another_interpreter(*_):
+    import subprocess
+    code = "import torch; print(torch.log_softmax(torch.ones(3), 0).tolist())"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+
+
+def via_os_system(*_):
+    import os
+    return os.system(f"{sys.executable} -c 'import torch'")
+
+
+def via_vmap(*_):
+    return torch.vmap(lambda row: torch.ops.aten._log_softmax(row, 0, False))(X)
+
+
+def via_torch_compile(*_):
+    return torch.compile(lambda x: torch.log_softmax(x, 1) * 2, backend="inductor")(X)

@@ -84,6 +84,31 @@ def test_check_points_at_the_learner_line_of_an_error(capsys, handout):
     assert "ZeroDivisionError" in out and "at perplexity.py:" in out, out
 
 
+def test_check_shows_a_public_test_message_without_pytest_explanation(capsys, handout):
+    _solve(handout, "value")
+    path = handout / "exercises" / "value" / "value.py"
+    solved = path.read_text()
+    path.write_text(solved.replace("nonlin=i != len(nouts) - 1", "nonlin=True"))
+    code, out = _dlkata(capsys, handout, "check", "value")
+    assert code == 1 and "the last layer of an MLP is linear (no relu)" in out, out
+    assert "assert False" not in out and "+  where" not in out, out
+    path.write_text(solved.replace("self.grad += other.data * out.grad", "self.grad = other.data * out.grad"))
+    code, out = _dlkata(capsys, handout, "check", "value")
+    assert code == 1 and "Use -v" not in out, out
+
+
+def test_not_implemented_names_the_class_of_a_method(capsys, handout):
+    _solve(handout, "value")
+    path = handout / "exercises" / "value" / "value.py"
+    text = path.read_text()
+    start = text.index("    def __init__(self, nin, nouts):")
+    end = text.index("    def __call__", start)
+    path.write_text(text[:start] + "    def __init__(self, nin, nouts):\n        raise NotImplementedError\n\n"
+                    + text[end:])
+    code, out = _dlkata(capsys, handout, "check", "value")
+    assert code == 1 and "MLP.__init__: not implemented yet" in out, out
+
+
 def test_hints_come_one_more_each_time_from_the_guide(capsys, handout, monkeypatch):
     monkeypatch.setenv("LANG", "en_US.UTF-8")
     (handout / "exercises" / "rnn" / "GUIDE.md").write_text(

@@ -176,3 +176,27 @@ def test_check_shows_a_syntax_error_without_the_import_machinery(capsys, handout
     code, out = _dlkata(capsys, handout, "check", "rnn")
     assert code == 1 and "(importing the tests)" in out and "SyntaxError" in out, out
     assert "importlib" not in out and "_pytest" not in out, out
+
+
+def test_read_only_fails_a_call_that_changes_an_argument_in_place():
+    import torch
+
+    from dlkata.compare import Mismatch, read_only
+
+    def good(x, pair):
+        return x - pair[0]
+
+    def bad(x, pair):
+        pair[1].mul_(2)
+        return x
+
+    x, pair = torch.ones(3), [torch.zeros(3), torch.ones(2)]
+    assert torch.equal(read_only(good, x, pair), torch.ones(3))
+    with pytest.raises(Mismatch, match=r"`bad` changed its argument `pair\[1\]` in place \(its values changed\)"):
+        read_only(bad, x, pair)
+
+    def time_major(x):
+        return x.transpose_(0, 1)
+
+    with pytest.raises(Mismatch, match=r"`time_major` changed its argument `x` in place \(its shape changed\)"):
+        read_only(time_major, torch.ones(2, 3))

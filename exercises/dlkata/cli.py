@@ -279,6 +279,17 @@ def cmd_hint(exercises: str, topic: str, lang: str, state: State, console) -> in
     return 0
 
 
+def saved_topic(exercises: str, changes) -> str | None:
+    """The topic whose folder holds the files just saved (the last one when several were), if any:
+    ``dlkata watch`` follows the file you edit."""
+    known, found = topics(exercises), None
+    for _, path in sorted(changes, key=lambda c: c[1]):
+        head = os.path.relpath(path, exercises).split(os.sep)[0]
+        if head in known:
+            found = head
+    return found
+
+
 def cmd_watch(exercises: str, state: State, console, topic: str | None = None) -> int:
     from watchfiles import watch
     topic = topic or next_topic(exercises, state)
@@ -293,7 +304,7 @@ def cmd_watch(exercises: str, state: State, console, topic: str | None = None) -
                     console.print(f"Next topic: [bold]{topic}[/bold] (exercises/{topic}/{topic}.py)")
                 continue
             console.print(f"Watching exercises/ for changes (current topic: {topic}; Ctrl-C to stop) ...")
-            next(changes)
+            topic = saved_topic(exercises, next(changes)) or topic
     except (KeyboardInterrupt, StopIteration):
         return 0
     console.print("[green]Every topic is done.[/green]")

@@ -165,9 +165,20 @@ def test_watch_reruns_on_save_and_moves_on(handout):
         wait_for("value: all")
         wait_for("Next topic: bigram")
         wait_for("bigram: 0 of")
+        wait_for("Watching exercises/")
+        time.sleep(0.5)
+        _solve(handout, "rnn")  # a save in another topic's folder: watch follows it
+        wait_for("rnn: all")
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_watch_follows_the_topic_of_the_saved_file(handout):
+    ex = str(handout / "exercises")
+    assert cli.saved_topic(ex, {(2, os.path.join(ex, "rnn", "rnn.py"))}) == "rnn"
+    assert cli.saved_topic(ex, {(2, os.path.join(ex, "conftest.py"))}) is None
+    assert cli.saved_topic(ex, set()) is None
 
 
 def test_check_shows_a_syntax_error_without_the_import_machinery(capsys, handout):

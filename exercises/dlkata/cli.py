@@ -1,14 +1,17 @@
-"""``dlkata``: the student's command.
+"""dlkata: the student's command.
 
     dlkata list                 every topic: not started, in progress or done, and a progress bar
     dlkata check [TOPIC]        run a topic's public tests (default: the first topic not done yet)
                                 and show the first failure's message
-    dlkata hint TOPIC           one more hint each time (from the topic's GUIDE.md, "## Hints")
-    dlkata watch                re-run the current topic whenever a file under exercises/ is saved,
-                                and move on to the next topic when it passes
+    dlkata hint TOPIC [--lang zh]
+                                one more hint each time (from the topic's GUIDE.md, "## Hints";
+                                GUIDE.zh.md, "## 提示", with --lang zh or a Chinese locale)
+    dlkata watch [TOPIC]        re-run the current topic whenever a file under exercises/ is saved
+                                (the topic of the file you save becomes the current one), and move
+                                on to the next topic when it passes
 
-Run it from the handout (the folder holding ``exercises/``) or from ``exercises/`` itself. What it
-remembers (hints shown, topics passed) is in ``.dlkata/state.json`` there.
+Run it from the handout (the folder holding exercises/) or from exercises/ itself. What it
+remembers (hints shown, topics passed) is in .dlkata/state.json there.
 """
 from __future__ import annotations
 

@@ -163,7 +163,10 @@ def check(exercises: str, topic: str, state: State, console) -> Result:
                       "checks more (random shapes, float32 and float64, edge cases).")
     else:
         state.data["passed"].pop(topic, None)
-        console.print(f"[yellow]{topic}: {result.passed} of {result.total} public tests pass.[/yellow]")
+        if result.total:
+            console.print(f"[yellow]{topic}: {result.passed} of {result.total} public tests pass.[/yellow]")
+        else:
+            console.print(f"[yellow]{topic}: no public test ran: importing exercises/{topic}/ failed.[/yellow]")
         test, message = result.failures[0] if result.failures else ("(no test ran)", "")
         console.print(f"[red]x {test}[/red]")
         for line in message.splitlines():

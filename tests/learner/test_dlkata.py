@@ -187,6 +187,7 @@ def test_check_shows_a_syntax_error_without_the_import_machinery(capsys, handout
     code, out = _dlkata(capsys, handout, "check", "rnn")
     assert code == 1 and "(importing the tests)" in out and "SyntaxError" in out, out
     assert "importlib" not in out and "_pytest" not in out, out
+    assert "0 of 0" not in out and "rnn: no public test ran: importing exercises/rnn/ failed" in out, out
 
 
 def test_read_only_fails_a_call_that_changes_an_argument_in_place():

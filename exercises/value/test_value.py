@@ -65,9 +65,11 @@ def test_backward_twice_doubles_the_leaf_gradients():
 
 def test_mlp_parameters_and_zero_grad():
     model = MLP(3, [4, 4, 1])
-    assert len(model.parameters()) == (3 + 1) * 4 + (4 + 1) * 4 + (4 + 1) * 1
+    n = len(model.parameters())
+    assert n == (3 + 1) * 4 + (4 + 1) * 4 + (4 + 1) * 1, \
+        f"MLP(3, [4, 4, 1]) has 41 parameters (weights and a bias per neuron), got {n}"
     out = model([1.0, -2.0, 0.5])
-    assert isinstance(out, Value)
+    assert isinstance(out, Value), f"MLP(3, [4, 4, 1])(x) returns one Value, got {type(out).__name__}"
     (out * out).backward()
     model.zero_grad()
     assert all(p.grad == 0.0 for p in model.parameters()), "after zero_grad() every parameter's grad is 0.0"

@@ -8,12 +8,23 @@ import pytest
 def _message(call):
     if call.excinfo.errisinstance(NotImplementedError):
         tb = call.excinfo.traceback
-        where = tb[-1].name if len(tb) else "a function"
+        # the qualified name: "Neuron.__init__", not an "__init__" of one of several classes
+        where = getattr(tb[-1].frame.code.raw, "co_qualname", tb[-1].name) if len(tb) else "a function"
         return f"{where}: not implemented yet (fill in its body in the exercise file)"
     exc = call.excinfo.value
     if isinstance(exc, AssertionError) and exc.args and isinstance(exc.args[0], str):
-        return exc.args[0]  # a comparison's message (dlkata.compare), or a public test's own
+        return _assertion(exc.args[0])  # a comparison's message (dlkata.compare), or a public test's own
     return None
+
+
+def _assertion(text):
+    """A public test's own message without pytest's explanation of the ``assert`` (``assert False``,
+    ``+ where ...``) appended to it; a bare ``assert`` keeps that explanation, less the advice to
+    rerun with ``-v`` (which ``dlkata check`` does not take)."""
+    if not text.startswith("assert "):
+        text = text.split("\nassert ", 1)[0]
+    return "\n".join(line for line in text.splitlines()
+                     if line.strip() and not line.strip().startswith(("Use -v to get", "Full diff:")))
 
 
 @pytest.hookimpl(tryfirst=True)

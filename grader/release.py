@@ -37,6 +37,16 @@ def topic_files(topic: str) -> list[str]:
                   if n == f"{topic}.py" or re.fullmatch(r"test_\w+\.py", n) or re.fullmatch(r"GUIDE(\.\w+)?\.md", n))
 
 
+NUMBER_MARKS = re.compile(r"<!--/?num(:[\w.]*)?-->")
+
+
+def guide(rel: str) -> str:
+    """A guide as students read it (often as plain text in an editor): its worked numbers without the
+    ``<!--num:...-->`` marks by which this project keeps them up to date."""
+    with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
+        return NUMBER_MARKS.sub("", f.read())
+
+
 def package_files() -> list[str]:
     """The student package's modules (``exercises/dlkata/*.py``)."""
     return sorted(n for n in os.listdir(os.path.join(EXERCISES, "dlkata")) if n.endswith(".py"))
@@ -92,7 +102,8 @@ def write(out: str) -> list[str]:
     files.update({f"exercises/dlkata/{n}": None for n in package_files()})
     for topic in topics_of():
         if os.path.isdir(os.path.join(EXERCISES, topic)):
-            files.update({f"exercises/{topic}/{n}": None for n in topic_files(topic)})
+            files.update({f"exercises/{topic}/{n}": guide(f"exercises/{topic}/{n}") if n.endswith(".md") else None
+                          for n in topic_files(topic)})
     for rel, text in files.items():
         dest = os.path.join(out, rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)

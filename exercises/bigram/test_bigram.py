@@ -39,10 +39,14 @@ def test_uniform_model_has_nll_log_v():
 def test_sample_follows_certain_transitions_and_the_generator():
     vocab = [".", "a", "b"]
     certain = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # . -> a -> b -> .
-    assert sample(certain, 3, torch.Generator().manual_seed(0), vocab) == ["ab", "ab", "ab"]
+    got = sample(certain, 3, torch.Generator().manual_seed(0), vocab)
+    assert got == ["ab", "ab", "ab"], \
+        f"sample(P, 3, ...) where . -> a -> b -> . for certain should give ['ab', 'ab', 'ab'], got {got}"
     P = torch.full((3, 3), 1 / 3)
     first = sample(P, 5, torch.Generator().manual_seed(42), vocab)
-    assert first == sample(P, 5, torch.Generator().manual_seed(42), vocab)
+    again = sample(P, 5, torch.Generator().manual_seed(42), vocab)
+    assert first == again, \
+        f"the same seed gave {first}, then {again}: pass `generator=generator` to every torch.multinomial call"
 
 
 def _loss_reference(W, xs, ys, reg):

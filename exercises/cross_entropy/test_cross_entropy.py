@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from cross_entropy import cross_entropy, cross_entropy_grad, log_softmax
-from dlkata.compare import check
+from dlkata.compare import check, read_only
 from dlkata.gradcheck import check_backward
 
 LOGITS = torch.tensor([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
@@ -19,7 +19,7 @@ def _call(name, options):
 
 
 def _check_loss(logits, target, **options):
-    check(_call("cross_entropy", options), cross_entropy(logits, target, **options),
+    check(_call("cross_entropy", options), read_only(cross_entropy, logits, target, **options),
           _reference(logits, target, **options))
 
 
@@ -70,7 +70,7 @@ def test_label_smoothing_and_probability_targets():
 def _check_grad(logits, target, **options):
     leaf = logits.clone().requires_grad_(True)
     (expected,) = torch.autograd.grad(_reference(leaf, target, **options).sum(), leaf)
-    grad = cross_entropy_grad(logits, target, **options)
+    grad = read_only(cross_entropy_grad, logits, target, **options)
     inputs = dict(logits=logits, target=target, **options)
     check_backward(_call("cross_entropy_grad", options), {"logits": grad}, {"logits": expected},
                    forward=cross_entropy, reference=_reference, inputs=inputs, own_forward="your cross_entropy")

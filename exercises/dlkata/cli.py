@@ -1,14 +1,17 @@
-"""``dlkata``: the student's command.
+"""dlkata: the student's command.
 
     dlkata list                 every topic: not started, in progress or done, and a progress bar
     dlkata check [TOPIC]        run a topic's public tests (default: the first topic not done yet)
                                 and show the first failure's message
-    dlkata hint TOPIC           one more hint each time (from the topic's GUIDE.md, "## Hints")
-    dlkata watch                re-run the current topic whenever a file under exercises/ is saved,
-                                and move on to the next topic when it passes
+    dlkata hint TOPIC [--lang zh]
+                                one more hint each time (from the topic's GUIDE.md, "## Hints";
+                                GUIDE.zh.md, "## 提示", with --lang zh or a Chinese locale)
+    dlkata watch [TOPIC]        re-run the current topic whenever a file under exercises/ is saved
+                                (the topic of the file you save becomes the current one), and move
+                                on to the next topic when it passes
 
-Run it from the handout (the folder holding ``exercises/``) or from ``exercises/`` itself. What it
-remembers (hints shown, topics passed) is in ``.dlkata/state.json`` there.
+Run it from the handout (the folder holding exercises/) or from exercises/ itself. What it
+remembers (hints shown, topics passed) is in .dlkata/state.json there.
 """
 from __future__ import annotations
 
@@ -160,7 +163,10 @@ def check(exercises: str, topic: str, state: State, console) -> Result:
                       "checks more (random shapes, float32 and float64, edge cases).")
     else:
         state.data["passed"].pop(topic, None)
-        console.print(f"[yellow]{topic}: {result.passed} of {result.total} public tests pass.[/yellow]")
+        if result.total:
+            console.print(f"[yellow]{topic}: {result.passed} of {result.total} public tests pass.[/yellow]")
+        else:
+            console.print(f"[yellow]{topic}: no public test ran: importing exercises/{topic}/ failed.[/yellow]")
         test, message = result.failures[0] if result.failures else ("(no test ran)", "")
         console.print(f"[red]x {test}[/red]")
         for line in message.splitlines():
@@ -279,6 +285,17 @@ def cmd_hint(exercises: str, topic: str, lang: str, state: State, console) -> in
     return 0
 
 
+def saved_topic(exercises: str, changes) -> str | None:
+    """The topic whose folder holds the files just saved (the last one when several were), if any:
+    ``dlkata watch`` follows the file you edit."""
+    known, found = topics(exercises), None
+    for _, path in sorted(changes, key=lambda c: c[1]):
+        head = os.path.relpath(path, exercises).split(os.sep)[0]
+        if head in known:
+            found = head
+    return found
+
+
 def cmd_watch(exercises: str, state: State, console, topic: str | None = None) -> int:
     from watchfiles import watch
     topic = topic or next_topic(exercises, state)
@@ -293,7 +310,7 @@ def cmd_watch(exercises: str, state: State, console, topic: str | None = None) -
                     console.print(f"Next topic: [bold]{topic}[/bold] (exercises/{topic}/{topic}.py)")
                 continue
             console.print(f"Watching exercises/ for changes (current topic: {topic}; Ctrl-C to stop) ...")
-            next(changes)
+            topic = saved_topic(exercises, next(changes)) or topic
     except (KeyboardInterrupt, StopIteration):
         return 0
     console.print("[green]Every topic is done.[/green]")

@@ -12,6 +12,7 @@ learner's values arrive as plain tensors, so nothing here can be fooled by a ten
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -123,3 +124,37 @@ def unpack(result, n: int, what: str):
     if not isinstance(result, (tuple, list)) or len(result) != n:
         raise Mismatch(f"{what} should return {n} values, got {_what(result)}")
     return tuple(result)
+
+
+def _tensors(name: str, x, depth: int = 0):
+    """``(name, tensor)`` for every tensor in ``x``, looking into lists, tuples and dicts."""
+    if isinstance(x, torch.Tensor):
+        yield name, x
+    elif depth < 4 and isinstance(x, (list, tuple)):
+        for k, v in enumerate(x):
+            yield from _tensors(f"{name}[{k}]", v, depth + 1)
+    elif depth < 4 and isinstance(x, dict):
+        for k, v in x.items():
+            yield from _tensors(f"{name}[{k!r}]", v, depth + 1)
+
+
+def read_only(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, failing like the graded suite when it changed a tensor argument in
+    place: "`rnn_forward` changed its argument `x` in place (its values changed)"."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+        named = list(bound.arguments.items())
+    except (TypeError, ValueError):
+        named = [(f"#{k}", a) for k, a in enumerate(args)] + list(kwargs.items())
+    kept = [(n, t, t.detach().clone(), t.shape, t.stride()) for name, value in named
+            for n, t in _tensors(name, value)]
+    result = fn(*args, **kwargs)
+    for n, t, values, shape, stride in kept:
+        how = ("its shape changed" if t.shape != shape else "its strides changed" if t.stride() != stride
+               else None if torch.equal(t.detach(), values) or (values.dtype.is_floating_point and torch.equal(
+                   t.detach().isnan(), values.isnan()) and torch.equal(t.detach().nan_to_num(), values.nan_to_num()))
+               else "its values changed")
+        if how:
+            raise Mismatch(f"`{fn.__name__}` changed its argument `{n}` in place ({how}): inputs are read-only, "
+                           "build new tensors (`x = x - m`, not `x -= m`)")
+    return result

@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from dlkata.compare import check
+from dlkata.compare import check, read_only
 from perplexity import perplexity, perplexity_from_nll, token_nll
 
 
@@ -22,7 +22,7 @@ def test_token_nll_matches_cross_entropy():
 
 def test_padding_ids_give_finite_values():
     logits = torch.zeros(1, 3, 4, dtype=torch.float64)
-    nll = token_nll(logits, torch.tensor([[1, -100, 2]]))
+    nll = read_only(token_nll, logits, torch.tensor([[1, -100, 2]]))
     assert isinstance(nll, torch.Tensor) and nll.shape == (1, 3), f"token_nll: expected shape (1, 3), got {nll!r}"
     assert torch.isfinite(nll).all(), f"token_nll: a padding id (-100) should give a finite value, got {nll.tolist()}"
 
@@ -37,7 +37,8 @@ def test_padding_is_not_counted():
     logits = torch.tensor([[[4.0, 0.0, 0.0], [0.0, 0.0, 0.0]]], dtype=torch.float64)
     targets = torch.tensor([[0, -100]])
     expected = torch.exp(F.cross_entropy(logits[0, :1], targets[0, :1]))
-    check("perplexity(..., ignore_index=-100)", perplexity(logits, targets, ignore_index=-100), expected)
+    check("perplexity(..., ignore_index=-100)", read_only(perplexity, logits, targets, ignore_index=-100),
+          expected)
     mask = torch.tensor([[True, False]])
     check("perplexity(..., mask=[[True, False]])", perplexity(logits, torch.tensor([[0, 2]]), mask=mask), expected)
 

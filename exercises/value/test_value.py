@@ -11,16 +11,22 @@ def test_a_node_used_twice_collects_both_gradients():
     a, b = Value(2.0), Value(-3.0)
     c = a * b + a  # dc/da = b + 1, dc/db = a
     c.backward()
-    assert c.data == -4.0
-    assert (a.grad, b.grad) == (-2.0, 2.0)
+    assert c.data == -4.0, f"c = a * b + a with a = 2, b = -3: c.data should be -4.0, got {c.data}"
+    assert (a.grad, b.grad) == (-2.0, 2.0), \
+        f"c = a * b + a: (a.grad, b.grad) should be (-2.0, 2.0), got {(a.grad, b.grad)}; a is used twice, " \
+        "so its two contributions must add up: `+=` in every `_backward`, never `=`"
 
 
 def test_plain_numbers_on_either_side():
     x = Value(4.0)
     y = (2 - x) + 1 / x + 3 * x + (2 + x)  # -x + 1/x + 3x + x
     y.backward()
-    assert math.isclose(y.data, 2 - 4 + 0.25 + 12 + 6)
-    assert math.isclose(x.grad, -1 - 1 / 16 + 3 + 1)
+    assert x.data == 4.0, f"x.data changed to {x.data}: an operation must return a new Value, never change x"
+    assert math.isclose(y.data, 2 - 4 + 0.25 + 12 + 6), \
+        f"(2 - x) + 1 / x + 3 * x + (2 + x) with x = 4 should be 18.25, got {y.data} " \
+        "(check __rsub__, __rtruediv__, __rmul__ and __radd__: 2 - x is not x - 2)"
+    assert math.isclose(x.grad, -1 - 1 / 16 + 3 + 1), \
+        f"d/dx of (2 - x) + 1 / x + 3 * x + (2 + x) at x = 4 should be 2.9375, got {x.grad}"
 
 
 def test_tanh_exp_log_pow_match_torch():
@@ -30,8 +36,10 @@ def test_tanh_exp_log_pow_match_torch():
     xt = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
     yt = torch.relu(torch.tanh(xt) * torch.exp(xt) + torch.log(xt) + xt ** -1.5)
     yt.backward()
-    assert math.isclose(y.data, yt.item(), rel_tol=1e-12)
-    assert math.isclose(xv.grad, xt.grad.item(), rel_tol=1e-12)
+    assert math.isclose(y.data, yt.item(), rel_tol=1e-12), \
+        f"relu(tanh(x) * exp(x) + log(x) + x ** -1.5) at x = 0.7: data {y.data}, PyTorch {yt.item()}"
+    assert math.isclose(xv.grad, xt.grad.item(), rel_tol=1e-12), \
+        f"its gradient at x = 0.7: got {xv.grad}, PyTorch {xt.grad.item()} (see the table of local derivatives)"
 
 
 def test_a_chain_10000_deep_does_not_hit_the_recursion_limit():
@@ -40,7 +48,8 @@ def test_a_chain_10000_deep_does_not_hit_the_recursion_limit():
     for _ in range(10_000):
         y = y * 1.0001
     y.backward()
-    assert math.isclose(x.grad, 1.0001 ** 10_000, rel_tol=1e-9)
+    assert math.isclose(x.grad, 1.0001 ** 10_000, rel_tol=1e-9), \
+        f"x * 1.0001 ten thousand times: x.grad should be {1.0001 ** 10_000}, got {x.grad}"
 
 
 def test_backward_twice_doubles_the_leaf_gradients():
@@ -49,17 +58,21 @@ def test_backward_twice_doubles_the_leaf_gradients():
     c.backward()
     once = (a.grad, b.grad)
     c.backward()
-    assert math.isclose(a.grad, 2 * once[0]) and math.isclose(b.grad, 2 * once[1])
+    assert math.isclose(a.grad, 2 * once[0]) and math.isclose(b.grad, 2 * once[1]), \
+        f"after a second backward() (a.grad, b.grad) should be twice the first pass's {once}, got " \
+        f"{(a.grad, b.grad)}: reset the intermediate nodes' grads to 0.0 first (backward's docstring, step 2)"
 
 
 def test_mlp_parameters_and_zero_grad():
     model = MLP(3, [4, 4, 1])
-    assert len(model.parameters()) == (3 + 1) * 4 + (4 + 1) * 4 + (4 + 1) * 1
+    n = len(model.parameters())
+    assert n == (3 + 1) * 4 + (4 + 1) * 4 + (4 + 1) * 1, \
+        f"MLP(3, [4, 4, 1]) has 41 parameters (weights and a bias per neuron), got {n}"
     out = model([1.0, -2.0, 0.5])
-    assert isinstance(out, Value)
+    assert isinstance(out, Value), f"MLP(3, [4, 4, 1])(x) returns one Value, got {type(out).__name__}"
     (out * out).backward()
     model.zero_grad()
-    assert all(p.grad == 0.0 for p in model.parameters())
+    assert all(p.grad == 0.0 for p in model.parameters()), "after zero_grad() every parameter's grad is 0.0"
 
 
 def test_nodes_record_their_operands():
@@ -97,3 +110,13 @@ def test_neuron_draws_its_weights_in_order_and_the_last_layer_is_linear():
     mlp = MLP(1, [1])  # a single layer: the last one, so linear
     w = mlp.parameters()[0].data
     assert math.isclose(mlp([-1.0 if w > 0 else 1.0]).data, -abs(w)), "the last layer of an MLP is linear (no relu)"
+
+
+def test_operations_leave_their_operands_alone():
+    a, b = Value(1.5), Value(-0.5)
+    outs = [a + b, a * b, a ** 2, a / b, a.relu(), b.relu(), a.tanh(), a.exp(), a.log(), -a, a - b,
+            2 - a, 3 * a, 1 / a, a + 2]
+    sum(outs, Value(0.0)).backward()
+    assert (a.data, b.data) == (1.5, -0.5), \
+        f"a = Value(1.5), b = Value(-0.5) changed to {(a.data, b.data)}: every operation returns a NEW Value " \
+        "and leaves the data of its operands alone (no self.data = ... in __neg__ or relu)"

@@ -84,6 +84,31 @@ def test_check_points_at_the_learner_line_of_an_error(capsys, handout):
     assert "ZeroDivisionError" in out and "at perplexity.py:" in out, out
 
 
+def test_check_shows_a_public_test_message_without_pytest_explanation(capsys, handout):
+    _solve(handout, "value")
+    path = handout / "exercises" / "value" / "value.py"
+    solved = path.read_text()
+    path.write_text(solved.replace("nonlin=i != len(nouts) - 1", "nonlin=True"))
+    code, out = _dlkata(capsys, handout, "check", "value")
+    assert code == 1 and "the last layer of an MLP is linear (no relu)" in out, out
+    assert "assert False" not in out and "+  where" not in out, out
+    path.write_text(solved.replace("self.grad += other.data * out.grad", "self.grad = other.data * out.grad"))
+    code, out = _dlkata(capsys, handout, "check", "value")
+    assert code == 1 and "Use -v" not in out, out
+
+
+def test_not_implemented_names_the_class_of_a_method(capsys, handout):
+    _solve(handout, "value")
+    path = handout / "exercises" / "value" / "value.py"
+    text = path.read_text()
+    start = text.index("    def __init__(self, nin, nouts):")
+    end = text.index("    def __call__", start)
+    path.write_text(text[:start] + "    def __init__(self, nin, nouts):\n        raise NotImplementedError\n\n"
+                    + text[end:])
+    code, out = _dlkata(capsys, handout, "check", "value")
+    assert code == 1 and "MLP.__init__: not implemented yet" in out, out
+
+
 def test_hints_come_one_more_each_time_from_the_guide(capsys, handout, monkeypatch):
     monkeypatch.setenv("LANG", "en_US.UTF-8")
     (handout / "exercises" / "rnn" / "GUIDE.md").write_text(
@@ -140,9 +165,20 @@ def test_watch_reruns_on_save_and_moves_on(handout):
         wait_for("value: all")
         wait_for("Next topic: bigram")
         wait_for("bigram: 0 of")
+        wait_for("Watching exercises/")
+        time.sleep(0.5)
+        _solve(handout, "rnn")  # a save in another topic's folder: watch follows it
+        wait_for("rnn: all")
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_watch_follows_the_topic_of_the_saved_file(handout):
+    ex = str(handout / "exercises")
+    assert cli.saved_topic(ex, {(2, os.path.join(ex, "rnn", "rnn.py"))}) == "rnn"
+    assert cli.saved_topic(ex, {(2, os.path.join(ex, "conftest.py"))}) is None
+    assert cli.saved_topic(ex, set()) is None
 
 
 def test_check_shows_a_syntax_error_without_the_import_machinery(capsys, handout):
@@ -151,3 +187,28 @@ def test_check_shows_a_syntax_error_without_the_import_machinery(capsys, handout
     code, out = _dlkata(capsys, handout, "check", "rnn")
     assert code == 1 and "(importing the tests)" in out and "SyntaxError" in out, out
     assert "importlib" not in out and "_pytest" not in out, out
+    assert "0 of 0" not in out and "rnn: no public test ran: importing exercises/rnn/ failed" in out, out
+
+
+def test_read_only_fails_a_call_that_changes_an_argument_in_place():
+    import torch
+
+    from dlkata.compare import Mismatch, read_only
+
+    def good(x, pair):
+        return x - pair[0]
+
+    def bad(x, pair):
+        pair[1].mul_(2)
+        return x
+
+    x, pair = torch.ones(3), [torch.zeros(3), torch.ones(2)]
+    assert torch.equal(read_only(good, x, pair), torch.ones(3))
+    with pytest.raises(Mismatch, match=r"`bad` changed its argument `pair\[1\]` in place \(its values changed\)"):
+        read_only(bad, x, pair)
+
+    def time_major(x):
+        return x.transpose_(0, 1)
+
+    with pytest.raises(Mismatch, match=r"`time_major` changed its argument `x` in place \(its shape changed\)"):
+        read_only(time_major, torch.ones(2, 3))

@@ -81,6 +81,18 @@ def test_no_reference_function_body_is_in_the_release(release):
     assert _bodies(sol).keys() & reference.keys() - given
 
 
+def test_release_guides_read_as_plain_text(release):
+    """The guides keep their worked numbers, without the marks that keep them up to date here."""
+    for t in topics_of():
+        for name in ("GUIDE.md", "GUIDE.zh.md"):
+            path = release / "exercises" / t / name
+            if path.exists():
+                assert "<!--" not in path.read_text(encoding="utf-8"), f"{t}/{name}"
+    original = open(os.path.join(ROOT, "exercises", "rnn", "GUIDE.md"), encoding="utf-8").read()
+    assert "<!--num:rnn.W_ih-->[[1], [-1]]<!--/num-->" in original
+    assert "[[1], [-1]]" in (release / "exercises" / "rnn" / "GUIDE.md").read_text(encoding="utf-8")
+
+
 def test_release_readme_starts_from_the_handout(release):
     readme = (release / "README.md").read_text()
     assert "pip install -e ." in readme and "dlkata check" in readme

@@ -7,8 +7,8 @@ and ``/autograder/submission_metadata.json`` beside them, and must write
 ``/autograder/results/results.json``.
 
 The bundle holds what grading needs and nothing more: ``grader/`` (without its examples), the hidden
-suites of the chosen topics with their harness (``tests/conftest.py``, ``compare.py``,
-``strategies.py``, ``grading.toml``), ``pyproject.toml`` (pytest's settings), a ``requirements.txt``
+suites of the chosen topics with their harness (``tests/*.py``, ``grading.toml``, and
+``exercises/dlkata/``, whose comparisons the suites share with the public tests), ``pyproject.toml`` (pytest's settings), a ``requirements.txt``
 pinned to the versions installed where the bundle was built (the same hypothesis draws the same
 examples: grades reproduce), and ``autograder.json`` (topics and time limits). No solutions.
 
@@ -98,10 +98,11 @@ def _requirements() -> list[str]:
 
 def _files(topics: list[str]) -> list[str]:
     """Paths (relative to the project) of everything grading needs."""
-    keep = ["pyproject.toml", "tests/__init__.py", "tests/conftest.py", "tests/compare.py",
-            "tests/strategies.py", "tests/grading.toml"]
+    harness = sorted(n for n in os.listdir(os.path.join(ROOT, "tests")) if n.endswith(".py"))
+    keep = ["pyproject.toml", "tests/grading.toml", *(f"tests/{n}" for n in harness)]
     skip = ("__pycache__", os.path.join("grader", "examples"))
-    for top in ["grader", *(os.path.join("tests", t) for t in topics)]:
+    # exercises/dlkata: the comparisons the hidden suites share with the students' public tests
+    for top in ["grader", os.path.join("exercises", "dlkata"), *(os.path.join("tests", t) for t in topics)]:
         for folder, dirs, names in os.walk(os.path.join(ROOT, top)):
             rel = os.path.relpath(folder, ROOT)
             dirs[:] = sorted(d for d in dirs if os.path.join(rel, d) not in skip and d not in skip)

@@ -18,7 +18,7 @@ CLASS = os.path.join(ROOT, "grader", "examples", "class")
 
 # A partial submission cycles through these, topic by topic in the order of tests/grading.toml:
 # "mutant" is the topic's first mutant in tests/<topic>/mutants.toml, "absent" leaves its folder out.
-PARTIAL = ("solution", "stub", "mutant", "solution", "mutant", "absent")
+PARTIAL = ("solution", "stub", "absent", "mutant", "mutant", "stub", "mutant", "mutant")
 
 
 def plans(topics: list[str] | None = None) -> dict[str, dict[str, str]]:

@@ -106,6 +106,7 @@ def regraded(tmp_path_factory):
     ignore = shutil.ignore_patterns("__pycache__", "examples", "kata", "grader")
     shutil.copytree(os.path.join(c.ROOT, "grader"), copy / "grader", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(os.path.join(c.ROOT, "tests"), copy / "tests", ignore=ignore)
+    shutil.copytree(os.path.join(c.ROOT, "exercises", "dlkata"), copy / "exercises" / "dlkata", ignore=ignore)
     shutil.copy(os.path.join(c.ROOT, "pyproject.toml"), copy / "pyproject.toml")
     toml = copy / "tests" / "grading.toml"
     toml.write_text(toml.read_text().replace(f"[{TOPIC}.tests]\n", f"[{TOPIC}.tests]\ntest_mask_leaves_padding_out = 3\n"))

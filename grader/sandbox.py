@@ -69,9 +69,10 @@ def _stage() -> str:
 _STAGE = None
 _MODE = None
 _BWRAP = None
-EXPOSED = ("without namespaces, learner code can read every file the grader's user can read (as root: "
-           "every world-readable file), the hidden suites and solutions included, reach the network, "
-           "and write in /tmp (removed after each run); its processes are limited by rlimits only")
+EXPOSED = ("learner code can read every file that the grader's user can read (as root: every world-readable "
+           "file), the hidden suites and solutions included, reach the network, and fill /tmp, /var/tmp and "
+           "/dev/shm (what it leaves there is removed only when the grader is root); its processes are "
+           "limited by rlimits only")
 
 
 CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL")  # what the server keeps, as root
@@ -116,11 +117,11 @@ def isolation() -> str:
     if _MODE is None:
         _MODE = "bwrap" if not forced_unsandboxed() and bwrap() else "rlimits"
         if _MODE == "rlimits":
-            warnings.warn(f"bubblewrap is not available: {EXPOSED}", stacklevel=2)
+            warnings.warn(f"bubblewrap is not available: without namespaces, {EXPOSED}", stacklevel=2)
     return _MODE
 
 
-def _command(slot: int) -> list[str]:
+def _command(slot: int, scratch: str | None = None) -> list[str]:
     global _STAGE
     _STAGE = _STAGE or _stage()
     python = os.path.realpath(sys.executable)
@@ -128,7 +129,7 @@ def _command(slot: int) -> list[str]:
     stage = "/opt/dlkata" if sandboxed else _STAGE
     boot = f"import sys; sys.path[:0] = {[stage, *_site_dirs()]!r}; from grader.worker import main; main()"
     root = os.geteuid() == 0
-    worker = [python, "-S", "-E", "-c", boot, "--ns" if sandboxed else "--plain"]
+    worker = [python, "-S", "-E", "-c", boot, "--ns" if sandboxed else f"--scratch={scratch}"]
     if root:
         worker.append(f"--uid-base={UID_BASE + slot * UIDS_PER_SLOT}")
     if not sandboxed:
@@ -185,13 +186,17 @@ class Sandbox:
         self.proc = None
         self.ctl: socket.socket | None = None
         self.current: Learner | None = None
+        self.scratch: str | None = None  # without namespaces: where the children's private folders live
 
     def uids(self) -> range:
         """The uids its children may get (as root)."""
         return range(UID_BASE + self.slot * UIDS_PER_SLOT, UID_BASE + (self.slot + 1) * UIDS_PER_SLOT)
 
     def _start(self):
-        cmd = _command(self.slot)
+        if isolation() != "bwrap":
+            self.scratch = tempfile.mkdtemp(prefix="dlkata-scratch-")
+            os.chmod(self.scratch, 0o711)
+        cmd = _command(self.slot, self.scratch)
         self.ctl, theirs = socket.socketpair()
         try:
             self.proc = subprocess.Popen(cmd, stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL, env=ENV,
@@ -223,6 +228,9 @@ class Sandbox:
         if self.ctl is not None:
             self.ctl.close()
             self.ctl = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     def event(self, deadline: float) -> dict:
         """The server's next message on the control channel (it is ours: the children never hold it)."""

@@ -19,7 +19,7 @@ root (``--uid-base``) each child runs under a uid of its own, and every process 
 when the child ends. Under bubblewrap (``--ns``) each child gets a mount namespace with a private
 tmpfs on /tmp, bounded in size and file count, gone with the child; where the grader is not root,
 the child also gets user and pid namespaces of its own (the server's pid is out of its reach, and the
-end of the namespace kills whatever it left running). Without bubblewrap (``--plain``), a private
+end of the namespace kills whatever it left running). Without bubblewrap (``--scratch=DIR``), a private
 folder, removed after the run (as root, with whatever that uid left in /tmp, /var/tmp and /dev/shm).
 Learner code always runs with no capabilities, no_new_privs, and its own channel as its only
 descriptor besides /dev/null.
@@ -454,12 +454,10 @@ def _sweep_tmp(uid: int):
 
 
 class _Server:
-    def __init__(self, ctl: socket.socket, namespaces: bool, uid_base: int | None):
-        self.ctl, self.namespaces, self.uid_base = ctl, namespaces, uid_base
+    def __init__(self, ctl: socket.socket, scratch: str | None, uid_base: int | None):
+        self.ctl, self.scratch, self.uid_base = ctl, scratch, uid_base
+        self.namespaces = scratch is None
         self.serial = 0
-        self.scratch = None if namespaces else tempfile.mkdtemp(prefix="dlkata-scratch-")
-        if self.scratch:
-            os.chmod(self.scratch, 0o711)
 
     def uid(self) -> int | None:
         return None if self.uid_base is None else self.uid_base + self.serial % UIDS_PER_SLOT
@@ -525,23 +523,19 @@ def main():
     os.close(null)
     _prctl(PR_SET_DUMPABLE, 0)  # no process of our uid may read or write our memory or descriptors
     uid_base = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--uid-base=")), None)
-    namespaces = "--ns" in sys.argv
+    scratch = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--scratch=")), None)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # whatever a child leaves running comes back to us
     torch.set_num_threads(1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    server = _Server(ctl, namespaces, uid_base)
-    try:
-        wire.write_message(ctl.fileno(), {"ready": True, "pid": os.getpid()})
-        while True:
-            try:
-                req = wire.read_message(ctl.fileno())
-            except EOFError:
-                return
-            if isinstance(req, dict) and req.get("op") == "open":
-                server.serve(req)
-    finally:
-        if server.scratch:
-            shutil.rmtree(server.scratch, ignore_errors=True)
+    server = _Server(ctl, None if "--ns" in sys.argv else scratch, uid_base)
+    wire.write_message(ctl.fileno(), {"ready": True, "pid": os.getpid()})
+    while True:
+        try:
+            req = wire.read_message(ctl.fileno())
+        except EOFError:
+            return
+        if isinstance(req, dict) and req.get("op") == "open":
+            server.serve(req)
 
 
 if __name__ == "__main__":

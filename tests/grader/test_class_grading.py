@@ -415,7 +415,8 @@ def test_a_case_without_a_result_fails_and_the_run_says_so(tmp_path):
 
 def _nobody_can_run_python() -> str | None:
     probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-                            "--bounding-set=-all", c.PYTHON, "-c", "import torch, grader"], cwd=c.ROOT,
+                            "--bounding-set=-all", c.PYTHON, "-c", "import subprocess, sys; subprocess.run([sys.executable, '-c', "
+                            "'import torch, grader'], check=True)"], cwd=c.ROOT,
                            capture_output=True, text=True)
     return None if probe.returncode == 0 else probe.stderr.strip()[-300:] or "it cannot"
 
@@ -423,13 +424,22 @@ def _nobody_can_run_python() -> str | None:
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to "
                     "run the grader as another user")
 @pytest.mark.parametrize("mode", list(MODES))
-def test_a_grader_that_is_not_root_keeps_its_results(tmp_path, mode):
+def test_a_grader_that_is_not_root_keeps_its_results(mode):
     """The grader run as an unprivileged user (nobody), under bubblewrap and --unsandboxed (where
     learner code runs as that same user): forging results through /proc and files earns nothing."""
     why = _nobody_can_run_python()
     if why:
         pytest.skip(f"user nobody cannot run this interpreter with torch and the project ({why})")
-    base = tmp_path / "nobody"
+    import pathlib
+    import tempfile
+    base = pathlib.Path(tempfile.mkdtemp(prefix="dlkata-nobody-"))  # pytest's tmp_path is root's alone
+    try:
+        _graded_by_nobody(base, mode)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _graded_by_nobody(base, mode):
     c.make_world_writable(str(base))
     out, markers = base / "out", base / "markers"
     c.make_world_writable(str(markers))

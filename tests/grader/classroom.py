@@ -70,7 +70,8 @@ def run_grader(path: str, out: str, *, topics: str = TOPIC, jobs: int = 2, call_
     """``grader PATH --json``'s report, plus ``_pid`` (the grader's pid: its sandboxes' uids derive from it).
     ``extra=["--unsandboxed"]`` with ``env={"DLKATA_SANDBOX": "rlimits"}`` grades without namespaces."""
     cmd = [PYTHON, "-m", "grader", path, "--topics", topics, "--json", "--call-timeout", str(call_timeout),
-           "--submission-timeout", str(submission_timeout), "--out", out, "--jobs", str(jobs), *extra]
+           "--submission-timeout", str(submission_timeout), "--out", out, "--jobs", str(jobs), *extra,
+           *unsandboxed_if_needed({**os.environ, **(env or {})})]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
     try:
@@ -81,6 +82,12 @@ def run_grader(path: str, out: str, *, topics: str = TOPIC, jobs: int = 2, call_
     report = json.loads(stdout)
     report["_pid"], report["_jobs"], report["_stderr"] = proc.pid, jobs, stderr
     return report
+
+
+def unsandboxed_if_needed(env) -> list[str]:
+    """``["--unsandboxed"]`` where the grader would refuse (no bubblewrap, or DLKATA_SANDBOX=rlimits)."""
+    from grader.sandbox import bwrap
+    return ["--unsandboxed"] if env.get("DLKATA_SANDBOX") == "rlimits" or bwrap() is None else []
 
 
 def sandbox_uids(report: dict) -> set[int]:

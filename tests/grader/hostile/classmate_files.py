@@ -1,5 +1,5 @@
-"""Looks for a classmate's perplexity.py: leftovers of earlier children (/tmp/learner-*, scratch
-folders), the submission folders named on the grading processes' command lines (/proc/*/cmdline), and
+"""Looks for a classmate's perplexity.py: leftovers of earlier children (learner-* folders in /tmp and
+in scratch folders under it), the submission folders named on the grading processes' command lines (/proc/*/cmdline), and
 the folders of other processes (/proc/*/cwd, /proc/*/root/tmp). Runs the first it can read (full marks
 if the read works), wrong values if none."""
 import glob
@@ -9,8 +9,8 @@ _right_nll, _right_from = token_nll, perplexity_from_nll
 
 
 def _candidates():
-    paths = glob.glob("/tmp/learner-*/perplexity.py") + glob.glob("/tmp/*/*/perplexity.py")
-    paths += glob.glob("/tmp/*/*/*/perplexity.py")
+    paths = glob.glob("/tmp/learner-*/perplexity.py") + glob.glob("/tmp/*/learner-*/perplexity.py")
+    paths += glob.glob("/tmp/*/*/learner-*/perplexity.py")
     for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:

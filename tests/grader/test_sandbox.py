@@ -505,3 +505,51 @@ def test_the_private_tmp_comes_before_the_binds_so_a_venv_under_tmp_stays_visibl
     tmpfs = cmd.index("--tmpfs")
     assert cmd[tmpfs + 1] == "/tmp"
     assert tmpfs < cmd.index("--ro-bind"), "a bind under /tmp placed before --tmpfs /tmp would be hidden"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to take another uid for both sides")
+def test_a_non_dumpable_grader_keeps_its_pipe_and_memory_from_its_own_uid():
+    """As for a grader that is neither root nor sandboxed, where learner code runs under the grader's
+    own uid: the grader's processes are not dumpable (``grader.cli._not_dumpable``, the same call in
+    the harness), so a process of that uid can open neither their descriptors (the results pipe)
+    through /proc/<pid>/fd nor their memory through /proc/<pid>/mem."""
+    import ctypes
+
+    from grader.cli import _not_dumpable
+    uid = 65534
+    ready_r, ready_w = os.pipe()
+    grader = os.fork()
+    if grader == 0:  # the grader's side: drops to the uid, not dumpable, holds a pipe
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable again, as a process of that uid starts
+            _not_dumpable()
+            results_r, results_w = os.pipe()
+            os.write(ready_w, f"{results_w}".encode())
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    try:
+        results_w = int(os.read(ready_r, 32))
+        report_r, report_w = os.pipe()
+        attacker = os.fork()
+        if attacker == 0:  # learner code under the same uid
+            try:
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+                got = []
+                for path, mode in ((f"/proc/{grader}/fd/{results_w}", os.O_WRONLY), (f"/proc/{grader}/mem", os.O_RDWR)):
+                    try:
+                        os.close(os.open(path, mode))
+                        got.append(path)
+                    except OSError:
+                        pass
+                os.write(report_w, repr(got).encode())
+            finally:
+                os._exit(0)
+        os.waitpid(attacker, 0)
+        assert os.read(report_r, 4096) == b"[]"
+    finally:
+        os.kill(grader, 9)
+        os.waitpid(grader, 0)

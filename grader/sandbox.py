@@ -147,10 +147,10 @@ def _command(slot: int, scratch: str | None = None) -> list[str]:
     # The private /tmp comes first, so that a Python or venv living under /tmp is bound on top of it.
     cmd = [bwrap(), "--perms", "1777", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr",
            "--ro-bind", "/etc", "/etc", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-           "--symlink", "usr/bin", "/bin", *binds, "--proc", "/proc", "--dev", "/dev",
+           "--symlink", "usr/bin", "/bin", *binds, "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/",
            "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--chdir", "/tmp",
-           *caps, *_gpu_binds(), "--"]
+           *caps, *_gpu_binds(), "--remount-ro", "/dev", "--"]
     return cmd + worker
 
 

@@ -16,8 +16,8 @@ on the control channel.
 Confinement of a child (``_Server.serve``): the server is not dumpable (its memory, descriptors and
 environment are closed to processes of its uid) and is the subreaper of whatever a child leaves. As
 root (``--uid-base``) each child runs under a uid of its own, and every process of that uid is killed
-when the child ends. Under bubblewrap (``--ns``) each child gets a mount namespace with a private
-tmpfs on /tmp, bounded in size and file count, gone with the child; where the grader is not root,
+when the child ends. Under bubblewrap (``--ns``) each child gets an ipc namespace and a mount namespace
+with private tmpfs on /tmp and /dev/shm, bounded in size and file count, gone with the child; where the grader is not root,
 the child also gets user and pid namespaces of its own (the server's pid is out of its reach, and the
 end of the namespace kills whatever it left running). Without bubblewrap (``--scratch=DIR``), a private
 folder, removed after the run (as root, with whatever that uid left in /tmp, /var/tmp and /dev/shm).
@@ -253,7 +253,7 @@ def child(req: dict):
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 4, 38, 36
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x10000000, 0x20000000, 0x08000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 SCRATCH = {"tmp_mb": 64, "tmp_files": 2048}  # the private /tmp of one child
 UIDS_PER_SLOT = 4096
@@ -312,11 +312,13 @@ def _become_learner(chan: int, uid: int | None):
 
 
 def _private_tmp(limits: dict):
-    """A tmpfs of bounded size and file count on /tmp, seen by this mount namespace only."""
+    """A tmpfs of bounded size and file count on /tmp (and on /dev/shm), seen by this mount namespace only."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     mb, files = limits.get("tmp_mb", SCRATCH["tmp_mb"]), limits.get("tmp_files", SCRATCH["tmp_files"])
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={int(mb)}m,nr_inodes={int(files)},mode=1777")
+    for target in ("/tmp", "/dev/shm"):
+        if os.path.isdir(target):
+            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
+                   f"size={int(mb)}m,nr_inodes={int(files)},mode=1777")
     tempfile.tempdir = "/tmp"
 
 
@@ -341,7 +343,7 @@ def _namespaced_child(req: dict, chan: int, status_w: int, uid: int | None):
     root), the private /tmp, then ``init`` of that pid namespace forks the learner's process and
     reports its wait status. When init ends, the kernel kills everything else in the namespace."""
     me_uid, me_gid = os.getuid(), os.getgid()
-    flags = CLONE_NEWNS | CLONE_NEWPID | (0 if uid is not None else CLONE_NEWUSER)
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID | (0 if uid is not None else CLONE_NEWUSER)
     _check(_LIBC.unshare(flags), "unshare")
     if uid is None:  # map our own uid and gid only: enough to own the files of the private /tmp
         for name, text in (("setgroups", "deny"), ("uid_map", f"{me_uid} {me_uid} 1"),
@@ -481,8 +483,8 @@ class _Server:
                 if nested:
                     _namespaced_child(req, theirs.fileno(), status_w, uid)
                 os.close(status_w)
-                if self.namespaces:
-                    _check(_LIBC.unshare(CLONE_NEWNS), "unshare")
+                if self.namespaces:  # System V IPC objects and the mounts of its own
+                    _check(_LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
                     _private_tmp(req.get("limits", {}))
                 else:
                     tempfile.tempdir = folder

@@ -150,11 +150,20 @@ def linger():
     return 1
 
 
+PLACES = ["/", "/opt", "/dev", "/dev/shm", "/tmp", "/var/tmp", os.path.expanduser("~")]
+
+
 def leave_files(tag):
-    """Its files in its folder and in /tmp; returns where they are."""
-    with open(f"/tmp/{tag}-secret", "w") as f:
-        f.write("secret")
-    return [os.getcwd(), os.listdir("/tmp")]
+    """Its files wherever it can write (its folder, /tmp, /dev/shm, ...); returns its folder and those."""
+    left = []
+    for place in PLACES:
+        try:
+            with open(os.path.join(place, f"{tag}-secret"), "w") as f:
+                f.write("secret")
+            left.append(place)
+        except OSError:
+            pass
+    return [os.getcwd(), left]
 
 
 def look(paths):
@@ -391,14 +400,19 @@ def test_what_a_child_leaves_running_dies_with_its_run(box):
 def test_scratch_space_is_private_and_wiped(box):
     tag = f"dlkata-test-{os.getpid()}"
     first = _open(box)
-    folder, _ = first.call("leave_files", tag)
+    folder, left = first.call("leave_files", tag)
     first.close()
+    if sb.isolation() == "bwrap":
+        assert set(left) <= {"/tmp", "/dev/shm"}, left  # everything else is read-only
     second = _open(box)
-    found = second.call("look", ["/tmp", folder, os.path.dirname(folder)])
+    found = second.call("look", ["/", "/opt", "/dev", "/dev/shm", "/tmp", "/var/tmp", folder,
+                                 os.path.dirname(folder)])
     assert not [f for f in found if tag in f], found
     assert not any(os.path.basename(folder) in f for f in found), found
     second.close()
-    assert not [n for n in os.listdir("/tmp") if n.startswith(tag)]
+    if os.geteuid() == 0 or sb.isolation() == "bwrap":  # nothing in the host's shared folders either
+        for place in ("/tmp", "/var/tmp", "/dev/shm"):
+            assert not [n for n in os.listdir(place) if n.startswith(tag)], place
 
 
 def test_filling_tmp_is_bounded_and_leaves_nothing(box):

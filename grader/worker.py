@@ -4,20 +4,40 @@ The server imports torch once, then forks one child per (submission, topic). A c
 learner's files into a private folder, imports the topic module, and answers calls with plain data
 (see ``wire``). The grading process sees only what the child sends back; it compares and scores.
 
-Requests, each a wire message: ``{"op": "open", "topic", "files", "driver", "forbidden", "limits"}``
-to the server; ``{"op": "call", "fn", "args", "kwargs", "driver"}`` and ``{"op": "close"}`` to the
-child. When a child ends, for whatever reason, the server sends ``{"event": "exit", "status": ...}``.
+Channels: the server's own channel (a Unix socket, the control channel) carries
+``{"op": "open", "topic", "files", "driver", "forbidden", "limits"}`` from the grading process. For
+each open the server makes a fresh socket pair, passes one end to the grading process (SCM_RIGHTS,
+then ``{"child": serial}``) and gives the other to the child, which holds no other descriptor: the
+child can only ever answer for itself. ``{"op": "call", "fn", "args", "kwargs", "driver"}`` and
+``{"op": "close"}`` go to the child on its own channel. When a child has ended, for whatever reason,
+and everything it left running is gone, the server sends ``{"event": "exit", "child": serial, ...}``
+on the control channel.
+
+Confinement of a child (``_Server.serve``): the server is not dumpable (its memory, descriptors and
+environment are closed to processes of its uid) and is the subreaper of whatever a child leaves. As
+root (``--uid-base``) each child runs under a uid of its own, and every process of that uid is killed
+when the child ends. Under bubblewrap (``--ns``) each child gets an ipc namespace and a mount namespace
+with private tmpfs on /tmp and /dev/shm, bounded in size and file count, gone with the child; where the grader is not root,
+the child also gets user and pid namespaces of its own (the server's pid is out of its reach, and the
+end of the namespace kills whatever it left running). Without bubblewrap (``--scratch=DIR``), a private
+folder, removed after the run (as root, with whatever that uid left in /tmp, /var/tmp and /dev/shm).
+Learner code always runs with no capabilities, no_new_privs, and its own channel as its only
+descriptor besides /dev/null.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import inspect
 import linecache
 import os
 import random
 import resource
+import shutil
 import signal
+import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -30,7 +50,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from grader import wire
 
-IN, OUT = 0, 1  # replaced by private copies in main()
+IN, OUT = 0, 1  # the child's own channel, set in _run_learner()
 
 
 def _send(obj):
@@ -586,45 +606,295 @@ def child(req: dict):
         wire.write_all(OUT, reply)
 
 
-def main():
+# ---- the fork server and the confinement of each child ----------------------------------------
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 4, 38, 36
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x10000000, 0x20000000, 0x08000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+SCRATCH = {"tmp_mb": 64, "tmp_files": 2048}  # the private /tmp of one child
+UIDS_PER_SLOT = 4096
+
+
+def _check(ret: int, what: str):
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _prctl(option: int, value: int):
+    _check(_LIBC.prctl(option, ctypes.c_ulong(value), 0, 0, 0), f"prctl({option})")
+
+
+def _mount(source, target, fstype, flags, data=None):
+    enc = (lambda x: x.encode() if x is not None else None)
+    _check(_LIBC.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           f"mount {target}")
+
+
+def _drop_capabilities():
+    """No capabilities left in any set (the learner's user namespace gave it all of them there)."""
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+    data = (ctypes.c_uint32 * 6)()
+    _check(_LIBC.capset(header, data), "capset")
+
+
+def _close_fds_but(keep: int):
+    """Close every descriptor but ``keep``; 0, 1 and 2 go to /dev/null."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        if fd != keep:
+            os.dup2(null, fd)
+    os.close(null)
+    try:
+        top = os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        top = 1 << 16
+    os.closerange(3, keep)
+    os.closerange(max(keep + 1, 3), top)
+
+
+def _become_learner(chan: int, uid: int | None):
+    """The last step before learner code: only its own channel open, a uid of its own (as root),
+    no capabilities, no way to gain privileges."""
+    _close_fds_but(chan)
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # root -> not root: every capability goes
+    else:
+        _drop_capabilities()
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    os.environ["TMPDIR"] = tempfile.gettempdir()
+
+
+def _private_tmp(limits: dict):
+    """A tmpfs of bounded size and file count on /tmp (and on /dev/shm), seen by this mount namespace only."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mb, files = limits.get("tmp_mb", SCRATCH["tmp_mb"]), limits.get("tmp_files", SCRATCH["tmp_files"])
+    for target in ("/tmp", "/dev/shm"):
+        if os.path.isdir(target):
+            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
+                   f"size={int(mb)}m,nr_inodes={int(files)},mode=1777")
+    tempfile.tempdir = "/tmp"
+
+
+def _run_learner(req: dict, chan: int, uid: int | None):
     global IN, OUT
-    reap = "--reap" in sys.argv
-    IN, OUT = os.dup(0), os.dup(1)
+    code = 0
+    IN = OUT = chan
+    try:
+        _become_learner(chan, uid)
+        child(req)
+    except BaseException:  # noqa: BLE001 - the grading side learns what broke
+        code = 3
+        try:
+            _send({"error": "internal", "message": traceback.format_exc()[-2000:]})
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(code)
+
+
+def _namespaced_child(req: dict, chan: int, status_w: int, uid: int | None):
+    """In a fresh child of the server: new pid and mount namespaces (and a user namespace when not
+    root), the private /tmp, then ``init`` of that pid namespace forks the learner's process and
+    reports its wait status. When init ends, the kernel kills everything else in the namespace."""
+    me_uid, me_gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID | (0 if uid is not None else CLONE_NEWUSER)
+    _check(_LIBC.unshare(flags), "unshare")
+    if uid is None:  # map our own uid and gid only: enough to own the files of the private /tmp
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{me_uid} {me_uid} 1"),
+                           ("gid_map", f"{me_gid} {me_gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    _private_tmp(req.get("limits", {}))
+    init = os.fork()
+    if init == 0:
+        try:
+            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # this namespace's only
+        except OSError:
+            pass
+        learner = os.fork()
+        if learner == 0:
+            os.close(status_w)
+            _run_learner(req, chan, uid)
+        os.close(chan)
+        status = 0
+        while True:  # init reaps every orphan until the learner's own process ends
+            try:
+                pid, st = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            if pid == learner:
+                status = st
+                break
+        os.write(status_w, struct.pack("<i", status))
+        os._exit(0)
+    os.close(chan)
+    os.close(status_w)
+    os.waitpid(init, 0)
+    os._exit(0)
+
+
+def _kill_all_of(uid: int):
+    """As root: SIGKILL every process of ``uid`` we can see (setsid'd, double-forked, anywhere),
+    until none is left; orphans come back to us (a subreaper) and are reaped here."""
+    for _ in range(1000):
+        live = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    if os.stat(f"/proc/{name}").st_uid != uid:
+                        continue
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                            continue
+                    os.kill(int(name), signal.SIGKILL)
+                    live.append(name)
+                except (OSError, IndexError):
+                    pass
+        _reap()
+        if not live:
+            return
+
+
+def _reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _kill_descendants():
+    """SIGKILL whatever is left among our children (orphans come back to us: we are a subreaper)."""
+    for _ in range(1000):
+        pids = []
+        for task in os.listdir(f"/proc/{os.getpid()}/task"):
+            try:
+                with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
+                    pids += [int(p) for p in f.read().split()]
+            except OSError:
+                pass
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in pids:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _sweep_tmp(uid: int):
+    """As root without namespaces: what the learner's uid left in the shared temporary folders."""
+    for top in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            names = os.listdir(top)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(top, name)
+            try:
+                if os.lstat(path).st_uid != uid:
+                    continue
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
+class _Server:
+    def __init__(self, ctl: socket.socket, scratch: str | None, uid_base: int | None):
+        self.ctl, self.scratch, self.uid_base = ctl, scratch, uid_base
+        self.namespaces = scratch is None
+        self.serial = 0
+
+    def uid(self) -> int | None:
+        return None if self.uid_base is None else self.uid_base + self.serial % UIDS_PER_SLOT
+
+    def serve(self, req: dict):
+        self.serial += 1
+        uid = self.uid()
+        mine, theirs = socket.socketpair()
+        status_r, status_w = os.pipe()
+        folder = None
+        if not self.namespaces:
+            folder = tempfile.mkdtemp(dir=self.scratch)
+            if uid is not None:
+                os.chown(folder, uid, uid)
+        nested = self.namespaces and uid is None  # no uid of its own: a pid namespace shields us
+        pid = os.fork()
+        if pid == 0:
+            try:
+                mine.close()
+                os.close(status_r)
+                if nested:
+                    _namespaced_child(req, theirs.fileno(), status_w, uid)
+                os.close(status_w)
+                if self.namespaces:  # System V IPC objects and the mounts of its own
+                    _check(_LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+                    _private_tmp(req.get("limits", {}))
+                else:
+                    tempfile.tempdir = folder
+                _run_learner(req, theirs.fileno(), uid)
+            finally:
+                os._exit(70)
+        theirs.close()
+        os.close(status_w)
+        socket.send_fds(self.ctl, [b"F"], [mine.fileno()])
+        mine.close()
+        wire.write_message(self.ctl.fileno(), {"child": self.serial})
+        _, status = os.waitpid(pid, 0)
+        if nested:  # init of the child's pid namespace reports; its end killed the rest
+            raw = os.read(status_r, 4)
+            status = struct.unpack("<i", raw)[0] if len(raw) == 4 else 70 << 8
+        elif uid is not None:
+            _kill_all_of(uid)
+        else:
+            _kill_descendants()
+        os.close(status_r)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+            if uid is not None:
+                _sweep_tmp(uid)
+        event = {"event": "exit", "child": self.serial}
+        if os.WIFSIGNALED(status):
+            event["signal"] = os.WTERMSIG(status)
+        else:
+            event["code"] = os.WEXITSTATUS(status)
+        wire.write_message(self.ctl.fileno(), event)
+
+
+def main():
+    ctl = socket.socket(fileno=os.dup(0))
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    os.close(null)
+    _prctl(PR_SET_DUMPABLE, 0)  # no process of our uid may read or write our memory or descriptors
+    uid_base = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--uid-base=")), None)
+    scratch = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--scratch=")), None)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)  # whatever a child leaves running comes back to us
     torch.set_num_threads(1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _send({"ready": True, "pid": os.getpid()})
+    server = _Server(ctl, None if "--ns" in sys.argv else scratch, uid_base)
+    wire.write_message(ctl.fileno(), {"ready": True, "pid": os.getpid()})
     while True:
         try:
-            req = wire.read_message(IN)
+            req = wire.read_message(ctl.fileno())
         except EOFError:
             return
-        if req.get("op") != "open":
-            continue
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                child(req)
-            except BaseException:  # noqa: BLE001 - the grading side learns what broke
-                code = 3
-                try:
-                    _send({"error": "internal", "message": traceback.format_exc()[-2000:]})
-                except BaseException:  # noqa: BLE001
-                    pass
-            os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        if reap:  # alone in this pid namespace or uid: whatever the child left behind goes too
-            try:
-                os.kill(-1, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if os.WIFSIGNALED(status):
-            _send({"event": "exit", "signal": os.WTERMSIG(status)})
-        else:
-            _send({"event": "exit", "code": os.WEXITSTATUS(status)})
+        if isinstance(req, dict) and req.get("op") == "open":
+            server.serve(req)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,9 @@ def pytest_addoption(parser):
     group.addoption("--impl", action="append", default=[], metavar="PATH",
                     help="folder laid out like exercises/ to grade (repeatable; default: solutions/)")
     group.addoption("--results", metavar="FILE", help="write each test's outcome as JSON lines here")
+    group.addoption("--results-fd", type=int, metavar="FD",
+                    help="the grader's pipe: the catalogue of cases (at collection, before any learner "
+                         "code runs), then each test's outcome, as JSON lines")
     group.addoption("--slot", type=int, default=None, help="sandbox slot (a uid of its own)")
     group.addoption("--call-timeout", type=float, default=10.0, metavar="S",
                     help="wall-clock limit of one call into learner code (default 10 s)")
@@ -209,9 +212,13 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and call.when == "call":
         exc = call.excinfo.value
         report.student_message = "\n".join([str(exc) or type(exc).__name__, *_shrunk_input(exc)])[:4000]
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    report.dlkata = {k: (str(v).removeprefix("torch.") if k != "submission" else v) for k, v in params.items()}
+    report.dlkata = _params(item)
     return report
+
+
+def _params(item) -> dict:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return {k: (str(v).removeprefix("torch.") if k != "submission" else v) for k, v in params.items()}
 
 
 def _shrunk_input(exc) -> list[str]:
@@ -225,23 +232,47 @@ def _shrunk_input(exc) -> list[str]:
 
 
 _RESULTS = None
+_GRADER = None  # the grader's pipe (``--results-fd``)
 
 
 def pytest_configure(config):
-    global _RESULTS
+    global _RESULTS, _GRADER
     if config.getoption("results"):
         _RESULTS = open(config.getoption("results"), "a")
+    if config.getoption("results_fd") is not None:
+        _GRADER = os.fdopen(config.getoption("results_fd"), "w")
+        _not_dumpable()
+
+
+def _not_dumpable():
+    """Grading: no process of our uid may read our memory or open our descriptors (the grader's pipe)
+    through /proc, nor ptrace us (learner code runs as this uid when the grader is neither root nor
+    sandboxed)."""
+    import ctypes
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The catalogue: every case this process will grade, written before any learner code runs, so
+    that a case without a result counts as failed, never as absent."""
+    if _GRADER is not None:
+        cases = [{"test": item.nodeid.split("[")[0], "params": _params(item)} for item in items]
+        _GRADER.write(json.dumps({"catalogue": cases}) + "\n")
+        _GRADER.flush()
 
 
 def pytest_runtest_logreport(report):
-    """One JSON line per test case and outcome, for the grader (``--results``)."""
-    if _RESULTS is None or (report.when != "call" and not (report.failed or report.skipped)):
+    """One JSON line per test case and outcome, for the grader (``--results``, ``--results-fd``)."""
+    if (_RESULTS is None and _GRADER is None) or (report.when != "call" and not (report.failed or report.skipped)):
         return
     message = getattr(report, "student_message", "")
     if report.skipped and isinstance(report.longrepr, tuple):
         message = report.longrepr[2]
     elif report.failed and not message:
         message = f"error in the test's {report.when}: {report.longrepr.reprcrash.message if hasattr(report.longrepr, 'reprcrash') else report.longrepr}"
-    _RESULTS.write(json.dumps({"test": report.nodeid.split("[")[0], "params": getattr(report, "dlkata", {}),
-                               "outcome": report.outcome, "when": report.when, "message": message}) + "\n")
-    _RESULTS.flush()
+    line = json.dumps({"test": report.nodeid.split("[")[0], "params": getattr(report, "dlkata", {}),
+                       "outcome": report.outcome, "when": report.when, "message": message}) + "\n"
+    for out in (_RESULTS, _GRADER):
+        if out is not None:
+            out.write(line)
+            out.flush()

@@ -67,37 +67,46 @@ def zip_bytes(entries: list[tuple[str, str | None, int]]) -> bytes:
 
 
 def run_grader(path: str, out: str, *, topics: str = TOPIC, jobs: int = 2, call_timeout: float = 3,
-               submission_timeout: float = 30, extra=(), env=None, timeout: float = 300) -> dict:
-    """``grader PATH --json``'s report, plus ``_pid`` (the grader's pid: its sandboxes' uids derive from it)."""
+               submission_timeout: float = 30, extra=(), env=None, timeout: float = 300, expect: int = 0) -> dict:
+    """``grader PATH --json``'s report, plus ``_pid`` (the grader's pid: its sandboxes' uids derive from it).
+    ``extra=["--unsandboxed"]`` with ``env={"DLKATA_SANDBOX": "rlimits"}`` grades without namespaces."""
     cmd = [PYTHON, "-m", "grader", path, "--topics", topics, "--json", "--call-timeout", str(call_timeout),
-           "--submission-timeout", str(submission_timeout), "--out", out, "--jobs", str(jobs), *extra]
+           "--submission-timeout", str(submission_timeout), "--out", out, "--jobs", str(jobs), *extra,
+           *unsandboxed_if_needed({**os.environ, **(env or {})})]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     finally:
         proc.kill()
-    assert proc.returncode == 0, f"grader exited with {proc.returncode}\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    assert proc.returncode == expect, f"grader exited with {proc.returncode}\n{stdout[-3000:]}\n{stderr[-3000:]}"
     report = json.loads(stdout)
-    report["_pid"], report["_jobs"] = proc.pid, jobs
+    report["_pid"], report["_jobs"], report["_stderr"] = proc.pid, jobs, stderr
     return report
 
 
 def run_text(path: str, out: str, *, topics: str = TOPIC, timeout: float = 300) -> str:
     """What ``grader PATH`` prints for the instructor (tables), stdout and stderr together."""
-    cmd = [PYTHON, "-m", "grader", path, "--topics", topics, "--out", out, "--jobs", "2", "--call-timeout", "3"]
+    cmd = [PYTHON, "-m", "grader", path, "--topics", topics, "--out", out, "--jobs", "2", "--call-timeout", "3",
+           *unsandboxed_if_needed(os.environ)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           errors="surrogateescape")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
 
+def unsandboxed_if_needed(env) -> list[str]:
+    """``["--unsandboxed"]`` where the grader would refuse (no bubblewrap, or DLKATA_SANDBOX=rlimits)."""
+    from grader.sandbox import bwrap
+    return ["--unsandboxed"] if env.get("DLKATA_SANDBOX") == "rlimits" or bwrap() is None else []
+
+
 def sandbox_uids(report: dict) -> set[int]:
-    """The uids that the grading processes of a ``run_grader`` report gave their sandboxes (see
-    ``grader.grade.run``: slot ``(pid * 16) % 3900 + k`` for chunk k)."""
-    from grader.sandbox import UID_BASE
+    """The uids that the grading processes of a ``run_grader`` report gave their sandboxes' children
+    (see ``grader.grade.run``: slot ``(pid * 16) % 3900 + k`` for chunk k, and ``Sandbox.uids``)."""
+    from grader.sandbox import Sandbox
     base = (report["_pid"] * 16) % 3900
-    return {UID_BASE + base + k for k in range(report["_jobs"])}
+    return {u for k in range(report["_jobs"]) for u in Sandbox(slot=base + k).uids()}
 
 
 def by_name(report: dict) -> dict[str, dict]:
@@ -177,17 +186,24 @@ def make_world_writable(path: str) -> None:
 HOSTILE_CASES = ["missing_function", "wrong_returns", "nan_result", "infinite_loop",
                  "memory_bomb", "fork_bomb", "sys_exit", "os_exit", "segfault", "output_flood", "channel_garbage",
                  "patch_allclose", "tensor_subclass", "caller_frames", "sys_modules_reference", "conftest_hook",
-                 "forged_results", "read_solution", "read_hidden_suite", "network"]
-GOOD = ["a_good", "zz_good_1", "zz_good_2", "zipped_good"]
+                 "forged_results", "read_solution", "read_hidden_suite", "network",
+                 "proc_mem", "inherited_fds", "lingering", "classmate_files", "read_via_proc", "loopback_listener",
+                 "fill_tmp"]
+# Right solutions; the grader deals submissions to grading processes in the order of the sha256 of their
+# names (``grader.grade._chunks``): "zz_good_427" comes last of all, "zipped_good" first.
+GOOD = ["a_good", "zz_good_1", "zz_good_2", "zz_good_427", "zipped_good"]
 
 
-def build_class(folder: str, *, out: str, markers: str, open_markers: str, port: int) -> str:
+def build_class(folder: str, *, out: str, markers: str, open_markers: str, port: int, listen_port: int = 0,
+                tag: str = "dlkata-hostile") -> str:
     """A class of every hostile case, a syntax error, bad zips, and right solutions before, between and
-    after them (``GOOD``). Returns the class folder."""
+    after them (``GOOD``). Returns the class folder. ``tag`` starts the names of the files that hostile
+    cases leave in /tmp; ``listen_port`` is where ``loopback_listener`` listens."""
     os.makedirs(folder)
     for name in GOOD[:-1]:
         good(os.path.join(folder, name))
-    subst = {"out": out, "markers": markers, "open_markers": open_markers, "port": port}
+    subst = {"out": out, "markers": markers, "open_markers": open_markers, "port": port,
+             "listen_port": listen_port, "tag": tag}
     for name in HOSTILE_CASES:
         sub = os.path.join(folder, name)
         subst["submission"] = sub

@@ -1,7 +1,9 @@
-"""One class of hostile submissions graded by ``grader CLASS --topics perplexity --json`` (once, for the
-whole module), then what each submission got. Each hostile case is the reference solution with the
-change of ``tests/grader/hostile/<case>.py`` (see its docstring); right solutions sit before, between
-and after them, so a hostile case that broke the grading of its classmates shows up as a loss there."""
+"""One class of hostile submissions graded by ``grader CLASS --topics perplexity --json --jobs 1`` (once
+per isolation mode: under bubblewrap, and ``--unsandboxed``), then what each submission got. Each hostile
+case is the reference solution with the change of ``tests/grader/hostile/<case>.py`` (see its
+docstring); all share one grading process and one fork server, with right solutions graded before,
+between and after them, so a hostile case that broke the grading of its classmates shows up as a loss
+there."""
 from __future__ import annotations
 
 import csv
@@ -10,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import threading
 
 import pytest
@@ -25,6 +28,15 @@ OWN_USER = ("without bubblewrap and without root, learner code runs as the grade
 
 def _own_user(report) -> bool:
     return report["isolation"] != "bwrap" and os.geteuid() != 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+MODES = {"bwrap": ({}, []), "unsandboxed": ({"DLKATA_SANDBOX": "rlimits"}, ["--unsandboxed"])}
 
 
 class Listener:
@@ -52,18 +64,23 @@ class Listener:
                     self.accepted.append(b"(connected)")
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+@pytest.fixture(scope="module", params=list(MODES))
+def graded(request, tmp_path_factory):
+    from grader.sandbox import bwrap
+    if request.param == "bwrap" and (bwrap() is None or os.environ.get("DLKATA_SANDBOX") == "rlimits"):
+        pytest.skip("bubblewrap cannot run here (or DLKATA_SANDBOX=rlimits)")
+    env, extra = MODES[request.param]
     base = tmp_path_factory.mktemp("hostile-class")
     listener = Listener()
     markers, open_markers, out = base / "markers", base / "open-markers", base / "out"
     markers.mkdir()
     c.make_world_writable(str(open_markers))
+    tag, listen_port = f"dlkata-hostile-{os.getpid()}-{request.param}", _free_port()
     folder = c.build_class(str(base / "class"), out=str(out), markers=str(markers),
-                           open_markers=str(open_markers), port=listener.port)
-    report = c.run_grader(folder, str(out))
+                           open_markers=str(open_markers), port=listener.port, listen_port=listen_port, tag=tag)
+    report = c.run_grader(folder, str(out), jobs=1, env=env, extra=extra, timeout=900)
     yield {"report": report, "subs": c.by_name(report), "out": out, "markers": [markers, open_markers],
-           "listener": listener, "class": folder}
+           "listener": listener, "class": folder, "tag": tag, "listen_port": listen_port}
     listener.sock.close()
 
 
@@ -188,7 +205,8 @@ def test_exits_and_crashes_are_reported(graded, name, test, message):
 
 
 EXPLOITS = ["patch_allclose", "tensor_subclass", "caller_frames", "sys_modules_reference", "conftest_hook",
-            "forged_results", "read_solution", "network"]
+            "forged_results", "read_solution", "network", "proc_mem", "classmate_files", "read_via_proc",
+            "loopback_listener", "fill_tmp"]
 
 
 @pytest.mark.parametrize("name", EXPLOITS)
@@ -196,15 +214,38 @@ def test_exploits_of_an_in_process_grader_score_zero(graded, name):
     """Each returns wrong values and counts on an exploit (a patched comparison, an always-equal tensor,
     the caller's frames, the suite in sys.modules, a conftest hook, forged result files, the solution
     read from disk, the network) to pass anyway: every test fails on the values."""
-    if name in ("read_solution", "network") and graded["report"]["isolation"] != "bwrap":
+    if name in ("read_solution", "network", "read_via_proc") and graded["report"]["isolation"] != "bwrap":
         pytest.skip(ISOLATED)
-    if name == "forged_results" and _own_user(graded["report"]):
+    if name in ("forged_results", "classmate_files", "proc_mem") and _own_user(graded["report"]):
         pytest.skip(OWN_USER)
     sub = _sub(graded, name)
     assert sub["score"] == 0
     for test, t in c.tests_of(sub).items():
         assert t["passed"] == 0, (test, t)
         assert " differs: " in t["feedback"], (test, t["feedback"])
+
+
+@pytest.mark.parametrize("name", ["inherited_fds", "lingering"])
+def test_forged_answers_on_its_own_channel_earn_nothing(graded, name):
+    """Forged answers written into every descriptor, during and after its calls (a thread, a setsid'd
+    grandchild): they can only reach its own channel, and its own values are wrong."""
+    sub = _sub(graded, name)
+    assert sub["score"] == 0, c.messages(sub)
+
+
+def test_nothing_is_left_in_the_host_tmp(graded):
+    left = [n for n in os.listdir("/tmp") if n.startswith(graded["tag"])]
+    assert left == [], left[:5]
+    if os.geteuid() == 0:
+        uids = c.sandbox_uids(graded["report"])
+        owned = [n for n in os.listdir("/tmp") if os.lstat(os.path.join("/tmp", n)).st_uid in uids]
+        assert owned == [], owned[:5]
+
+
+def test_nothing_listens_on_the_grading_machine_after_the_run(graded):
+    with socket.socket() as s:
+        s.settimeout(1)
+        assert s.connect_ex(("127.0.0.1", graded["listen_port"])) != 0
 
 
 def test_forged_results_leave_no_trace(graded):
@@ -344,3 +385,78 @@ def test_a_result_on_the_wrong_device_is_named(tmp_path):
     assert feedback["passed"] == 0
     assert "is on cuda, expected cpu" in feedback["feedback"] or "is on cpu, expected cuda" in feedback["feedback"]
     assert subs["right"]["score"] == 10
+
+
+def test_without_bubblewrap_the_grader_refuses_unless_told(tmp_path):
+    """No namespaces and no --unsandboxed: exit 2 with why and what would be exposed; nothing graded."""
+    c.good(str(tmp_path / "class" / "good"))
+    proc = subprocess.run([c.PYTHON, "-m", "grader", str(tmp_path / "class"), "--topics", c.TOPIC,
+                           "--out", str(tmp_path / "out")], cwd=c.ROOT, capture_output=True, text=True,
+                          env={**os.environ, "DLKATA_SANDBOX": "rlimits"}, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "refusing to grade" in proc.stderr and "--unsandboxed" in proc.stderr
+    assert "hidden suites and solutions" in proc.stderr and "network" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_case_without_a_result_fails_and_the_run_says_so(tmp_path):
+    """A grading process that stops part-way (here: pytest told to stop at the first failure): the
+    cases it never reported count as failed against the catalogue, never as a smaller denominator."""
+    c.write_submission(str(tmp_path / "class" / "wrong"), {f"{c.TOPIC}/{c.TOPIC}.py": c.hostile_source("nan_result")})
+    report = c.run_grader(str(tmp_path / "class"), str(tmp_path / "out"), jobs=1, expect=2,
+                          env={"PYTEST_ADDOPTS": "--maxfail=1"})
+    assert any("no result: the grading process was interrupted" in p for p in report["problems"])
+    sub = report["submissions"][0]
+    tests = c.tests_of(sub)
+    assert set(tests) == set(c.TESTS) and sub["max"] == 10.0
+    assert all(t["passed"] + t["failed"] > 0 for t in tests.values()), tests  # none dropped from the score
+    assert sub["no_result"] > 0 and sub["score"] < 10
+    assert any(t["feedback"] == "no result: the grading process was interrupted" for t in tests.values())
+
+
+def _nobody_can_run_python() -> str | None:
+    probe = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                            "--bounding-set=-all", c.PYTHON, "-c", "import subprocess, sys; subprocess.run([sys.executable, '-c', "
+                            "'import torch, grader'], check=True)"], cwd=c.ROOT,
+                           capture_output=True, text=True)
+    return None if probe.returncode == 0 else probe.stderr.strip()[-300:] or "it cannot"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to "
+                    "run the grader as another user")
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_grader_that_is_not_root_keeps_its_results(mode):
+    """The grader run as an unprivileged user (nobody), under bubblewrap and --unsandboxed (where
+    learner code runs as that same user): forging results through /proc and files earns nothing."""
+    why = _nobody_can_run_python()
+    if why:
+        pytest.skip(f"user nobody cannot run this interpreter with torch and the project ({why})")
+    import pathlib
+    import tempfile
+    base = pathlib.Path(tempfile.mkdtemp(prefix="dlkata-nobody-"))  # pytest's tmp_path is root's alone
+    try:
+        _graded_by_nobody(base, mode)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _graded_by_nobody(base, mode):
+    c.make_world_writable(str(base))
+    out, markers = base / "out", base / "markers"
+    c.make_world_writable(str(markers))
+    folder = base / "class"
+    c.good(str(folder / "a_good"))
+    c.write_submission(str(folder / "forged_results"), {f"{c.TOPIC}/{c.TOPIC}.py": c.hostile_source(
+        "forged_results", out=str(out), markers=str(markers), open_markers=str(markers), submission=str(folder))})
+    for root, dirs, files in os.walk(base):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777)
+    env, extra = MODES[mode]
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+           c.PYTHON, "-m", "grader", str(folder), "--topics", c.TOPIC, "--json", "--jobs", "1", "--out", str(out),
+           "--call-timeout", "5", *extra]
+    proc = subprocess.run(cmd, cwd=c.ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HOME": str(base), **env})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    subs = c.by_name(json.loads(proc.stdout))
+    assert subs["forged_results"]["score"] == 0 and subs["a_good"]["score"] == 10

@@ -1,6 +1,7 @@
-"""``grader.sandbox`` directly: timeouts, crashes, escaped grandchildren, memory and fork bombs, and the
-runtime half of the forbidden-API guard. One sandbox per isolation mode serves the whole module; a test
-that kills it shows that the next ``open`` starts a fresh one."""
+"""``grader.sandbox`` directly: timeouts, crashes, escaped grandchildren, memory and fork bombs, the
+trust boundary between children (descriptors, memory, leftovers, scratch space), and the runtime half
+of the forbidden-API guard. Run under bubblewrap when it works here and again without namespaces (the
+``mode`` fixture); a test that kills a sandbox shows that the next ``open`` starts a fresh one."""
 from __future__ import annotations
 
 import os
@@ -13,12 +14,14 @@ import grader.sandbox as sb
 from grader.sandbox import LearnerError, Sandbox
 from tests.grader import classroom as c
 
-ROOT_ONLY = "sandboxes get a uid of their own only when the grader runs as root"
+ROOT_ONLY = "children get a uid of their own only when the grader runs as root"
 
 HOSTILE = '''
 import ctypes
 import os
+import struct
 import sys
+import threading
 import time
 
 import torch
@@ -83,6 +86,117 @@ def tuple_keys():
     return {(0, 1): torch.ones(1)}
 
 
+FORGED = struct.pack("<QQ", 10, 0) + b'{"ok": 42}'
+
+
+def fds():
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+    return out
+
+
+def write_every_fd():
+    """A forged answer into every descriptor it has, and a few it might guess."""
+    for fd in range(0, 256):
+        try:
+            os.write(fd, FORGED)
+        except OSError:
+            pass
+    return 1
+
+
+def open_mems():
+    """Every /proc/<pid>/mem it can open for writing (its parent's first), and every process it
+    can signal or limit."""
+    opened, signalled = [], []
+    pids = [os.getppid()] + [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    me = int(os.readlink("/proc/self"))  # its own pid as this /proc numbers it
+    for pid in pids:
+        if pid in (os.getpid(), me):
+            continue
+        try:
+            with open(f"/proc/{pid}/mem", "r+b"):
+                opened.append(pid)
+        except OSError:
+            pass
+        try:
+            os.kill(pid, 0)
+            signalled.append(pid)
+        except OSError:
+            pass
+    return [opened, signalled]
+
+
+def linger():
+    """Leaves a thread and a setsid'd grandchild that keep writing forged answers everywhere."""
+    def forge():
+        while True:
+            for fd in range(3, 64):
+                try:
+                    os.write(fd, FORGED)
+                except OSError:
+                    pass
+            time.sleep(0.02)
+    threading.Thread(target=forge, daemon=True).start()
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            forge()
+        os._exit(0)
+    return 1
+
+
+PLACES = ["/", "/opt", "/dev", "/dev/shm", "/tmp", "/var/tmp", os.path.expanduser("~")]
+
+
+def leave_files(tag):
+    """Its files wherever it can write (its folder, /tmp, /dev/shm, ...); returns its folder and those."""
+    left = []
+    for place in PLACES:
+        try:
+            with open(os.path.join(place, f"{tag}-secret"), "w") as f:
+                f.write("secret")
+            left.append(place)
+        except OSError:
+            pass
+    return [os.getcwd(), left]
+
+
+def look(paths):
+    found = []
+    for path in paths:
+        try:
+            found += [os.path.join(path, n) for n in os.listdir(path)]
+        except OSError:
+            pass
+    return found
+
+
+def fill_tmp(tag, n, big_files):
+    made = 0
+    try:
+        for made in range(n):
+            with open(f"/tmp/{tag}-{made}", "w") as f:
+                f.write("x")
+        made = n
+    except OSError:
+        pass
+    big = 0
+    try:
+        for i in range(big_files):
+            with open(f"/tmp/{tag}-big-{i}", "wb") as f:
+                for _ in range(16):
+                    f.write(b"x" * (1 << 20))
+                    big += 1 << 20
+    except OSError:
+        pass
+    return [made, big]
+
+
 def stdout_flood():
     for _ in range(1000):
         print("x" * 10000)
@@ -92,15 +206,33 @@ def stdout_flood():
 '''
 
 
-def _uid(box: Sandbox) -> int:
-    return sb.UID_BASE + box.slot
+def _uids(box: Sandbox) -> range:
+    return box.uids()
 
 
-@pytest.fixture(scope="module")
-def box():
+# "bwrap-shared-uid": as root, children confined the way they are for a grader that is not root
+# (user and pid namespaces of their own instead of a uid of their own).
+MODES = ["bwrap", "bwrap-shared-uid", "rlimits"]
+
+
+@pytest.fixture(scope="module", params=MODES)
+def box(request):
+    if request.param.startswith("bwrap") and sb.isolation() != "bwrap":
+        pytest.skip("isolation is not 'bwrap' here (bubblewrap missing or DLKATA_SANDBOX=rlimits)")
+    if request.param == "bwrap-shared-uid" and os.geteuid() != 0:
+        pytest.skip("not root: the 'bwrap' mode already confines children this way")
+    saved = sb.isolation()
+    sb._MODE = request.param.split("-")[0]
+    sb.CHILD_UIDS = request.param != "bwrap-shared-uid"
     b = Sandbox(slot=3990 + os.getpid() % 9, timeout=5)
     yield b
     b.kill()
+    sb._MODE, sb.CHILD_UIDS = saved, True
+
+
+def _own_uids(box) -> bool:
+    """Whether the box's children run under uids of their own (so that they can be counted)."""
+    return os.geteuid() == 0 and sb.CHILD_UIDS
 
 
 def _open(b: Sandbox, **kw):
@@ -190,40 +322,117 @@ def test_fork_bomb_is_contained(box):
         learner.call("fork_bomb", timeout=2.0)
     assert e.value.kind in ("timeout", "crash")
     assert time.monotonic() - start < 8
-    if os.geteuid() == 0:  # every process the bomb made is gone; the fork server serves on
-        assert c.wait_until_gone({_uid(box)}, keep_server=True) == []
+    if _own_uids(box):  # every process the bomb made is gone; the fork server serves on
+        assert c.wait_until_gone(set(_uids(box))) == []
     fresh = _open(box)
     assert fresh.call("ok", torch.ones(1)).tolist() == [2.0]
     fresh.close()
 
 
-@pytest.mark.parametrize("mode", ["bwrap", "rlimits"])
-def test_a_setsid_grandchild_does_not_survive(mode, monkeypatch):
-    if os.geteuid() != 0:
+def test_a_setsid_grandchild_does_not_survive(box):
+    if not _own_uids(box):
         pytest.skip(ROOT_ONLY)
-    if mode == "bwrap" and sb.isolation() != "bwrap":
-        pytest.skip("isolation is not 'bwrap' here (bubblewrap missing or DLKATA_SANDBOX=rlimits)")
-    monkeypatch.setattr(sb, "_MODE", mode)
-    b = Sandbox(slot=3980 + os.getpid() % 9 + (mode == "bwrap"), timeout=5)
+    uids = set(_uids(box))
+    learner = _open(box)
+    assert learner.call("escape") is True
+    assert len(c.processes_of(uids)) >= 2  # the learner's process and the grandchild
+    learner.close()  # the learner's process ends: whatever it left behind goes with it
+    assert c.wait_until_gone(uids, 5) == []
+    server = box.proc.pid
+    again = _open(box)  # the server still serves
+    assert again.call("ok", torch.ones(1)).tolist() == [2.0]
+    assert again.call("escape") is True
+    assert box.proc.pid == server
+    box.kill()  # and a kill of the sandbox takes the grandchild too
+    assert c.wait_until_gone(uids, 5) == []
+
+
+def test_a_child_holds_its_own_channel_only(box):
+    learner = _open(box)
+    fds = learner.call("fds")
+    sockets = {fd: link for fd, link in fds.items() if link.startswith("socket:")}
+    assert len(sockets) == 1, fds  # its own channel; nothing of the server's, nothing of the grader's
+    assert all(link in ("/dev/null", f"/proc/{fd}/fd") or link.startswith(("socket:", "/proc/"))
+               for fd, link in fds.items()), fds
+    try:  # its forged answers land on its own channel: its own call may break, nobody else's
+        learner.call("write_every_fd")
+    except LearnerError as e:
+        assert e.kind == "crash", e.message
+    learner.close()
+    # A classmate next, on the same server: it answers for itself alone.
+    fresh = _open(box)
+    for _ in range(5):
+        assert fresh.call("ok", torch.arange(3)).tolist() == [0, 2, 4]
+    fresh.close()
+
+
+def test_no_child_can_open_another_process_memory_or_signal_it(box):
+    learner = _open(box)
+    opened, signalled = learner.call("open_mems")
+    assert opened == []  # /proc/<ppid>/mem and /proc/<pid>/mem of every other process it can see
+    if _own_uids(box):  # a uid of its own: no other process answers its signals
+        assert signalled == [], signalled
+    elif sb.isolation() == "bwrap":  # a pid namespace of its own: only its own init (which ignores them)
+        assert set(signalled) <= {1}, signalled
+    learner.close()
+    again = _open(box)
+    assert again.call("ok", torch.ones(1)).tolist() == [2.0]
+    again.close()
+
+
+def test_what_a_child_leaves_running_dies_with_its_run(box):
+    learner = _open(box)
     try:
-        learner = b.open("hostile", {"hostile.py": HOSTILE})
-        assert learner.call("escape") is True
-        assert len(c.processes_of({_uid(b)})) >= 3  # server, the learner's process, the grandchild
-        learner.close()  # the learner's process ends: whatever it left behind goes with it
-        deadline = time.monotonic() + 5
-        while len(c.processes_of({_uid(b)})) > 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = c.processes_of({_uid(b)})
-        assert len(left) == 1  # the fork server alone
-        if mode == "rlimits":
-            assert left == [b.proc.pid]
-        again = b.open("hostile", {"hostile.py": HOSTILE})  # the server still serves
-        assert again.call("ok", torch.ones(1)).tolist() == [2.0]
-        assert again.call("escape") is True
-        b.kill()  # and a kill of the sandbox takes the grandchild too
-        assert c.wait_until_gone({_uid(b)}, 5) == []
-    finally:
-        b.kill()
+        learner.call("linger")  # its own answer may already be garbled by its own thread
+    except LearnerError as e:
+        assert e.kind == "crash", e.message
+    learner.close()
+    for _ in range(3):  # classmates after it, on the same server, get their own answers only
+        fresh = _open(box)
+        time.sleep(0.2)  # time for anything left over to write
+        for _ in range(5):
+            assert fresh.call("ok", torch.arange(3)).tolist() == [0, 2, 4]
+        fresh.close()
+    if _own_uids(box):
+        assert c.wait_until_gone(set(_uids(box)), 5) == []
+
+
+def test_scratch_space_is_private_and_wiped(box):
+    tag = f"dlkata-test-{os.getpid()}"
+    first = _open(box)
+    folder, left = first.call("leave_files", tag)
+    first.close()
+    if sb.isolation() == "bwrap":
+        assert set(left) <= {"/tmp", "/dev/shm"}, left  # everything else is read-only
+    second = _open(box)
+    found = second.call("look", ["/", "/opt", "/dev", "/dev/shm", "/tmp", "/var/tmp", folder,
+                                 os.path.dirname(folder)])
+    assert not [f for f in found if tag in f], found
+    assert not any(os.path.basename(folder) in f for f in found), found
+    second.close()
+    if os.geteuid() == 0 or sb.isolation() == "bwrap":  # nothing in the host's shared folders either
+        for place in ("/tmp", "/var/tmp", "/dev/shm"):
+            assert not [n for n in os.listdir(place) if n.startswith(tag)], place
+
+
+def test_filling_tmp_is_bounded_and_leaves_nothing(box):
+    tag = f"dlkata-fill-{os.getpid()}"
+    learner = _open(box)
+    bwrap = sb.isolation() == "bwrap"  # without namespaces this is the host's /tmp: go easy on it
+    made, big = learner.call("fill_tmp", tag, 20000 if bwrap else 300, 64 if bwrap else 1, timeout=30)
+    if bwrap:
+        assert made < 20000 and big <= 64 << 20  # the private tmpfs: bounded in files and bytes
+    learner.close()
+    left = [n for n in os.listdir("/tmp") if n.startswith(tag)]
+    if os.geteuid() == 0 or sb.isolation() == "bwrap":
+        assert left == []
+    else:
+        for n in left:
+            os.unlink(os.path.join("/tmp", n))
+        pytest.skip("without namespaces and without root, what learner code leaves in /tmp is not removed")
+    again = _open(box)
+    assert again.call("ok", torch.ones(1)).tolist() == [2.0]
+    again.close()
 
 
 FORBIDDEN_SRC = '''
@@ -302,10 +511,59 @@ def test_forbidden_apis_stay_usable_in_the_next_open(box):
     learner.close()
 
 
-def test_the_private_tmp_comes_before_the_binds_so_a_venv_under_tmp_stays_visible():
-    if sb.isolation() != "bwrap":
+def test_the_private_tmp_comes_before_the_binds_so_a_venv_under_tmp_stays_visible(monkeypatch):
+    if sb.bwrap() is None or sb.forced_unsandboxed():
         pytest.skip("isolation is not 'bwrap' here (bubblewrap missing or DLKATA_SANDBOX=rlimits)")
-    cmd, _ = sb._command(0)
+    monkeypatch.setattr(sb, "_MODE", "bwrap")
+    cmd = sb._command(0)
     tmpfs = cmd.index("--tmpfs")
     assert cmd[tmpfs + 1] == "/tmp"
     assert tmpfs < cmd.index("--ro-bind"), "a bind under /tmp placed before --tmpfs /tmp would be hidden"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to take another uid for both sides")
+def test_a_non_dumpable_grader_keeps_its_pipe_and_memory_from_its_own_uid():
+    """As for a grader that is neither root nor sandboxed, where learner code runs under the grader's
+    own uid: the grader's processes are not dumpable (``grader.cli._not_dumpable``, the same call in
+    the harness), so a process of that uid can open neither their descriptors (the results pipe)
+    through /proc/<pid>/fd nor their memory through /proc/<pid>/mem."""
+    import ctypes
+
+    from grader.cli import _not_dumpable
+    uid = 65534
+    ready_r, ready_w = os.pipe()
+    grader = os.fork()
+    if grader == 0:  # the grader's side: drops to the uid, not dumpable, holds a pipe
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable again, as a process of that uid starts
+            _not_dumpable()
+            results_r, results_w = os.pipe()
+            os.write(ready_w, f"{results_w}".encode())
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    try:
+        results_w = int(os.read(ready_r, 32))
+        report_r, report_w = os.pipe()
+        attacker = os.fork()
+        if attacker == 0:  # learner code under the same uid
+            try:
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+                got = []
+                for path, mode in ((f"/proc/{grader}/fd/{results_w}", os.O_WRONLY), (f"/proc/{grader}/mem", os.O_RDWR)):
+                    try:
+                        os.close(os.open(path, mode))
+                        got.append(path)
+                    except OSError:
+                        pass
+                os.write(report_w, repr(got).encode())
+            finally:
+                os._exit(0)
+        os.waitpid(attacker, 0)
+        assert os.read(report_r, 4096) == b"[]"
+    finally:
+        os.kill(grader, 9)
+        os.waitpid(grader, 0)

@@ -142,7 +142,7 @@ def _kill_uid(uid: int):
 
 
 def _device_map(dev: str):
-    if dev == "cpu" or (dev.startswith("cuda") and torch.cuda.is_available()):
+    if dev in ("cpu", "meta") or (dev.startswith("cuda") and torch.cuda.is_available()):
         return dev
     raise wire.WireError(f"tensor on unknown device {dev!r}")
 

@@ -36,7 +36,7 @@ def _send(obj):
 
 
 def _device(dev: str):
-    return dev if dev == "cpu" or dev.startswith("cuda") else "cpu"
+    return dev if dev in ("cpu", "meta") or dev.startswith("cuda") else "cpu"
 
 
 def _materialize(x):

@@ -12,6 +12,8 @@ LayerNorm (Ba et al., 2016), ``F.layer_norm``:
     x_hat = (x - mean) / sqrt(var + eps)
     y = x_hat * weight + bias            (weight and bias have shape normalized_shape; each may be None)
 
+A constant vector has variance 0: its ``x_hat`` is 0 (eps keeps the division finite), so ``y = bias``.
+
 RMSNorm (Zhang & Sennrich, 2019), ``F.rms_norm``: no centering, no bias, only the root mean square:
 
     x_hat = x / sqrt(mean(x^2) + eps)

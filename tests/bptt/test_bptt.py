@@ -6,7 +6,7 @@ What the stub promises, and where it is tested:
 
 | promise (exercises/bptt/bptt.py) | test |
 |---|---|
-| the gradients of x, h0, W_ih, W_hh, b_ih, b_hh, each shaped like its input, in a dict | ``test_rnn_backward`` |
+| the gradients of x, h0, W_ih, W_hh, b_ih, b_hh, shaped like their inputs, in a dict | ``test_rnn_backward`` |
 | ``d_output`` at every step and ``d_h_n`` at the end both count | ``test_rnn_backward*`` |
 | edges: T = 1, B = 1, H = 1, I = 1 | ``EDGE``, ``THIN`` examples; strategies reach them |
 | the gradient through time shrinks with small recurrent weights | ``test_gradient_vanishes_*`` |

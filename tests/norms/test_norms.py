@@ -6,16 +6,16 @@ What the stub promises, and where it is tested:
 
 | promise (exercises/norms/norms.py) | test |
 |---|---|
-| normalize over the last ``len(normalized_shape)`` dims, any number of leading dims, none too | ``shapes`` (``lead`` may be empty: ``ALONE``) |
+| the last ``len(normalized_shape)`` dims, any number of leading dims (none too) | ``lead``, ``ALONE`` |
 | ``normalized_shape`` an int or a tuple | ``as_int`` |
 | ``weight`` and ``bias`` each may be None (all four combinations) | ``affine`` |
-| defaults: ``eps=1e-5`` (LayerNorm), ``eps=None`` = ``finfo(dtype).eps`` (RMSNorm), no weight / bias | ``eps="default"``, ``affine`` |
+| defaults: eps 1e-5 (LayerNorm), None = ``finfo(dtype).eps`` (RMSNorm), no weight / bias | ``eps="default"`` |
 | eps inside the square root; biased variance; no cancellation with a common offset | ``TINY``, ``SHIFTED`` |
 | a constant vector (variance 0) gives ``bias`` | ``FLAT`` |
 | every vector on its own, whatever the scale of the others | ``spread`` (``SPREAD``) |
 | RMSNorm does not center | ``test_rms_norm`` |
 | the forwards stay differentiable (gradients of x, weight, bias) | ``test_*_norm_gradients``, blocks |
-| backward: ``dx``, ``dweight`` / ``dbias`` shaped like ``normalized_shape``, summed over ALL batch dims, None when the parameter is None | ``test_*_backward`` |
+| backward: ``dweight`` / ``dbias`` summed over ALL batch dims, None without the parameter | ``test_*_backward`` |
 | pre-norm ``x + f(LN(x))``, post-norm ``LN(x + f(x))`` | ``test_pre_norm_block``, ``test_post_norm_block`` |
 | dtype of ``x`` | every test, float64 and float32 |
 | device of ``x`` (no ``.cpu()``, numpy, ``.item()``) | ``test_device_propagation`` (meta device) |
@@ -73,7 +73,8 @@ def _inputs(case, dtype, device, gradient=False):
     the default tolerances; float64 keeps the tiny inputs."""
     shape = (*case.lead, *case.norm)
     x = randn(*shape, seed=case.seed, dtype=dtype, device=device)
-    if case.spread and not (gradient and dtype != torch.float64):  # vector k scaled by 10^(-3 .. 3): each is normalized on its own
+    # vector k scaled by 10^(-3 .. 3): each is normalized on its own (float32 gradients: not that far)
+    if case.spread and not (gradient and dtype != torch.float64):
         rows = math.prod(case.lead)
         factors = torch.logspace(-3, 3, rows, dtype=torch.float64) if rows > 1 else torch.ones(1, dtype=torch.float64)
         x = x * factors.to(device=device, dtype=dtype).reshape(*case.lead, *(1 for _ in case.norm))
@@ -177,7 +178,8 @@ def test_rms_norm_backward(impl, device, dtype, case, eps):
     x, weight, _, d_out, ns = _inputs(case, dtype, device, gradient=True)
     dx, dw, _ = _reference_grads(lambda a, w, b: F.rms_norm(a, _ns(ns), w, eps), x, weight, None, d_out)
     got = unpack(impl.rms_norm_backward(x, ns, weight, eps, d_out), 2, "rms_norm_backward")
-    where = f" (normalized_shape={ns!r}, eps={eps!r}, {'with' if weight is not None else 'no'} weight, x {tuple(x.shape)})"
+    where = (f" (normalized_shape={ns!r}, eps={eps!r}, {'with' if weight is not None else 'no'} weight, "
+             f"x {tuple(x.shape)})")
     check("dx of rms_norm" + where, got[0], dx)
     _check_optional("dweight of rms_norm" + where, got[1], dw, "weight")
 
@@ -195,7 +197,8 @@ def _forward_gradients(impl, fn, reference, case, dtype, device, eps):
     kwargs = {**_affine_kwargs(weight, bias), **_eps_kwargs(eps)}
     names = ["x", *(n for n, t in (("weight", weight), ("bias", bias)) if t is not None)]
     check_gradients(impl, fn, (x, ns), kwargs, d_outs, [out.detach()], reference_grads([out], leaves, d_outs),
-                    outputs=["y"], inputs=names, what=f"{fn}(normalized_shape={ns!r}, eps={eps}, {', '.join(names[1:]) or 'no weight or bias'})")
+                    outputs=["y"], inputs=names,
+                    what=f"{fn}(normalized_shape={ns!r}, eps={eps}, {', '.join(names[1:]) or 'no weight or bias'})")
 
 
 @given(case=shapes, eps=st.sampled_from([1e-5, 0.1]))

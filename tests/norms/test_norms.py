@@ -68,21 +68,24 @@ def _offset(dtype):
 def _inputs(case, dtype, device, gradient=False):
     """``x``, ``weight``, ``bias`` (None where the case says so), ``d_out`` and ``normalized_shape``.
 
-    ``gradient=True``: no offset, and no tiny inputs in float32. The gradient of a norm grows like
-    1 / sqrt(var + eps) and cancels between its terms, so there float32 rounding alone would exceed
-    the default tolerances; float64 keeps the tiny inputs."""
+    float32 leaves out what its rounding alone cannot pass within the default tolerances: with
+    ``gradient=True`` (no offset anyway) tiny inputs, vectors of different scales and a constant
+    vector, since the gradient of a norm grows like 1 / sqrt(var + eps) and cancels between its
+    terms. No dtype has the digits for a large offset on vectors of different scales (a vector of
+    spread 1e-3 at 1e5 keeps half of float64's digits): the offset goes with uniform scales only."""
+    wide = dtype == torch.float64
     shape = (*case.lead, *case.norm)
     x = randn(*shape, seed=case.seed, dtype=dtype, device=device)
-    # vector k scaled by 10^(-3 .. 3): each is normalized on its own (float32 gradients: not that far)
-    if case.spread and not (gradient and dtype != torch.float64):
+    spread = case.spread and (wide or not gradient)
+    if spread:  # vector k scaled by 10^(-3 .. 3): each is normalized on its own
         rows = math.prod(case.lead)
         factors = torch.logspace(-3, 3, rows, dtype=torch.float64) if rows > 1 else torch.ones(1, dtype=torch.float64)
         x = x * factors.to(device=device, dtype=dtype).reshape(*case.lead, *(1 for _ in case.norm))
     if gradient:
-        x = x * (case.scale if dtype == torch.float64 else 1.0)
+        x = x * (case.scale if wide else 1.0)
     else:
-        x = (x + case.offset * _offset(dtype)) * case.scale
-    if case.flat:  # the first vector constant (variance exactly 0): the output is the bias
+        x = (x + (0.0 if spread else case.offset) * _offset(dtype)) * case.scale
+    if case.flat and (wide or not gradient):  # the first vector constant (variance exactly 0): y = bias
         x[(0,) * len(case.lead)] = 0.75 * case.scale
     weight = randn(*case.norm, seed=case.seed + 1, dtype=dtype, device=device) if "weight" in case.affine else None
     bias = randn(*case.norm, seed=case.seed + 2, dtype=dtype, device=device) if "bias" in case.affine else None

@@ -48,6 +48,11 @@ def _progress(enabled: bool):
 
 # Other commands: name -> (module with ``main(argv) -> int``, one line of help). Anything else is a path.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "feedback": ("grader.feedback", "HTML pages per submission and a class dashboard, from report.json"),
+    "gradescope-bundle": ("grader.gradescope", "OUT.zip: the autograder zip to upload to Gradescope"),
+    "history": ("grader.history", "STUDENT: a student's grades over time, from the gradebook"),
+    "export": ("grader.export", "--csv FILE [--pick latest|best]: grades from the gradebook"),
+    "release": ("grader.release", "write the students' repository: exercises, public tests, the dlkata command"),
 }
 
 
@@ -78,6 +83,8 @@ def grade_main(argv) -> int:
     p.add_argument("--call-timeout", type=float, default=10.0, help="seconds per call into learner code")
     p.add_argument("--submission-timeout", type=float, default=120.0, help="seconds of learner code per submission")
     p.add_argument("--brief", action="store_true", help="one line per topic, no per-test lines")
+    p.add_argument("--db", help="record the run in this gradebook: a SQLite file or any SQLAlchemy URL "
+                                "(default: gradebook.sqlite beside --out, i.e. out/gradebook.sqlite; 'none': do not record)")
     args = p.parse_args(argv)
 
     topics = all_topics
@@ -117,6 +124,14 @@ def grade_main(argv) -> int:
                 "cuda": torch.cuda.is_available(), "not_run_cases": not_run, "note": note,
                 "problems": problems, "seconds": round(time.monotonic() - start, 2)}
         report.write_all(reports, topics, meta, args.out)
+        recorded = ""
+        if args.db != "none":
+            from grader import gradebook
+            db = args.db or gradebook.default_db(args.out)
+            try:
+                recorded = f"; gradebook {db}, run {gradebook.record(db, reports, meta)}"
+            except Exception as e:  # the reports are written: say so, do not lose them
+                problems.append(f"the gradebook was not updated: {type(e).__name__}: {e}")
         if args.gradescope:
             if len(reports) != 1:
                 p.error("--gradescope needs a single submission")
@@ -134,7 +149,7 @@ def grade_main(argv) -> int:
                 print(report.class_table(reports, topics))
                 print()
             print(f"isolation: {mode}; hidden suite sha256 {meta['suite_sha256'][:12]}; "
-                  f"{len(reports)} submission(s) in {meta['seconds']} s; reports in {args.out}/")
+                  f"{len(reports)} submission(s) in {meta['seconds']} s; reports in {args.out}/{recorded}")
             if note:
                 print(note)
             for prob in problems:

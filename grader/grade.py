@@ -107,7 +107,7 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
                f"--rootdir={ROOT}", f"--results={results}", f"--slot={base + k}",
                f"--call-timeout={call_timeout}", f"--submission-timeout={submission_timeout}",
                *[f"--impl={s.root}" for s in chunk]]
-        env = {**os.environ, "PYTHONHASHSEED": "0", "DLKATA_HYPOTHESIS_PROFILE": "grading"}
+        env = {**os.environ, "PYTHONHASHSEED": "0", "DLKATA_HYPOTHESIS_PROFILE": "grading", "OMP_NUM_THREADS": "1"}
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         limit = time.monotonic() + 120 + len(chunk) * (submission_timeout + 60 * len(topics))
         procs.append((proc, results, chunk, log, limit))

@@ -64,7 +64,7 @@ def gradescope(report: dict, meta: dict) -> dict:
                           "score": round(share * (t["credit"] or 0.0), 4), "max_score": round(share, 4),
                           "status": "passed" if t["status"] == "passed" else "failed",
                           "output": out.strip(), "visibility": "visible"})
-    return {"score": report["score"], "tests": tests, "visibility": "visible",
+    return {"score": report["score"], "execution_time": meta.get("seconds", 0), "tests": tests, "visibility": "visible",
             "output": meta.get("note", ""), "extra_data": {"sha256": report["sha256"], "suite_sha256": meta.get("suite_sha256")}}
 
 

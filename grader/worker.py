@@ -11,6 +11,7 @@ child. When a child ends, for whatever reason, the server sends ``{"event": "exi
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import random
 import resource
@@ -49,6 +50,73 @@ def _materialize(x):
     if isinstance(x, dict):
         return {k: _materialize(v) for k, v in x.items()}
     return x
+
+
+# Taken before any learner code runs, so that patching torch cannot hide a change.
+_EQUAL, _EQ, _ISNAN = torch.equal, torch.eq, torch.isnan
+
+
+class _Kept:
+    """What an input tensor looked like before a call: a copy of its values and its layout."""
+
+    def __init__(self, t: torch.Tensor):
+        self.tensor, self.values = t, t.detach().clone()
+        self.layout = (tuple(t.shape), t.stride(), t.storage_offset(), t.dtype, t.device)
+
+    def changed(self) -> str | None:
+        t = self.tensor
+        if (tuple(t.shape), t.stride(), t.storage_offset(), t.dtype, t.device) != self.layout:
+            return f"its shape went from {self.layout[0]} to {tuple(t.shape)}" if tuple(t.shape) != self.layout[0] \
+                else "its strides, dtype or storage changed"
+        if t.device.type == "meta":  # a shape and a dtype, no values to compare
+            return None
+        a, b = t.detach(), self.values
+        same = _EQUAL(a, b) or bool((_EQ(a, b) | (_ISNAN(a) & _ISNAN(b))).all())
+        return None if same else "its values changed"
+
+
+def _inputs(fn, args, kwargs) -> list[tuple[str, object]]:
+    """``(name, kept)`` for every tensor and plain container among the arguments of a call, the
+    names from ``fn``'s signature (``h0``, ``params[1]``, ``state['h']``)."""
+    try:
+        named = list(inspect.signature(fn).bind(*args, **kwargs).arguments.items())
+    except Exception:  # noqa: BLE001 - no signature, or one that does not fit: the call itself will say
+        named = [(f"#{k + 1}", a) for k, a in enumerate(args)] + list(kwargs.items())
+    kept: list[tuple[str, object]] = []
+
+    def walk(name, x, depth=0):
+        if isinstance(x, torch.Tensor):
+            kept.append((name, _Kept(x)))
+        elif depth < 4 and isinstance(x, (list, tuple)):
+            if isinstance(x, list):
+                kept.append((name, (x, list(x))))
+            for k, v in enumerate(x[:1000]):
+                walk(f"{name}[{k}]", v, depth + 1)
+        elif depth < 4 and isinstance(x, dict):
+            kept.append((name, (x, dict(x))))
+            for k, v in list(x.items())[:1000]:
+                walk(f"{name}[{k!r}]", v, depth + 1)
+
+    for name, value in named:
+        walk(name, value)
+    return kept
+
+
+def _side_effect(kept) -> str | None:
+    """The first argument a call changed in place, and how; None when every input is as it was."""
+    for name, k in kept:
+        if isinstance(k, _Kept):
+            how = k.changed()
+        else:  # a list or dict: the same items, by identity (numbers and strings cannot change)
+            now, before = k
+            same = len(now) == len(before) and all(
+                a is b for a, b in zip(now.values() if isinstance(now, dict) else now,
+                                       before.values() if isinstance(before, dict) else before))
+            same = same and (not isinstance(now, dict) or list(now) == list(before))
+            how = None if same else "its items changed"
+        if how:
+            return f"`{name}` in place ({how})"
+    return None
 
 
 def _learner_trace(exc: BaseException, folder: str) -> str:
@@ -185,20 +253,27 @@ def child(req: dict):
             _send({"error": "missing", "message": f"{req['topic']}.py has no function {msg['fn']}"})
             continue
         before = len(violations)
-        args = _materialize(msg.get("args", []))
+        args, kwargs = _materialize(msg.get("args", [])), _materialize(msg.get("kwargs", {}))
         if msg.get("driver"):
             args = [module, *args]
+        kept = _inputs(fn, args, kwargs)
         try:
             _seed()
             if msg.get("timeout"):  # SIGALRM's default action ends this child; the server lives on
                 signal.setitimer(signal.ITIMER_REAL, float(msg["timeout"]))
             try:
-                result = fn(*args, **_materialize(msg.get("kwargs", {})))
+                result = fn(*args, **kwargs)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _contain(me)
             if len(violations) > before:
                 raise Forbidden(f"{violations[before]} is not allowed in this exercise: write it yourself")
+            changed = _side_effect(kept)
+            if changed:
+                who = "your code changed the" if msg.get("driver") else f"`{msg['fn']}` changed its"
+                _send({"error": "side_effect", "message": f"{who} argument {changed}: do not modify inputs; use "
+                       "out-of-place operations such as `x = x - m` instead of `x -= m`"})
+                continue
             reply = wire.encode({"ok": result})
         except NotImplementedError as e:
             last = traceback.extract_tb(e.__traceback__)[-1]

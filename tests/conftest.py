@@ -19,6 +19,7 @@ import torch
 from hypothesis import HealthCheck, Phase, settings
 
 from grader.guard import violations
+from grader.plugin import pytest_pyfunc_call  # noqa: F401 - the grading plugin's hooks
 from grader.sandbox import LearnerError, Sandbox
 from grader.submission import topic_files
 
@@ -44,6 +45,9 @@ if hasattr(hypothesis.core, "function_digest"):
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
+# One thread: the suites' tensors are tiny, so intra-op threads only cost (they spin while grading
+# processes share the cores), and a reference then does not depend on the machine's core count.
+torch.set_num_threads(1)
 
 
 def pytest_addoption(parser):
@@ -69,6 +73,10 @@ _STOP = {"not_implemented", "missing", "import", "forbidden", "timeout", "crash"
 
 class LearnerFunctionError(Exception):
     """The learner's function raised on some input: hypothesis shrinks that input."""
+
+
+class SideEffect(AssertionError):
+    """The learner's function changed one of its inputs in place: a failure of that case."""
 
 
 class Impl:
@@ -105,6 +113,8 @@ class Impl:
         except LearnerError as e:
             if e.kind == "not_implemented":
                 raise SubmissionError(f"{e.message or fn}: not implemented yet") from None
+            if e.kind == "side_effect":
+                raise SideEffect(e.message) from None
             if e.kind in _STOP:
                 raise SubmissionError(f"{label}: {e.message}") from None
             raise LearnerFunctionError(f"{label} raised {e.message}") from None

@@ -21,7 +21,8 @@ token ``'.'`` that marks both its start and its end: ``emma`` becomes ``.emma.``
 4. Quality. The likelihood of the data is the product of ``P[current, next]`` over every bigram;
    its log is a sum, and the average negative log-likelihood
    ``nll = -(1/n) * sum log P[x, y]`` is the loss (lower is better; uniform guessing gives log V).
-   An unseen bigram without smoothing has ``P = 0`` and ``nll = inf``.
+   An unseen bigram without smoothing has ``P = 0`` and ``nll = inf`` (no epsilon: that is what
+   smoothing is for).
 5. Sampling. Start at ``'.'``; draw the next index from row ``P[ix]``; append its character; repeat
    until ``'.'`` is drawn again. makemore's names look like ``"junide"``, ``"janasah"``...
 
@@ -46,11 +47,15 @@ Pitfalls:
   * normalize rows, not columns: ``P[i]`` must be a distribution over the next character;
   * dtype: ``N.to(dtype) + k`` (convert, then add) keeps full precision in float64;
   * stability: ``exp`` of a logit above ~89 (float32) or ~709 (float64) is inf. Subtract each row's
-    max before ``exp`` (softmax does not change), and compute ``log probs`` as
+    OWN max before ``exp`` (softmax does not change; the max of all of ``W`` sends rows of a smaller
+    scale to ``log 0``), and compute ``log probs`` as
     ``shifted - log(sum(exp(shifted)))`` rather than ``log`` of a probability that may underflow to 0;
   * devices and dtypes: build every new tensor (index tensors, zeros, ``arange``) on the device of
     the inputs (``device=P.device``), in the dtype asked for; no ``.cpu()``, no numpy;
-  * the counts: a Python loop over the words is fine (names.txt takes a second or two).
+  * the counts: a Python loop over the words is fine (names.txt takes a second or two);
+  * inputs are read-only, in every function of this course: never change an argument in place
+    (``W -= m``, ``words[i] = "." + w + "."``, ``P[ix] /= s``); build new tensors and lists. The
+    graded suite checks every argument after each call.
 
 Not allowed here (the grader refuses them): ``torch.autograd`` and ``.backward()`` in this file
 (``neural_bigram_grad`` is the backward pass, by hand), ``torch.func``, ``F.one_hot``, and the
@@ -59,6 +64,7 @@ softmax family: ``F.softmax``/``log_softmax``/``cross_entropy``/``nll_loss``, ``
 your own with those names are fine). ``torch.multinomial`` is
 allowed, and required in ``sample``. In a training script of your own, ``loss.backward()`` on
 ``neural_bigram_loss`` is the way to check your gradient.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 
@@ -130,8 +136,8 @@ def sample(P: torch.Tensor, n: int, generator: torch.Generator, vocab: list[str]
 
     and append ``vocab[ix]``, until ``ix == 0`` comes back. That exact call, in that order, and no
     other draw from ``generator``: the graded suite replays your draws with a generator seeded like
-    yours (``replacement=True`` matters: torch draws differently without it). Pass the row ``P[ix]``
-    as it is; ``multinomial`` needs no normalization.
+    yours (``replacement=True`` as in makemore; for a single draw it makes no difference). Pass the
+    row ``P[ix]`` as it is; ``multinomial`` needs no normalization.
 
     Args:
         P: ``(V, V)`` probabilities, rows summing to 1 (any device, float dtype).
@@ -174,6 +180,8 @@ def neural_bigram_loss(W: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, reg:
     Returns:
         0-dim tensor, dtype and device of ``W``: the mean over ``r`` of ``-log softmax(one_hot(xs) @ W)[r,
         ys[r]]``, plus ``reg * (W ** 2).mean()``. Stable for logits of 1e4 (see the module's pitfalls).
+        Differentiable with respect to ``W`` (you train with ``loss.backward()``): the graded suite
+        compares autograd's gradient through your loss with torch's.
     """
     raise NotImplementedError
 

@@ -40,6 +40,7 @@ Pitfalls:
 Not allowed here (you write them): ``torch.autograd``, ``.backward()``, ``torch.func``,
 ``torch.nn.RNN``, ``torch.nn.utils.clip_grad_norm_`` and its relatives. Any other torch function
 (``torch.tanh``, ``@``, ``torch.linalg.vector_norm``) is fine.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

@@ -1,6 +1,8 @@
 """Public tests: run ``pytest exercises/bptt``. The graded suite checks much more."""
 import torch
 
+from dlkata.compare import check, unpack
+from dlkata.gradcheck import check_backward
 from bptt import clip_grad_norm, rnn_backward, truncated_bptt
 
 NAMES = ("x", "h0", "W_ih", "W_hh", "b_ih", "b_hh")
@@ -32,17 +34,19 @@ def _autograd(x, h0, weights, d_output, d_h_n=None, k=None):
 def test_rnn_backward_matches_autograd():
     x, h0, weights, d_output, d_h_n = _problem()
     expected = _autograd(x, h0, weights, d_output, d_h_n)
-    grads = rnn_backward(x, h0, *weights, d_output, d_h_n)
-    for name in NAMES:
-        torch.testing.assert_close(grads[name], expected[name], msg=f"gradient of {name}")
+    check_backward("rnn_backward", rnn_backward(x, h0, *weights, d_output, d_h_n), expected, steps="x")
 
 
 def test_truncated_bptt_matches_detached_windows():
     x, h0, weights, d_output, _ = _problem(T=5)
     expected = _autograd(x, h0, weights, d_output, k=2)
-    grads = truncated_bptt(x, h0, *weights, d_output, 2)
-    for name in NAMES:
-        torch.testing.assert_close(grads[name], expected[name], msg=f"gradient of {name}")
+    check_backward("truncated_bptt(k=2)", truncated_bptt(x, h0, *weights, d_output, 2), expected, steps="x")
+
+
+def test_truncated_bptt_with_one_window_is_full_bptt():
+    x, h0, weights, d_output, _ = _problem(T=3, seed=2)
+    expected = _autograd(x, h0, weights, d_output)
+    check_backward("truncated_bptt(k=5) on 3 steps", truncated_bptt(x, h0, *weights, d_output, 5), expected, steps="x")
 
 
 def test_clip_grad_norm_matches_torch():
@@ -52,7 +56,14 @@ def test_clip_grad_norm_matches_torch():
     for p, t in zip(params, grads):
         p.grad = t.clone()
     expected_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-    clipped, total_norm = clip_grad_norm(grads, 1.0)
-    torch.testing.assert_close(total_norm, expected_norm)
-    for c, p in zip(clipped, params):
-        torch.testing.assert_close(c, p.grad)
+    clipped, total_norm = unpack(clip_grad_norm(grads, 1.0), 2, "clip_grad_norm")
+    check("clip_grad_norm: total_norm", total_norm, expected_norm)
+    for k, (c, p) in enumerate(zip(clipped, params)):
+        check(f"clip_grad_norm: clipped[{k}]", c, p.grad)
+
+
+def test_small_gradients_are_not_scaled_up():
+    grads = [torch.tensor([0.3, -0.4], dtype=torch.float64)]
+    clipped, total_norm = unpack(clip_grad_norm(grads, 10.0), 2, "clip_grad_norm")
+    check("clip_grad_norm: total_norm", total_norm, torch.tensor(0.5, dtype=torch.float64))
+    check("clip_grad_norm: clipped[0] (norm 0.5 < max_norm 10: unchanged)", clipped[0], grads[0])

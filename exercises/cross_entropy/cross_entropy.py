@@ -14,7 +14,7 @@ are in dim 1, NOT in the last dim (a language model's ``(B, T, C)`` logits go in
   * class indices: an integer tensor shaped like ``logits`` without dim 1 (``(N,)`` or
     ``(N, d1, ...)``), values in ``[0, C)`` or ``ignore_index``;
   * class probabilities: a floating tensor shaped exactly like ``logits`` (each distribution, along
-    dim 1, sums to 1). ``ignore_index`` does not apply to them.
+    dim 1, sums to 1). ``ignore_index`` does not apply to them: given or not, every sample counts.
 The per-sample losses have the shape of ``logits`` without dim 1.
 
 Options (the semantics of ``F.cross_entropy``):
@@ -40,13 +40,21 @@ Pitfalls:
     never overflows; logits of +-1e4 must give finite, correct losses and gradients;
   * normalize over the class dim only (``dim``), with ``keepdim=True`` so that shapes broadcast;
   * class-index targets may hold ``ignore_index`` (often -100, which is no valid index): replace
-    them by a valid index before you index with them, then mask their losses out;
+    them by a valid index before you index with them (in a new tensor, ``torch.where``), then mask
+    their losses out;
+  * the max must be each sample's own (``amax(dim, keepdim=True)``): samples of very different scale
+    sit in one batch, and the max of the whole tensor sends the smaller ones to ``log 0``;
   * keep the dtype and device of ``logits`` (no ``.item()``, no numpy, no ``.cpu()``).
+
+Inputs are read-only, in every function of this course: never change an argument in place
+(``x -= m``, ``target[target == -100] = 0``, ``x.transpose_``); write ``x = x - m`` and work on new
+tensors. The graded suite checks every argument after each call.
 
 Not allowed here (write them yourself): ``F.cross_entropy``, ``F.nll_loss``, ``F.log_softmax``,
 ``F.softmax``, ``torch.log_softmax`` / ``softmax`` / ``logsumexp`` and the tensor methods of those
 names, ``nn.CrossEntropyLoss``, and autograd (``torch.autograd``, ``.backward()``) -- the gradient
 is computed by the formula above. Class weights (``weight=``) are not part of this exercise.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

@@ -52,6 +52,7 @@ Not allowed here (you write them): ``torch.nn.LSTM``, ``torch.nn.LSTMCell``, ``t
 ``torch.lstm_cell`` and their relatives; in all functions, autograd (``torch.autograd``,
 ``.backward()``, ``torch.func``): the backward is the point of the exercise. Any other torch function
 (``torch.sigmoid``, ``torch.tanh``, ``@``, ``chunk``, ``torch.cat``, ``torch.stack``) is fine.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

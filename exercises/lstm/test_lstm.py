@@ -1,6 +1,8 @@
 """Public tests: run ``pytest exercises/lstm``. The graded suite checks much more."""
 import torch
 
+from dlkata.compare import check, unpack
+from dlkata.gradcheck import check_backward
 from lstm import lstm_cell, lstm_cell_backward, lstm_forward, lstm_gates
 
 torch.manual_seed(0)
@@ -24,11 +26,11 @@ def test_gates_are_the_chunks_i_f_g_o():
     W_ih, W_hh, b_ih, b_hh = _weights()
     x, h = torch.randn(B, I, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
     z_i, z_f, z_g, z_o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=1)
-    i, f, g, o = lstm_gates(x, h, W_ih, W_hh, b_ih, b_hh)
-    torch.testing.assert_close(i, torch.sigmoid(z_i))
-    torch.testing.assert_close(f, torch.sigmoid(z_f))
-    torch.testing.assert_close(g, torch.tanh(z_g))
-    torch.testing.assert_close(o, torch.sigmoid(z_o))
+    gates = unpack(lstm_gates(x, h, W_ih, W_hh, b_ih, b_hh), 4, "lstm_gates")
+    expected = torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
+    for name, got, want in zip(["i = sigmoid(z_i)", "f = sigmoid(z_f)", "g = tanh(z_g)", "o = sigmoid(z_o)"],
+                               gates, expected):
+        check(f"lstm_gates: {name}", got, want)
 
 
 def test_cell_matches_torch_on_h_and_c():
@@ -37,9 +39,9 @@ def test_cell_matches_torch_on_h_and_c():
     x, h, c = torch.randn(B, I, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64), \
         torch.randn(B, H, dtype=torch.float64)
     expected_h, expected_c = cell(x, (h, c))
-    h_next, c_next = lstm_cell(x, h, c, *weights)
-    torch.testing.assert_close(h_next, expected_h)
-    torch.testing.assert_close(c_next, expected_c)
+    h_next, c_next = unpack(lstm_cell(x, h, c, *weights), 2, "lstm_cell")
+    check("lstm_cell: h'", h_next, expected_h)
+    check("lstm_cell: c' (carried as it is, without tanh)", c_next, expected_c)
 
 
 def test_forward_matches_torch():
@@ -48,20 +50,40 @@ def test_forward_matches_torch():
     x = torch.randn(5, B, I, dtype=torch.float64)
     h0, c0 = torch.randn(1, B, H, dtype=torch.float64), torch.randn(1, B, H, dtype=torch.float64)
     expected_output, (expected_h, expected_c) = lstm(x, (h0, c0))
-    output, (h_n, c_n) = lstm_forward(x, *weights, hc0=(h0, c0))
-    torch.testing.assert_close(output, expected_output)
-    torch.testing.assert_close(h_n, expected_h)
-    torch.testing.assert_close(c_n, expected_c)
+    output, state = unpack(lstm_forward(x, *weights, hc0=(h0, c0)), 2, "lstm_forward")
+    h_n, c_n = unpack(state, 2, "lstm_forward's (h_n, c_n)")
+    check("lstm_forward: output", output, expected_output)
+    check("lstm_forward: h_n", h_n, expected_h)
+    check("lstm_forward: c_n", c_n, expected_c)
+
+
+def test_forward_without_hc0_starts_from_zeros():
+    weights = _weights()
+    lstm = _load(torch.nn.LSTM(I, H).double(), weights, suffix="_l0")
+    x = torch.randn(3, B, I, dtype=torch.float64)
+    expected_output, (expected_h, expected_c) = lstm(x)
+    output, state = unpack(lstm_forward(x, *weights), 2, "lstm_forward")
+    h_n, c_n = unpack(state, 2, "lstm_forward's (h_n, c_n)")
+    check("lstm_forward(hc0=None): output", output, expected_output)
+    check("lstm_forward(hc0=None): h_n", h_n, expected_h)
+    check("lstm_forward(hc0=None): c_n", c_n, expected_c)
 
 
 def test_cell_backward_matches_autograd():
     weights = _weights()
-    x, h, c = (torch.randn(B, n, dtype=torch.float64, requires_grad=True) for n in (I, H, H))
+    x, h, c = (torch.randn(B, n, dtype=torch.float64) for n in (I, H, H))
     d_h, d_c = torch.randn(B, H, dtype=torch.float64), torch.randn(B, H, dtype=torch.float64)
     cell = _load(torch.nn.LSTMCell(I, H).double(), weights)
-    h_next, c_next = cell(x, (h, c))
-    loss = (h_next * d_h).sum() + (c_next * d_c).sum()
-    expected = torch.autograd.grad(loss, [x, h, c, *cell.parameters()])
-    grads = lstm_cell_backward(x.detach(), h.detach(), c.detach(), *weights, d_h, d_c)
-    for name, got, want in zip(["x", "h", "c", "W_ih", "W_hh", "b_ih", "b_hh"], grads, expected):
-        torch.testing.assert_close(got, want, msg=lambda m, name=name: f"gradient of {name}: {m}")
+    names = ["x", "h", "c", "W_ih", "W_hh", "b_ih", "b_hh"]
+    leaves = [t.clone().requires_grad_(True) for t in (x, h, c)]
+    h_next, c_next = cell(leaves[0], (leaves[1], leaves[2]))
+    expected = torch.autograd.grad((h_next * d_h).sum() + (c_next * d_c).sum(), [*leaves, *cell.parameters()])
+    grads = unpack(lstm_cell_backward(x, h, c, *weights, d_h, d_c), 7, "lstm_cell_backward")
+    inputs = dict(zip(names, (x, h, c, *weights)))
+
+    def reference(x, h, c, W_ih, W_hh, b_ih, b_hh):
+        return torch.lstm_cell(x, (h, c), W_ih, W_hh, b_ih, b_hh)
+
+    check_backward("lstm_cell_backward", dict(zip(names, grads)), dict(zip(names, expected)),
+                   forward=lstm_cell, reference=reference, inputs=inputs, d_out=(d_h, d_c),
+                   own_forward="your lstm_cell")

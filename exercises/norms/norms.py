@@ -64,6 +64,7 @@ Not allowed here: ``F.layer_norm``, ``F.rms_norm``, ``torch.layer_norm``, ``torc
 function (``mean``, ``sqrt``, ``rsqrt``, ``relu``, ``matmul``, ...) is fine. The forwards
 (``layer_norm``, ``rms_norm`` and the residual blocks) must stay differentiable: the grader runs
 autograd through them and compares the gradients of every input.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

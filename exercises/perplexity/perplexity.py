@@ -20,12 +20,21 @@ Pitfalls:
     than it is;
   * stability: compute ``log softmax`` as ``x - max - log(sum(exp(x - max)))``; ``exp`` of a logit
     of 1e4 overflows otherwise;
-  * natural logs throughout (``2 ** mean`` would be perplexity in bits, another convention);
-  * keep everything a tensor on the input's device and dtype (no ``.item()``), so that the result
-    stays differentiable.
+  * natural logs throughout: ``exp`` undoes the natural log of the NLL. Perplexity does not depend
+    on the log's base as long as the power's base matches it (``2 ** mean`` of an NLL in bits is the
+    same number); ``2 ** mean`` of a natural-log NLL is simply wrong;
+  * the max must be each position's own (``amax(dim=-1, keepdim=True)``): positions of very
+    different scale sit in one batch, and the max of the whole tensor sends the others to ``log 0``;
+  * keep everything a tensor on the input's device and dtype (no ``.item()``, no ``.detach()``), so
+    that the result stays differentiable: the graded suite compares its gradient with torch's.
+
+Inputs are read-only, in every function of this course: never change an argument in place
+(``logits -= m``, ``targets[targets == -100] = 0``, ``x.clamp_``); write ``x = x - m`` and work on
+new tensors. The graded suite checks every argument after each call.
 
 You may use any torch function here, ``F.cross_entropy`` included, but writing ``token_nll`` by
 hand is the point of the exercise.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 
@@ -46,7 +55,8 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def perplexity_from_nll(total_nll: torch.Tensor, n_tokens) -> torch.Tensor:
     """Perplexity from a summed NLL (a 0-dim tensor) and the number of tokens it sums over
-    (an int or an integer tensor): ``exp(total_nll / n_tokens)``."""
+    (an int or a 0-dim integer tensor): ``exp(total_nll / n_tokens)``, a 0-dim tensor of
+    ``total_nll``'s dtype and device."""
     raise NotImplementedError
 
 
@@ -57,10 +67,14 @@ def perplexity(logits: torch.Tensor, targets: torch.Tensor, ignore_index=None, m
         logits: ``(..., V)``.
         targets: ``logits.shape[:-1]`` integer ids.
         ignore_index: if given, tokens whose target equals it are not counted.
-        mask: if given, a bool tensor shaped like ``targets``; only ``True`` positions count.
+        mask: if given, a bool tensor shaped like ``targets``; only ``True`` positions count. Given
+            together with ``ignore_index``, both apply: a token counts when its mask is ``True`` AND
+            its target is not ``ignore_index``.
 
     Returns:
         0-dim tensor ``exp(sum of NLL over counted tokens / number of counted tokens)``, dtype and
-        device of ``logits``, differentiable with respect to ``logits``.
+        device of ``logits``, differentiable with respect to ``logits``. When no token counts, the
+        mean is 0 / 0 and the result is ``nan`` (as ``exp(F.cross_entropy(...))`` gives when every
+        target is ignored): no text, no perplexity.
     """
     raise NotImplementedError

@@ -31,6 +31,7 @@ Pitfalls:
 
 Not allowed here (you write them): ``torch.nn.RNN``, ``torch.nn.RNNCell``, ``torch.rnn_tanh`` and
 their relatives. Any other torch function (``torch.tanh``, ``@``, ``torch.stack``) is fine.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch
 

@@ -1,9 +1,10 @@
 """Public tests: run ``pytest exercises/value``. The graded suite checks much more."""
 import math
+import random
 
 import torch
 
-from value import MLP, Value
+from value import MLP, Layer, Neuron, Value
 
 
 def test_a_node_used_twice_collects_both_gradients():
@@ -59,3 +60,40 @@ def test_mlp_parameters_and_zero_grad():
     (out * out).backward()
     model.zero_grad()
     assert all(p.grad == 0.0 for p in model.parameters())
+
+
+def test_nodes_record_their_operands():
+    a = Value(3.0)
+    assert a._op == "" and a._prev == set(), f"a Value made by hand: _op '' and _prev set(), got {a._op!r}, {a._prev!r}"
+    sq = a * a
+    assert sq._prev == {a}, f"(a * a)._prev should be {{a}}, got {sq._prev!r}"
+    s = a + 2
+    assert a in s._prev and len(s._prev) == 2, \
+        f"a + 2: the 2 is wrapped in a new Value, _prev holds both, got {s._prev!r}"
+
+
+def test_relu_gradient_is_zero_for_negative_inputs_and_at_zero():
+    for x, grad in [(-2.0, 0.0), (0.0, 0.0), (1.5, 1.0)]:
+        v = Value(x)
+        out = v.relu()
+        out.backward()
+        assert (out.data, v.grad) == (max(x, 0.0), grad), \
+            f"Value({x}).relu(): data {out.data}, grad {v.grad}; expected {max(x, 0.0)}, {grad}"
+
+
+def test_neuron_draws_its_weights_in_order_and_the_last_layer_is_linear():
+    random.seed(0)
+    neuron = Neuron(3)
+    random.seed(0)
+    expected = [random.uniform(-1, 1) for _ in range(3)] + [0.0]
+    got = [p.data for p in neuron.parameters()]
+    assert got == expected, f"Neuron(3).parameters(): weights drawn in order, then the bias 0.0; got {got}"
+    layer = Layer(2, 1, nonlin=False)
+    w = [p.data for p in layer.parameters()]
+    x = [-1.0 if w[0] > 0 else 1.0, 0.0]  # makes the pre-activation negative
+    out = layer(x)
+    assert isinstance(out, Value), "a Layer of one neuron returns that Value itself"
+    assert math.isclose(out.data, w[0] * x[0]), "Layer(..., nonlin=False): no relu, the output can be negative"
+    mlp = MLP(1, [1])  # a single layer: the last one, so linear
+    w = mlp.parameters()[0].data
+    assert math.isclose(mlp([-1.0 if w > 0 else 1.0]).data, -abs(w)), "the last layer of an MLP is linear (no relu)"

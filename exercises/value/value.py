@@ -38,13 +38,17 @@ Pitfalls:
     ``3 * x``, ``x / 4``, ``1 / x`` all work; Python calls ``__radd__``, ``__rsub__``, ``__rmul__``,
     ``__rtruediv__`` when the Value is on the right;
   * do not define ``__eq__`` or ``__hash__``: Values live in sets by identity;
-  * calling ``backward()`` twice: see its docstring (PyTorch semantics).
+  * calling ``backward()`` twice: see its docstring (PyTorch semantics);
+  * inputs are read-only, in every exercise of this course: an operation never changes the Values it
+    is given (no ``self.data = ...`` in ``relu`` or ``__neg__``): it returns a NEW Value. The graded
+    suite checks every node's ``data`` after each graph and its ``backward()``.
 
 Use only Python's ``math`` and ``random`` here: no torch, no numpy (the grader refuses them).
 The graded suite compares data and gradients with PyTorch autograd in float64.
 
 The second half is a tiny neural-network library (micrograd's ``nn``): ``Neuron``, ``Layer`` and
 ``MLP``, all ``Module``s with ``parameters()`` and ``zero_grad()``.
+Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import math
 import random

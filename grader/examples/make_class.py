@@ -11,17 +11,26 @@ import io
 import os
 import zipfile
 
-from grader.mutants import ROOT, implementation
+from grader.grade import topics_of
+from grader.mutants import ROOT, implementation, load
 
 CLASS = os.path.join(ROOT, "grader", "examples", "class")
 
-# topic -> "solution", "stub", or the name of a mutant in tests/<topic>/mutants.toml; absent: no folder
-PLANS = {
-    "perfect": {t: "solution" for t in ["value", "bigram", "cross_entropy", "perplexity", "rnn", "bptt",
-                                        "lstm", "norms"]},
-    "partial": {"value": "solution", "bigram": "stub", "bptt": "stub", "perplexity": "padding_counted",
-                "rnn": "h0_ignored", "lstm": "gate_order_ifog", "norms": "unbiased_variance"},
-}
+# A partial submission cycles through these, topic by topic in the order of tests/grading.toml:
+# "mutant" is the topic's first mutant in tests/<topic>/mutants.toml, "absent" leaves its folder out.
+PARTIAL = ("solution", "stub", "mutant", "solution", "mutant", "absent")
+
+
+def plans(topics: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """student -> (topic -> "solution", "stub" or a mutant's name; a topic left out has no folder)."""
+    topics = topics_of() if topics is None else topics
+    partial = {}
+    for topic, what in zip(topics, PARTIAL * len(topics)):
+        if what == "mutant":
+            what = next((m.name for m in load(topic)), "stub")
+        if what != "absent":
+            partial[topic] = what
+    return {"perfect": {t: "solution" for t in topics}, "partial": partial}
 
 
 def write_folder(dest: str, plan: dict[str, str]) -> None:
@@ -46,7 +55,7 @@ def zip_bytes(plan: dict[str, str]) -> bytes:
 
 
 def main() -> None:
-    for student, plan in PLANS.items():
+    for student, plan in plans().items():
         with open(os.path.join(CLASS, f"{student}.zip"), "wb") as f:
             f.write(zip_bytes(plan))
         print(f"wrote {os.path.relpath(os.path.join(CLASS, student + '.zip'), ROOT)}")

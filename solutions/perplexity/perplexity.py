@@ -19,7 +19,8 @@ def perplexity_from_nll(total_nll: torch.Tensor, n_tokens) -> torch.Tensor:
 
 
 def perplexity(logits: torch.Tensor, targets: torch.Tensor, ignore_index=None, mask=None) -> torch.Tensor:
-    """``exp`` of the mean NLL over the counted tokens."""
+    """``exp`` of the mean NLL over the tokens that ``ignore_index`` and ``mask`` both keep; ``nan``
+    (0 / 0) when none is left."""
     counted = torch.ones_like(targets, dtype=torch.bool)
     if ignore_index is not None:
         counted = counted & (targets != ignore_index)

@@ -25,6 +25,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from dlkata.gradcheck import which_differ
 from tests.compare import Mismatch, check, unpack
 from tests.devices import check_devices
 from tests.strategies import Case, cases, dims, randn, seeds
@@ -95,8 +96,11 @@ def _check_grads(result, expected, what):
     missing = [n for n in NAMES if n not in result]
     if missing:
         raise Mismatch(f"{what}: the returned dict has no key {', '.join(missing)}")
-    for name in NAMES:
-        check(f"{what}: gradient of {name}", result[name], expected[name])
+    try:
+        for name in NAMES:
+            check(f"{what}: gradient of {name}", result[name], expected[name])
+    except Mismatch as e:  # which gradients differ, and at which time steps the input's does
+        raise Mismatch(f"{e}\n{which_differ(result, expected, steps='x')}") from None
 
 
 @given(case=shapes)

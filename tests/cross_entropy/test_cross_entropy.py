@@ -1,31 +1,64 @@
 """Hidden suite for cross_entropy: the learner's log_softmax, cross-entropy loss and its manual
-gradient against ``torch.log_softmax``, ``F.cross_entropy`` and ``torch.autograd.grad``."""
+gradient against ``torch.log_softmax``, ``F.cross_entropy`` and ``torch.autograd.grad``.
+
+Every promise of the stub, and the test that holds it to it (fixed ``@example``s in brackets):
+
+=============================================================  ====================================
+logits ``(N, C)``, ``(N, C, d1)``, ``(N, C, d1, d2)``           every test (PLAIN, SPATIAL, SPATIAL2)
+classes in dim 1, not the last dim                              test_class_index_targets (SPATIAL*)
+class-index targets, ``ignore_index`` -100 or a valid class     test_class_index_targets, *_gradient_*
+probability targets, ``ignore_index`` does not apply to them    test_probability_targets (ignore=0)
+``reduction`` mean / sum / none                                 loss and gradient tests (each one)
+mean over the counted samples only                              test_class_index_targets (PLAIN)
+every target ignored: nan mean, zero gradient                   test_every_target_ignored
+``label_smoothing`` over all C classes, probabilities too       loss and gradient tests (0.1, 0.5)
+gradient ``softmax - q``, 0 rows for ignored, "none" = of sum   test_gradient_* (ignore -100 and 0)
+stable: logits of +-1e4, rows of different scale                EXTREME, ROWS, test_extreme_*
+``log_softmax`` over any ``dim``, negative ones too             test_log_softmax
+dtype and device of ``logits`` kept                             every test (float64, float32, cuda)
+inputs are never changed in place                               the worker's check, every call
+=============================================================  ====================================
+"""
 import torch
 import torch.nn.functional as F
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.compare import check
+from tests.diagnosis import forward_or_backward
 from tests.strategies import Case, cases, dims, randn, seeded, seeds
 
-# n: batch size; classes: C; extra: the trailing dims d1 of (N, C, d1) logits (none for (N, C));
-# scale: spread of the logits (1e4: exp overflows unless the max is subtracted first).
-shapes = cases(n=dims(1, 4), classes=dims(2, 5), extra=st.lists(dims(1, 3), max_size=1),
-               scale=st.sampled_from([1.0, 3.0, 1e4]), seed=seeds())
+# n: batch size; classes: C; extra: the trailing dims (d1, d2) of (N, C, d1, d2) logits (none for
+# (N, C)); scale: spread of the logits (1e4: exp overflows unless the max is subtracted first;
+# "rows": samples alternate between a spread of 1e4 and of 1, so that only the max of each sample's
+# own scores keeps every sample finite).
+shapes = cases(n=dims(1, 4), classes=dims(2, 5), extra=st.lists(dims(1, 3), max_size=2),
+               scale=st.sampled_from([1.0, 3.0, 1e4, "rows"]), seed=seeds())
 reductions = st.sampled_from(["mean", "sum", "none"])
 smoothings = st.sampled_from([0.0, 0.1, 0.5])
 # How targets are ignored: "no ignore_index" passes none (no target is ignored); otherwise the value
 # given as ignore_index, held by some of the targets.
 ignores = st.sampled_from(["no ignore_index", -100, 0])
 
-# Explicit cases, run first: (N, C) and (N, C, d1) logits, extreme logits.
+# Explicit cases, run first: (N, C), (N, C, d1) and (N, C, d1, d2) logits, extreme logits, and
+# samples of very different scale.
 PLAIN = Case(n=4, classes=3, extra=[], scale=1.0, seed=1)
 SPATIAL = Case(n=2, classes=4, extra=[3], scale=3.0, seed=2)
+SPATIAL2 = Case(n=2, classes=3, extra=[2, 3], scale=1.0, seed=4)
 EXTREME = Case(n=3, classes=5, extra=[], scale=1e4, seed=3)
+ROWS = Case(n=4, classes=3, extra=[2], scale="rows", seed=5)
 
 
 def _logits(case, dtype, device):
-    return randn(case.n, case.classes, *case.extra, seed=case.seed, dtype=dtype, device=device, scale=case.scale)
+    if case.scale != "rows":
+        return randn(case.n, case.classes, *case.extra, seed=case.seed, dtype=dtype, device=device, scale=case.scale)
+    z = randn(case.n, case.classes, *case.extra, seed=case.seed)
+    spread = torch.tensor([1e4 if r % 2 == 0 else 1.0 for r in range(case.n)], dtype=torch.float64)
+    return (z * spread.reshape(-1, *[1] * (z.dim() - 1))).to(dtype=dtype, device=device)
+
+
+def _scale(case):
+    return "samples of spread 1e4 and 1 in turn" if case.scale == "rows" else f"logits of scale {case.scale:g}"
 
 
 def _class_targets(case, device, ignore):
@@ -62,20 +95,42 @@ def _call(name, logits, kw):
     return f"{name}(logits of shape {tuple(logits.shape)}, {args})"
 
 
+def _reference(logits, target, kw):
+    """``F.cross_entropy``; it refuses an ``ignore_index`` with probability targets, to which the
+    stub says it does not apply: they are scored without it."""
+    if target.is_floating_point():
+        kw = {k: v for k, v in kw.items() if k != "ignore_index"}
+    return F.cross_entropy(logits, target, **kw)
+
+
 def _reference_grad(logits, target, kw):
     """``torch.autograd.grad`` of ``F.cross_entropy`` (of the sum of the losses for "none")."""
     leaf = logits.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(F.cross_entropy(leaf, target, **kw).sum(), leaf)
+    (grad,) = torch.autograd.grad(_reference(leaf, target, kw).sum(), leaf)
     return grad
+
+
+def _check_grad(impl, name, logits, target, kw):
+    """``check`` of the learner's ``cross_entropy_grad``, with the forward-or-backward diagnosis."""
+    got = impl.cross_entropy_grad(logits, target, **kw)
+    with forward_or_backward(impl, "cross_entropy", _reference_loss, dict(logits=logits, target=target, **kw),
+                             {"logits": got}):
+        check(name, got, _reference_grad(logits, target, kw))
+
+
+def _reference_loss(logits, target, **kw):
+    return _reference(logits, target, kw)
 
 
 @given(case=shapes, axis=st.integers(0, 2), negative=st.booleans())
 @example(case=EXTREME, axis=1, negative=False)
 @example(case=SPATIAL, axis=1, negative=True)
+@example(case=SPATIAL, axis=2, negative=False)
+@example(case=ROWS, axis=1, negative=False)
 def test_log_softmax(impl, device, dtype, case, axis, negative):
     x = _logits(case, dtype, device)
     dim = axis % x.dim() - (x.dim() if negative else 0)
-    check(f"log_softmax(x of shape {tuple(x.shape)}, dim={dim}) with logits of scale {case.scale:g}",
+    check(f"log_softmax(x of shape {tuple(x.shape)}, dim={dim}) with {_scale(case)}",
           impl.log_softmax(x, dim=dim), torch.log_softmax(x, dim=dim))
 
 
@@ -83,58 +138,69 @@ def test_log_softmax(impl, device, dtype, case, axis, negative):
 @example(case=PLAIN, reduction="mean", ignore=-100, label_smoothing=0.0)
 @example(case=SPATIAL, reduction="mean", ignore=-100, label_smoothing=0.1)
 @example(case=EXTREME, reduction="none", ignore="no ignore_index", label_smoothing=0.1)
+@example(case=SPATIAL2, reduction="none", ignore=-100, label_smoothing=0.5)
+@example(case=ROWS, reduction="sum", ignore=0, label_smoothing=0.0)
 def test_class_index_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)
-    check(_call("cross_entropy", logits, kw) + " with class-index targets",
-          impl.cross_entropy(logits, target, **kw), F.cross_entropy(logits, target, **kw))
+    check(_call("cross_entropy", logits, kw) + f" with class-index targets, {_scale(case)}",
+          impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw))
 
 
-@given(case=shapes, reduction=reductions, label_smoothing=smoothings)
-@example(case=PLAIN, reduction="mean", label_smoothing=0.0)
-@example(case=SPATIAL, reduction="mean", label_smoothing=0.1)
-def test_probability_targets(impl, device, dtype, case, reduction, label_smoothing):
+@given(case=shapes, reduction=reductions, ignore=ignores, label_smoothing=smoothings)
+@example(case=PLAIN, reduction="mean", ignore="no ignore_index", label_smoothing=0.0)
+@example(case=SPATIAL, reduction="mean", ignore="no ignore_index", label_smoothing=0.1)
+@example(case=SPATIAL2, reduction="none", ignore=0, label_smoothing=0.5)
+@example(case=PLAIN, reduction="sum", ignore=0, label_smoothing=0.0)
+def test_probability_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
+    """``ignore_index`` (when given) does not apply to probability targets: every sample counts."""
     logits, target = _logits(case, dtype, device), _probability_targets(case, dtype, device)
-    kw = _kwargs(reduction, "no ignore_index", label_smoothing)
+    kw = _kwargs(reduction, ignore, label_smoothing)
     check(_call("cross_entropy", logits, kw) + " with probability targets",
-          impl.cross_entropy(logits, target, **kw), F.cross_entropy(logits, target, **kw))
+          impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw))
 
 
 @given(case=shapes, reduction=reductions, ignore=ignores, label_smoothing=smoothings)
 @example(case=PLAIN, reduction="mean", ignore=-100, label_smoothing=0.0)
 @example(case=SPATIAL, reduction="mean", ignore=0, label_smoothing=0.1)
+@example(case=SPATIAL2, reduction="sum", ignore=-100, label_smoothing=0.5)
+@example(case=ROWS, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
+@example(case=EXTREME, reduction="mean", ignore="no ignore_index", label_smoothing=0.1)
 def test_gradient_class_index_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)
-    check(_call("cross_entropy_grad", logits, kw) + " with class-index targets",
-          impl.cross_entropy_grad(logits, target, **kw), _reference_grad(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + " with class-index targets", logits, target, kw)
 
 
-@given(case=shapes, reduction=reductions, label_smoothing=smoothings)
-@example(case=PLAIN, reduction="mean", label_smoothing=0.0)
-@example(case=SPATIAL, reduction="mean", label_smoothing=0.1)
-def test_gradient_probability_targets(impl, device, dtype, case, reduction, label_smoothing):
+@given(case=shapes, reduction=reductions, ignore=ignores, label_smoothing=smoothings)
+@example(case=PLAIN, reduction="mean", ignore="no ignore_index", label_smoothing=0.0)
+@example(case=SPATIAL, reduction="mean", ignore="no ignore_index", label_smoothing=0.1)
+@example(case=SPATIAL2, reduction="sum", ignore=0, label_smoothing=0.5)
+@example(case=ROWS, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
+def test_gradient_probability_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _probability_targets(case, dtype, device)
-    kw = _kwargs(reduction, "no ignore_index", label_smoothing)
-    check(_call("cross_entropy_grad", logits, kw) + " with probability targets",
-          impl.cross_entropy_grad(logits, target, **kw), _reference_grad(logits, target, kw))
+    kw = _kwargs(reduction, ignore, label_smoothing)
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + " with probability targets", logits, target, kw)
 
 
 @given(case=shapes, reduction=reductions, ignore=st.sampled_from([-100, 0]), label_smoothing=smoothings)
 @example(case=PLAIN, reduction="mean", ignore=-100, label_smoothing=0.0)
+@example(case=SPATIAL, reduction="sum", ignore=0, label_smoothing=0.1)
 def test_every_target_ignored(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits = _logits(case, dtype, device)
     target = torch.full((case.n, *case.extra), ignore, device=device)
     kw = _kwargs(reduction, ignore, label_smoothing)
     what = " when every target is ignored"
     check(_call("cross_entropy", logits, kw) + what + (" (0 / 0: nan, as in torch)" if reduction == "mean" else ""),
-          impl.cross_entropy(logits, target, **kw), F.cross_entropy(logits, target, **kw))
-    check(_call("cross_entropy_grad", logits, kw) + what + " (nothing counts: all zeros)",
-          impl.cross_entropy_grad(logits, target, **kw), _reference_grad(logits, target, kw))
+          impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + what + " (nothing counts: all zeros)",
+                logits, target, kw)
 
 
 @given(case=cases(n=dims(1, 4), classes=dims(2, 5), seed=seeds()), right=st.booleans(),
        label_smoothing=smoothings)
+@example(case=Case(n=3, classes=4, seed=0), right=True, label_smoothing=0.0)
+@example(case=Case(n=3, classes=4, seed=0), right=False, label_smoothing=0.1)
 def test_extreme_confident_logits(impl, device, dtype, case, right, label_smoothing):
     """Logits of +1e4 on one class, -1e4 elsewhere; the target is that class (``right``) or another."""
     g = seeded(case.seed)
@@ -145,9 +211,8 @@ def test_extreme_confident_logits(impl, device, dtype, case, right, label_smooth
     kw = _kwargs("none", "no ignore_index", label_smoothing)
     where = f" for {'right' if right else 'wrong'} predictions made with logits of +-1e4"
     check(_call("cross_entropy", logits, kw) + where,
-          impl.cross_entropy(logits, target, **kw), F.cross_entropy(logits, target, **kw))
-    check(_call("cross_entropy_grad", logits, kw) + where,
-          impl.cross_entropy_grad(logits, target, **kw), _reference_grad(logits, target, kw))
+          impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + where, logits, target, kw)
 
 
 # The device pass (tests/devices.py): every tensor input on the meta device.

@@ -18,14 +18,16 @@ from grader.mutants import ROOT, load, materialize
 PRESENT = topics_of()
 
 
-def _run_hidden(topic: str, impls: list[str], tmp_path) -> dict[str, dict[str, set[str]]]:
-    """``{impl: {test: set of outcomes}}`` of the hidden suite over ``impls``, on CPU."""
+def _run_hidden(topic: str, impls: list[str], tmp_path, profile: str = "grading") -> dict[str, dict[str, set[str]]]:
+    """``{impl: {test: set of outcomes}}`` of the hidden suite over ``impls``, on CPU, with the
+    hypothesis ``profile`` of ``tests/conftest.py``."""
     results = tmp_path / "results.jsonl"
     cmd = [sys.executable, "-m", "pytest", os.path.join(ROOT, "tests", topic), "-q", "-p", "no:cacheprovider",
            "--assert=plain", f"--results={results}", "--call-timeout=20"]
     for path in impls:
         cmd.append(f"--impl={path}")
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "DLKATA_HYPOTHESIS_PROFILE": profile}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
     outcomes: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for line in results.read_text().splitlines():
@@ -59,6 +61,17 @@ def test_hidden_suite_separates_solution_stub_and_mutants(topic, tmp_path):
     assert not idle, f"{topic}: hidden tests that fail on no mutant: {idle}"
 
 
+@pytest.mark.parametrize("topic", PRESENT)
+def test_every_mutant_is_killed_by_fixed_examples(topic, tmp_path):
+    """A kill must not depend on which examples hypothesis happens to draw (the derandomized seed
+    changes with a test's source): with generation turned off, the fixed ``@example``s and the
+    parametrized cases alone fail every mutant."""
+    paths = {m.name: materialize(m, str(tmp_path / "mutants")) for m in load(topic)}
+    outcomes = _run_hidden(topic, list(paths.values()), tmp_path, profile="explicit")
+    alive = sorted(n for n, p in paths.items() if not any("failed" in o for o in outcomes[p].values()))
+    assert not alive, f"{topic}: mutants that only drawn examples kill (add an @example that fails them): {alive}"
+
+
 def _run_public(topic: str, module_dir: str, tmp_path) -> subprocess.CompletedProcess:
     work = tmp_path / "public" / topic
     shutil.copytree(module_dir, work, ignore=shutil.ignore_patterns("test_*", "__pycache__"))
@@ -66,6 +79,8 @@ def _run_public(topic: str, module_dir: str, tmp_path) -> subprocess.CompletedPr
         if name.startswith("test_"):
             shutil.copy(os.path.join(ROOT, "exercises", topic, name), work / name)
     shutil.copy(os.path.join(ROOT, "exercises", "conftest.py"), tmp_path / "public" / "conftest.py")
+    shutil.copytree(os.path.join(ROOT, "exercises", "dlkata"), tmp_path / "public" / "dlkata",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     return subprocess.run([sys.executable, "-m", "pytest", str(work), "-p", "no:cacheprovider", "-q",
                            "-o", "addopts=", "--rootdir", str(tmp_path / "public")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)

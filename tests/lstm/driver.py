@@ -1,4 +1,5 @@
-"""Runs beside the learner's code in the sandbox: autograd through the learner's forward.
+"""Runs beside the learner's code in the sandbox: autograd through the learner's forward, and its
+finite differences for the forward-or-backward diagnosis of the hand-written gradients.
 
 Functions here take the learner's module first. They keep their own reference to
 ``torch.autograd.grad``, taken before the forbidden-API guards are installed.
@@ -54,3 +55,11 @@ def grads_through(m, fn, args, kwargs, d_outs):
         return _detached(result), None
     grads = iter(_grad(sum(terms), wanted, allow_unused=True))
     return _detached(result), [next(grads) if t.requires_grad else None for t in leaves]
+
+
+def own_finite_differences(m, source, forward, inputs, wrt, d_out):
+    """Finite differences of the learner's ``forward``: ``dlkata.gradcheck.finite_differences``, whose
+    source the grader sends along (see ``tests/diagnosis.py``)."""
+    namespace = {}
+    exec(compile(source, "gradcheck.py", "exec"), namespace)
+    return namespace["finite_differences"](getattr(m, forward), inputs, wrt, d_out)

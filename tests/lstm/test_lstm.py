@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from tests.compare import Mismatch, check, unpack
 from tests.devices import check_devices
+from tests.diagnosis import forward_or_backward
 from tests.gradients import check_gradients, reference_grads, upstream
 from tests.strategies import Case, cases, dims, randn, seeds
 
@@ -148,7 +149,14 @@ def test_lstm_cell_backward(impl, device, dtype, case):
     loss = (h_next * d_h_next).sum() + (c_next * d_c_next).sum()
     expected = torch.autograd.grad(loss, [*leaves, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh])
     grads = unpack(impl.lstm_cell_backward(x, h, c, *weights, d_h_next, d_c_next), 7, "lstm_cell_backward")
-    _check_all("lstm_cell_backward (compared with autograd on torch.nn.LSTMCell)", GRADS, grads, expected)
+    inputs = dict(zip(("x", "h", "c", "W_ih", "W_hh", "b_ih", "b_hh"), (x, h, c, *weights)))
+    with forward_or_backward(impl, "lstm_cell", _lstm_cell_reference, inputs, dict(zip(inputs, grads)),
+                             (d_h_next, d_c_next)):
+        _check_all("lstm_cell_backward (compared with autograd on torch.nn.LSTMCell)", GRADS, grads, expected)
+
+
+def _lstm_cell_reference(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    return torch.lstm_cell(x, (h, c), W_ih, W_hh, b_ih, b_hh)
 
 
 _PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 
 from tests.compare import Mismatch, check, unpack
 from tests.devices import check_devices
+from tests.diagnosis import forward_or_backward
 from tests.gradients import check_gradients, reference_grads, upstream
 from tests.strategies import Case, cases, dims, randn, seeds
 
@@ -166,9 +167,12 @@ def test_layer_norm_backward(impl, device, dtype, case, eps):
     dx, dw, db = _reference_grads(lambda a, w, b: F.layer_norm(a, _ns(ns), w, b, eps), x, weight, bias, d_out)
     got = unpack(impl.layer_norm_backward(x, ns, weight, bias, eps, d_out), 3, "layer_norm_backward")
     where = f" (normalized_shape={ns!r}, eps={eps:g}, {case.affine}, x {tuple(x.shape)})"
-    check("dx of layer_norm" + where, got[0], dx)
-    _check_optional("dweight of layer_norm" + where, got[1], dw, "weight")
-    _check_optional("dbias of layer_norm" + where, got[2], db, "bias")
+    inputs = dict(x=x, normalized_shape=ns, weight=weight, bias=bias, eps=eps)
+    grads = {n: g for n, g in zip(("x", "weight", "bias"), got) if inputs[n] is not None}
+    with forward_or_backward(impl, "layer_norm", _layer_norm_reference, inputs, grads, d_out):
+        check("dx of layer_norm" + where, got[0], dx)
+        _check_optional("dweight of layer_norm" + where, got[1], dw, "weight")
+        _check_optional("dbias of layer_norm" + where, got[2], db, "bias")
 
 
 @given(case=shapes, eps=st.sampled_from([None, 1e-6, 1e-3]))
@@ -183,8 +187,19 @@ def test_rms_norm_backward(impl, device, dtype, case, eps):
     got = unpack(impl.rms_norm_backward(x, ns, weight, eps, d_out), 2, "rms_norm_backward")
     where = (f" (normalized_shape={ns!r}, eps={eps!r}, {'with' if weight is not None else 'no'} weight, "
              f"x {tuple(x.shape)})")
-    check("dx of rms_norm" + where, got[0], dx)
-    _check_optional("dweight of rms_norm" + where, got[1], dw, "weight")
+    inputs = dict(x=x, normalized_shape=ns, weight=weight, eps=eps)
+    grads = {n: g for n, g in zip(("x", "weight"), got) if inputs[n] is not None}
+    with forward_or_backward(impl, "rms_norm", _rms_norm_reference, inputs, grads, d_out):
+        check("dx of rms_norm" + where, got[0], dx)
+        _check_optional("dweight of rms_norm" + where, got[1], dw, "weight")
+
+
+def _layer_norm_reference(x, normalized_shape, weight, bias, eps):
+    return F.layer_norm(x, _ns(normalized_shape), weight, bias, eps)
+
+
+def _rms_norm_reference(x, normalized_shape, weight, eps):
+    return F.rms_norm(x, _ns(normalized_shape), weight, eps)
 
 
 def _forward_gradients(impl, fn, reference, case, dtype, device, eps):

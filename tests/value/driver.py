@@ -35,16 +35,22 @@ def _step(nodes, step):
 
 def _run(m, leaves, program, passes):
     nodes = [m.Value(float(x)) for x in leaves]
+    made = [float(x) for x in leaves]  # each node's data when it was made
     for step in program:
         nodes.append(_step(nodes, step))
+        made.append(float(nodes[-1].data))
     out = nodes[-1]
     for _ in range(passes):
         out.backward()
-    return float(out.data), [float(v.grad) for v in nodes[:len(leaves)]]
+    changed = next(([k, made[k], float(v.data)] for k, v in enumerate(nodes)
+                    if float(v.data) != made[k] and made[k] == made[k]), None)
+    return float(out.data), [float(v.grad) for v in nodes[:len(leaves)]], changed
 
 
 def run_program(m, leaves, program, passes=1):
-    """``(output data, [grad of each leaf])`` after ``passes`` calls of ``output.backward()``."""
+    """``(output data, [grad of each leaf], changed)`` after ``passes`` calls of ``output.backward()``;
+    ``changed`` is ``[node, data when made, data now]`` for the first node whose data an operation or
+    ``backward()`` changed afterwards (None when none did)."""
     return _run(m, leaves, program, passes)
 
 

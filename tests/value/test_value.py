@@ -2,8 +2,29 @@
 
 The graphs are built beside the learner's code (``driver.py``); only floats come back: the output's
 data and the grad of every leaf. Each graph is rebuilt here from float64 tensors that require grad.
+
+Every promise of the stub, and the test that holds it to it (fixed ``@example``s and parametrized
+cases run in every profile):
+
+===============================================================  ===================================
+each operation's data and local derivative (the table)             test_each_operation
+relu's gradient 0 for negative inputs and at 0                     test_each_operation (relu_zero)
+powers: int, float, negative, fractional exponents                 test_each_operation (pow_*)
+plain numbers on either side (radd, rsub, rmul, rdiv)              test_each_operation
+``+=`` in backward: a node used twice                              test_each_operation (a * a, a + a)
+graphs of any shape, chain rule through all of them                test_random_expression_graphs
+an operation never changes its operands' data                      run_program's check, every graph
+a chain 10 000 operations deep (no recursion)                      test_deep_chain_of_10000_operations
+``_prev`` a set of exactly the operands, ``_op`` a str, leaves     test_graph_structure
+``__repr__``                                                       test_graph_structure
+backward twice: leaves add up, intermediate grads reset            test_backward_twice_accumulates
+Neuron/Layer/MLP: ReLU hidden, linear last, parameter order        test_mlp_forward_and_backward
+weights drawn with ``random.uniform(-1, 1)`` in order, bias 0      test_zero_grad_and_parameters
+``zero_grad`` sets every parameter's grad to 0                     test_zero_grad_and_parameters
+===============================================================  ===================================
 """
 import math
+import random
 
 import pytest
 import torch
@@ -142,12 +163,19 @@ def _torch_reference(prog, passes=1):
     return out.item(), grads
 
 
-def _compare(result, prog, what, passes=1, names=None):
-    data, grads = unpack(result, 2, "the driver")
+def _compare(result, prog, what, passes=1, names=None, advice=""):
+    data, grads, changed = unpack(result, 3, "the driver")
     ref_data, ref_grads = _torch_reference(prog, passes)
     names = names or [f"x{k}" for k in range(len(prog.leaves))]
+    if changed is not None:
+        k, before, after = changed
+        node = names[k] if k < len(names) else _name(k, len(prog.leaves))
+        raise Mismatch(f"{what}: the data of {node} changed from {before!r} to {after!r} after it was made. An "
+                       "operation or backward() must not modify the Values it is given: build a new Value "
+                       "(`out = Value(...)`) instead of changing `self.data` or `other.data`")
     check(f"{what}: the output's data", data, ref_data)
-    check(f"{what}: [{', '.join(n + '.grad' for n in names)}]", torch.tensor(grads, dtype=torch.float64), ref_grads)
+    check(f"{what}: [{', '.join(n + '.grad' for n in names)}]{advice}", torch.tensor(grads, dtype=torch.float64),
+          ref_grads)
 
 
 CHAIN_WITH_REUSE = Program([1.3, -0.6], [["mul", 0, 1], ["tanh", 2], ["rsub", 2.0, 3], ["mul", 4, 0],
@@ -169,7 +197,10 @@ def test_random_expression_graphs(impl, prog):
 @example(prog=REUSE)
 def test_backward_twice_accumulates(impl, prog):
     _compare(impl.drive("run_program", prog.leaves, prog.steps, 2), prog,
-             f"graph `{prog!r}` and backward() a second time (leaf grads add up, as in PyTorch)", passes=2)
+             f"graph `{prog!r}` and backward() a second time", passes=2,
+             advice=" (as in PyTorch, each leaf should hold twice its gradient: backward() resets the grads "
+                    "of the intermediate nodes, those with children, to 0 before each pass, as its docstring "
+                    "asks, and leaves the leaves' grads alone)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,6 +226,7 @@ OPERATIONS = {  # id: (expression, step, inputs)
     "pow_1.5": ("a ** 1.5", ["pow", 0, 1.5], POSITIVE),
     "relu_negative": ("a.relu() with a < 0", ["relu", 0], [[-1.5, 0.0], [-0.2, 0.0]]),
     "relu_positive": ("a.relu() with a > 0", ["relu", 0], [[1.5, 0.0], [0.2, 0.0]]),
+    "relu_zero": ("a.relu() with a = 0 (gradient 0 there, as in torch)", ["relu", 0], [[0.0, 0.0]]),
     "tanh": ("a.tanh()", ["tanh", 0], ANY + [[3.0, 0.0]]),
     "exp": ("a.exp()", ["exp", 0], ANY),
     "log": ("a.log()", ["log", 0], POSITIVE),
@@ -261,10 +293,11 @@ def test_graph_structure(impl):
     leaf = report["leaf"]
     if leaf["prev"] != "set()" or leaf["op"] != "''":
         raise Mismatch(f"a new Value(2.0) should have _prev == set() and _op == '', got {leaf['prev']} and {leaf['op']}")
-    for got, grad in ((leaf["repr"], 0.0), (leaf["repr_with_grad"], 0.5)):
-        want = f"Value(data={2.0}, grad={grad})"
-        if got != want:
-            raise Mismatch(f"repr of Value(2.0) with grad {grad} should be {want!r} as in micrograd, got {got!r}")
+    for got, grads in ((leaf["repr"], ["0.0", "0"]), (leaf["repr_with_grad"], ["0.5"])):
+        wants = [f"Value(data=2.0, grad={g})" for g in grads]
+        if got not in wants:
+            raise Mismatch(f"repr of Value(2.0) with grad {grads[0]} should be {wants[0]!r} (the stub's __repr__), "
+                           f"got {got!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +321,8 @@ def _mlp_result(impl, seed, xs, ys):
 
 @settings(report_multiple_bugs=False)
 @given(seed=st.integers(0, 2**16), batch=batches)
+@example(seed=1, batch=([[0.5, -1.0, 2.0], [1.5, 0.3, -0.4]], [0.25, -0.5]))
+@example(seed=7, batch=([[-1.2, 0.8, 0.1]], [1.0]))
 def test_mlp_forward_and_backward(impl, seed, batch):
     xs, ys = batch
     r = _mlp_result(impl, seed, xs, ys)
@@ -315,8 +350,20 @@ def test_mlp_forward_and_backward(impl, seed, batch):
           torch.cat([g.reshape(-1) for g in grads]))
 
 
+def _expected_weights(seed):
+    """The draws of ``random.uniform(-1, 1)`` after ``random.seed(seed)``: every neuron's ``nin``
+    weights in turn, layer by layer; each bias 0."""
+    state = random.getstate()
+    try:
+        random.seed(seed)
+        return [random.uniform(-1, 1) if k not in _bias_positions() else 0.0 for k in range(N_PARAMS)]
+    finally:
+        random.setstate(state)
+
+
 @settings(report_multiple_bugs=False)
 @given(seed=st.integers(0, 2**16))
+@example(seed=1)
 def test_zero_grad_and_parameters(impl, seed):
     r = _mlp_result(impl, seed, [[0.5, -1.0, 2.0], [1.0, 0.3, -0.4]], [0.25, -0.5])
     if not any(g != 0.0 for g in r["grads"]):
@@ -326,9 +373,13 @@ def test_zero_grad_and_parameters(impl, seed):
     if nonzero:
         raise Mismatch(f"after model.zero_grad() {len(nonzero)} of {N_PARAMS} parameters still have a "
                        f"nonzero grad (first at parameters()[{nonzero[0]}])")
-    weights = [w for k, w in enumerate(r["weights"]) if k not in _bias_positions()]
-    if not all(-1.0 <= w <= 1.0 for w in weights):
-        raise Mismatch("weights should start uniform in [-1, 1] (random.uniform(-1, 1))")
+    expected = _expected_weights(seed)
+    bad = next((k for k, (w, e) in enumerate(zip(r["weights"], expected)) if w != e), None)
+    if bad is not None:
+        what = "a bias, which should start at 0.0" if bad in _bias_positions() else "a weight"
+        raise Mismatch(f"after random.seed({seed}), MLP(3, [4, 4, 1]).parameters()[{bad}] ({what}) starts at "
+                       f"{r['weights'][bad]!r}, expected {expected[bad]!r}: each neuron draws its nin weights "
+                       "with random.uniform(-1, 1), in order, and nothing else (its bias is Value(0.0))")
 
 
 def _bias_positions():

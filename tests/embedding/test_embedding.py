@@ -1,0 +1,136 @@
+"""Hidden suite for embedding: the learner's lookup, its manual backward and its bags against
+``F.embedding``, ``F.embedding_bag`` and ``torch.autograd.grad``.
+
+Promise (stub docstring)                                    -> test
+lookup of any ids shape, (*ids.shape, D)                     -> test_embedding (ids of 1 to 3 dims)
+padding row: forward unchanged, no gradient through autograd -> test_embedding_gradient
+negative padding_idx counts from the end                     -> every test (padding drawn in -V..V-1)
+backward: repeated ids accumulate, unseen rows are zeros     -> test_embedding_backward (REPEATS)
+backward: padding row gets zeros                             -> test_embedding_backward
+bags: sum and mean; padding left out of sum and count        -> test_embedding_bag
+bag of padding only gives zeros (no 0 / 0)                   -> test_embedding_bag (ALL_PADDING)
+bags differentiable with respect to weight                   -> test_embedding_bag_gradient
+device and dtype of the inputs                               -> every test, over devices and dtypes
+"""
+import torch
+import torch.nn.functional as F
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from tests.compare import Mismatch, check, unpack
+from tests.strategies import Case, cases, dims, randint, randn, seeds
+
+lookups = cases(ids_shape=st.lists(dims(1, 4), min_size=1, max_size=3), vocab=dims(2, 6), dim=dims(1, 4),
+                padding=st.sampled_from(["none", "first", "last", "negative"]), seed=seeds())
+bags = cases(batch=dims(1, 3), length=dims(1, 4), vocab=dims(2, 6), dim=dims(1, 4),
+             padding=st.sampled_from(["none", "first", "last", "negative"]), seed=seeds())
+
+# Explicit cases, run first. REPEATS: ids repeat (0 three times, 2 twice) and row 4 never appears;
+# ALL_PADDING: one bag holds only the padding id, another mixes it with real ids.
+REPEATS = Case(ids=[[0, 2, 0], [2, 0, 1]], vocab=5, dim=3, padding="none", seed=1)
+PADDED = Case(ids=[[3, 1, 0], [0, 0, 2]], vocab=4, dim=2, padding="first", seed=2)
+NEGATIVE = Case(ids=[[3, 1], [2, 3]], vocab=4, dim=3, padding="negative", seed=3)
+ALL_PADDING = Case(ids=[[0, 0, 0], [1, 0, 2]], vocab=3, dim=2, padding="first", seed=4)
+
+
+def _padding_idx(case):
+    """The ``padding_idx`` argument of a case: None, a first or last row, or -1 (the last row)."""
+    return {"none": None, "first": 0, "last": case.vocab - 1, "negative": -1}[case.padding]
+
+
+def _ids(case, device):
+    if hasattr(case, "ids"):
+        return torch.tensor(case.ids, dtype=torch.int64, device=device)
+    shape = case.ids_shape if hasattr(case, "ids_shape") else [case.batch, case.length]
+    ids = randint(case.vocab, *shape, seed=case.seed, device=device)
+    if case.padding != "none":  # make sure the padding id occurs
+        ids.view(-1)[0] = _padding_idx(case) % case.vocab
+    return ids
+
+
+def _weight(case, dtype, device):
+    return randn(case.vocab, case.dim, seed=case.seed + 1, dtype=dtype, device=device)
+
+
+def _d_out(shape, case, dtype, device):
+    return randn(*shape, seed=case.seed + 2, dtype=dtype, device=device)
+
+
+def _grad_of(fn, weight, d_out):
+    w = weight.detach().requires_grad_(True)
+    out = fn(w)
+    (g,) = torch.autograd.grad(out, [w], grad_outputs=d_out)
+    return out.detach(), g
+
+
+def _check_gradient(what, out, grad, expected_out, expected_grad):
+    check(what, out, expected_out)
+    if grad is None:
+        raise Mismatch(f"{what} carries no gradient to weight (a detach, an .item(), or a tensor rebuilt "
+                       "from Python numbers?)")
+    check(f"gradient of {what} with respect to weight", grad, expected_grad)
+
+
+@given(case=lookups)
+@example(case=REPEATS)
+@example(case=NEGATIVE)
+def test_embedding(impl, device, dtype, case):
+    ids, weight = _ids(case, device), _weight(case, dtype, device)
+    padding_idx = _padding_idx(case)
+    expected = F.embedding(ids, weight, padding_idx=padding_idx)
+    check(f"embedding(ids of shape {tuple(ids.shape)}, padding_idx={padding_idx})",
+          impl.embedding(ids, weight, padding_idx=padding_idx), expected)
+
+
+@given(case=lookups)
+@example(case=PADDED)
+@example(case=NEGATIVE)
+def test_embedding_gradient(impl, device, dtype, case):
+    ids, weight = _ids(case, device), _weight(case, dtype, device)
+    padding_idx = _padding_idx(case)
+    d_out = _d_out((*ids.shape, case.dim), case, dtype, device)
+    expected_out, expected_grad = _grad_of(lambda w: F.embedding(ids, w, padding_idx=padding_idx), weight, d_out)
+    out, grad = unpack(impl.drive("output_and_weight_grad", "embedding", ids, weight, d_out,
+                                  {"padding_idx": padding_idx}), 2, "embedding")
+    _check_gradient(f"embedding(padding_idx={padding_idx})", out, grad, expected_out, expected_grad)
+
+
+@given(case=lookups)
+@example(case=REPEATS)
+@example(case=PADDED)
+@example(case=NEGATIVE)
+def test_embedding_backward(impl, device, dtype, case):
+    ids, weight = _ids(case, device), _weight(case, dtype, device)
+    padding_idx = _padding_idx(case)
+    d_out = _d_out((*ids.shape, case.dim), case, dtype, device)
+    _, expected = _grad_of(lambda w: F.embedding(ids, w, padding_idx=padding_idx), weight, d_out)
+    got = impl.embedding_backward(ids, d_out, case.vocab, padding_idx=padding_idx)
+    check(f"embedding_backward(padding_idx={padding_idx}) (compared with autograd on F.embedding): d_weight",
+          got, expected)
+
+
+@given(case=bags, mode=st.sampled_from(["sum", "mean"]))
+@example(case=ALL_PADDING, mode="mean")
+@example(case=ALL_PADDING, mode="sum")
+@example(case=REPEATS, mode="mean")
+def test_embedding_bag(impl, device, dtype, case, mode):
+    ids, weight = _ids(case, device), _weight(case, dtype, device)
+    padding_idx = _padding_idx(case)
+    expected = F.embedding_bag(ids, weight, mode=mode, padding_idx=padding_idx)
+    check(f"embedding_bag(mode={mode!r}, padding_idx={padding_idx}) (compared with F.embedding_bag)",
+          impl.embedding_bag(ids, weight, mode=mode, padding_idx=padding_idx), expected)
+
+
+@given(case=bags, mode=st.sampled_from(["sum", "mean"]))
+@example(case=ALL_PADDING, mode="mean")
+@example(case=PADDED, mode="sum")
+def test_embedding_bag_gradient(impl, device, dtype, case, mode):
+    ids, weight = _ids(case, device), _weight(case, dtype, device)
+    padding_idx = _padding_idx(case)
+    d_out = _d_out((ids.shape[0], case.dim), case, dtype, device)
+    expected_out, expected_grad = _grad_of(
+        lambda w: F.embedding_bag(ids, w, mode=mode, padding_idx=padding_idx), weight, d_out)
+    out, grad = unpack(impl.drive("output_and_weight_grad", "embedding_bag", ids, weight, d_out,
+                                  {"mode": mode, "padding_idx": padding_idx}), 2, "embedding_bag")
+    _check_gradient(f"embedding_bag(mode={mode!r}, padding_idx={padding_idx})", out, grad,
+                    expected_out, expected_grad)

@@ -1,0 +1,80 @@
+"""The worker's side-effect check: a learner function that changes one of its inputs in place fails
+that call with a message naming the argument, whatever the topic; a function that leaves its inputs
+alone (NaNs included) is not flagged."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from grader.sandbox import LearnerError, Sandbox
+
+SOURCE = '''
+import torch
+
+
+def center(x, m=None):
+    x -= x.mean()
+    return x
+
+
+def transpose(x):
+    return x.transpose_(0, 1).sum()
+
+
+def pure(x, xs, scale=2.0):
+    return (x - x.mean()) * scale + xs[0]
+
+
+def nested(xs):
+    xs[1].mul_(2)
+    return 1
+
+
+def keyword(x, *, state):
+    state["h"].zero_()
+    return x
+
+
+def appends(words):
+    words.append("z")
+    return len(words)
+
+
+def nan_in_nan_out(x):
+    return x.sum()
+'''
+
+
+@pytest.fixture(scope="module")
+def learner():
+    box = Sandbox(slot=3980 + os.getpid() % 9, timeout=10)
+    yield box.open("inplace", {"inplace.py": SOURCE})
+    box.kill()
+
+
+def _x():
+    return torch.arange(6, dtype=torch.float64).reshape(2, 3)
+
+
+@pytest.mark.parametrize("fn, args, kwargs, named, how", [
+    ("center", [_x()], {}, "`x`", "its values changed"),
+    ("transpose", [_x()], {}, "`x`", "its shape went from (2, 3) to (3, 2)"),
+    ("nested", [[_x(), _x()]], {}, "`xs[1]`", "its values changed"),
+    ("keyword", [_x()], {"state": {"h": _x()}}, "`state['h']`", "its values changed"),
+    ("appends", [["a", "b"]], {}, "`words`", "its items changed"),
+])
+def test_an_input_changed_in_place_fails_the_call_naming_the_argument(learner, fn, args, kwargs, named, how):
+    with pytest.raises(LearnerError) as e:
+        learner.call(fn, *args, **kwargs)
+    assert e.value.kind == "side_effect"
+    assert e.value.message.startswith(f"`{fn}` changed its argument {named} in place ({how})"), e.value.message
+    assert "x = x - m" in e.value.message
+
+
+def test_inputs_left_alone_are_not_flagged(learner):
+    x = _x()
+    torch.testing.assert_close(learner.call("pure", x, [x, x], scale=3.0), (x - x.mean()) * 3.0 + x)
+    assert learner.call("nan_in_nan_out", torch.tensor([float("nan"), 1.0])).isnan()
+    assert learner.call("center", torch.zeros(2, 3)).eq(0).all()  # changed in place, but to the same values

@@ -1,0 +1,156 @@
+"""Hidden suite for gru: the learner's cell, stacked layers and manual cell backward against
+``torch.nn.GRUCell``, ``torch.nn.GRU`` (loaded with the same weights) and ``torch.autograd.grad``.
+
+Promise (stub docstring)                                     -> test
+gate order r, z, n; reset gate on W_hn h + b_hn               -> test_gru_cell (biases not zero)
+h' = (1 - z) * n + z * h                                      -> test_gru_cell
+stack: layer l reads layer l-1, starts from h0[l]             -> test_gru_forward (STACK)
+h0 None means zeros                                           -> test_gru_forward (with_h0=False)
+batch_first input and output, h_n never batch-first           -> test_gru_forward (batch_first)
+T = 1, B = 1 edges                                            -> test_gru_forward (EDGE)
+differentiable for x, h0 and every weight                     -> test_gru_forward_gradients
+backward: dh gathers both paths; db_ih and db_hh differ in n  -> test_gru_cell_backward
+device and dtype of the inputs                                -> every test, over devices and dtypes
+"""
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from tests.compare import Mismatch, check, unpack
+from tests.strategies import Case, cases, dims, randn, seeds
+
+# input != hidden, so that a weight used without its transpose cannot go unnoticed.
+cells = cases(batch=dims(1, 3), input=dims(1, 4), hidden=dims(2, 4), seed=seeds()) \
+    .filter(lambda c: c.input != c.hidden)
+stacks = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(2, 4), layers=dims(1, 3),
+               seed=seeds()).filter(lambda c: c.input != c.hidden)
+
+# Explicit cases, run first: batch and time of different lengths; a stack of 3; single-step edges.
+ONE = Case(batch=2, input=3, hidden=4, seed=1)
+STACK = Case(batch=3, seq_len=2, input=2, hidden=3, layers=3, seed=2)
+LAYER = Case(batch=2, seq_len=3, input=3, hidden=4, layers=1, seed=3)
+EDGE = Case(batch=1, seq_len=1, input=2, hidden=3, layers=2, seed=4)
+
+GRADS = ("dx", "dh", "dW_ih", "dW_hh", "db_ih", "db_hh")
+
+
+def _layer_weights(fan_in, hidden, seed, dtype, device):
+    """``(W_ih, W_hh, b_ih, b_hh)`` in the layout of ``torch.nn.GRU``, biases not zero."""
+    shapes_ = [(3 * hidden, fan_in), (3 * hidden, hidden), (3 * hidden,), (3 * hidden,)]
+    return tuple(randn(*s, seed=seed + k, dtype=dtype, device=device, scale=0.6) for k, s in enumerate(shapes_))
+
+
+def _weights(case, dtype, device, layers=1):
+    return [_layer_weights(case.input if layer == 0 else case.hidden, case.hidden, case.seed + 10 + 4 * layer,
+                           dtype, device) for layer in range(layers)]
+
+
+def _load(module, weights, suffix=lambda layer: ""):
+    with torch.no_grad():
+        for layer, ws in enumerate(weights):
+            for name, w in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), ws):
+                getattr(module, name + suffix(layer)).copy_(w)
+    return module
+
+
+def _torch_gru(weights, batch_first, dtype, device):
+    hidden3, inputs = weights[0][0].shape
+    module = torch.nn.GRU(inputs, hidden3 // 3, num_layers=len(weights), batch_first=batch_first)
+    return _load(module.to(device=device, dtype=dtype), weights, suffix=lambda layer: f"_l{layer}")
+
+
+def _sequence(case, dtype, device, batch_first, with_h0):
+    shape = (case.batch, case.seq_len, case.input) if batch_first else (case.seq_len, case.batch, case.input)
+    x = randn(*shape, seed=case.seed, dtype=dtype, device=device)
+    h0 = randn(case.layers, case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device) \
+        if with_h0 else None
+    return x, h0
+
+
+def _what(case, batch_first, with_h0):
+    return (f"gru_forward({case.layers} layer(s), batch_first={batch_first}, h0={'given' if with_h0 else 'None'}, "
+            "compared with torch.nn.GRU)")
+
+
+@given(case=cells)
+@example(case=ONE)
+def test_gru_cell(impl, device, dtype, case):
+    weights = _weights(case, dtype, device)[0]
+    x = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
+    h = randn(case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device)
+    cell = _load(torch.nn.GRUCell(case.input, case.hidden).to(device=device, dtype=dtype), [weights])
+    with torch.no_grad():
+        expected = cell(x, h)
+    check("gru_cell (compared with torch.nn.GRUCell): h'", impl.gru_cell(x, h, *weights), expected)
+
+
+@given(case=stacks, batch_first=st.booleans(), with_h0=st.booleans())
+@example(case=STACK, batch_first=False, with_h0=True)
+@example(case=STACK, batch_first=True, with_h0=True)
+@example(case=LAYER, batch_first=True, with_h0=False)
+@example(case=EDGE, batch_first=True, with_h0=True)
+def test_gru_forward(impl, device, dtype, case, batch_first, with_h0):
+    weights = _weights(case, dtype, device, layers=case.layers)
+    x, h0 = _sequence(case, dtype, device, batch_first, with_h0)
+    with torch.no_grad():
+        expected_output, expected_h_n = _torch_gru(weights, batch_first, dtype, device)(x, h0)
+    what = _what(case, batch_first, with_h0)
+    output, h_n = unpack(impl.gru_forward(x, weights, h0=h0, batch_first=batch_first), 2, what)
+    layout = "(B, T, H) with batch_first=True" if batch_first else "(T, B, H)"
+    if isinstance(output, torch.Tensor) and output.shape != expected_output.shape:
+        raise Mismatch(f"{what}: output has shape {tuple(output.shape)}, expected "
+                       f"{tuple(expected_output.shape)}, that is {layout}")
+    check(f"{what}: output", output, expected_output)
+    check(f"{what}: h_n (every layer's last state, (L, B, H))", h_n, expected_h_n)
+
+
+@given(case=stacks, batch_first=st.booleans(), with_h0=st.booleans())
+@example(case=STACK, batch_first=False, with_h0=True)
+@example(case=LAYER, batch_first=True, with_h0=True)
+def test_gru_forward_gradients(impl, device, dtype, case, batch_first, with_h0):
+    weights = _weights(case, dtype, device, layers=case.layers)
+    x, h0 = _sequence(case, dtype, device, batch_first, with_h0)
+    module = _torch_gru(weights, batch_first, dtype, device)
+    leaves = [x.detach().requires_grad_(True), *([h0.detach().requires_grad_(True)] if with_h0 else [])]
+    output, h_n = module(leaves[0], leaves[1] if with_h0 else None)
+    d_output = randn(*output.shape, seed=case.seed + 2, dtype=dtype, device=device)
+    d_h_n = randn(*h_n.shape, seed=case.seed + 3, dtype=dtype, device=device)
+    params = [getattr(module, f"{n}_l{layer}") for layer in range(case.layers)
+              for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    expected = torch.autograd.grad((output * d_output).sum() + (h_n * d_h_n).sum(), [*leaves, *params])
+    names = ["x", *(["h0"] if with_h0 else []),
+             *[f"{n} of layer {layer}" for layer in range(case.layers) for n in ("W_ih", "W_hh", "b_ih", "b_hh")]]
+    what = _what(case, batch_first, with_h0)
+    _, grads = unpack(impl.drive("forward_and_grads", x, weights, h0, batch_first, d_output, d_h_n), 2, what)
+    if grads is None:
+        raise Mismatch(f"{what} is not differentiable (a detach, an .item(), or a tensor rebuilt from "
+                       "Python numbers?): autograd through it must reach x, h0 and every weight")
+    for name, got, want in zip(names, grads, expected):
+        if got is None:
+            raise Mismatch(f"{what}: the result does not depend on {name}, but it should")
+        check(f"{what}: gradient with respect to {name}", got, want)
+
+
+@given(case=cells)
+@example(case=ONE)
+def test_gru_cell_backward(impl, device, dtype, case):
+    weights = _weights(case, dtype, device)[0]
+    x = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
+    h = randn(case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device)
+    d_h_next = randn(case.batch, case.hidden, seed=case.seed + 2, dtype=dtype, device=device)
+    cell = _load(torch.nn.GRUCell(case.input, case.hidden).to(device=device, dtype=dtype), [weights])
+    leaves = [t.detach().requires_grad_(True) for t in (x, h)]
+    expected = torch.autograd.grad((cell(*leaves) * d_h_next).sum(),
+                                   [*leaves, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh])
+    grads = unpack(impl.gru_cell_backward(x, h, *weights, d_h_next), 6, "gru_cell_backward")
+    wrong, first = [], None
+    for name, got, want in zip(GRADS, grads, expected):
+        try:
+            check(name, got, want)
+        except Mismatch as e:
+            wrong.append(name)
+            first = first or str(e)
+    if wrong:
+        right = [n for n in GRADS if n not in wrong]
+        raise Mismatch(f"gru_cell_backward (compared with autograd on torch.nn.GRUCell): wrong {', '.join(wrong)}"
+                       + (f" (right: {', '.join(right)})" if right else "") + f". First, {first}")

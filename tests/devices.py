@@ -23,7 +23,7 @@ from tests.compare import Mismatch
 from tests.conftest import LearnerFunctionError
 
 # What PyTorch says when tensors of two devices meet (the same words for cuda and meta).
-_MIXED = ("is not on the expected device", "to be on the same device", "found at least two devices")
+_MIXED = ("is not on the expected device", "same device", "found at least two devices")
 # Data leaving the inputs' device: ``.cpu()``, ``.to("cpu")``, ``.numpy()``, ``cpu_tensor[i] = t``.
 _MOVED = ("Cannot copy out of meta tensor", "can't convert meta device type tensor to numpy")
 # ... except ``.tolist()``, which only reads values (and works on a GPU).

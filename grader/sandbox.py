@@ -180,7 +180,7 @@ def _gpu_binds() -> list[str]:
 
 
 def _device_map(dev: str):
-    if dev == "cpu" or (dev.startswith("cuda") and torch.cuda.is_available()):
+    if dev in ("cpu", "meta") or (dev.startswith("cuda") and torch.cuda.is_available()):
         return dev
     raise wire.WireError(f"tensor on unknown device {dev!r}")
 

@@ -1,7 +1,8 @@
 """Plain-data messages between the grader and its sandboxed workers.
 
 A message is ``<Q header length><Q blob length><JSON header><raw bytes>``. Tensors travel as raw bytes
-described in the header (dtype from an allowlist, shape, device); everything else must be JSON
+described in the header (dtype from an allowlist, shape, device); a tensor on PyTorch's ``meta`` device
+(a shape and a dtype without values) travels as its header alone. Everything else must be JSON
 (None, bool, int, float, str, lists, dicts with str keys). Nothing read here can execute code: no
 pickle, and the reader checks every length and dtype before it builds a tensor.
 """
@@ -50,7 +51,9 @@ def encode(obj) -> bytes:
             t = x.detach()
             if t.dtype not in _NAMES:
                 raise WireError(f"unsupported dtype {t.dtype}")
-            try:  # a meta tensor (or a subclass that raises) must not read as the learner's own error
+            if t.device.type == "meta":
+                return {"__tensor__": [_NAMES[t.dtype], list(t.shape), "meta", 0]}
+            try:  # a subclass that raises must not read as the learner's own error
                 data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
             except Exception as e:  # noqa: BLE001
                 raise WireError(f"cannot send a tensor on device {t.device} ({type(e).__name__})") from None
@@ -99,6 +102,13 @@ def decode(header: bytes, blob: bytes, device_map=None):
             if name not in DTYPES or not all(isinstance(s, int) and s >= 0 for s in shape):
                 raise WireError(f"bad tensor header {val!r}")
             dtype = DTYPES[name]
+            if dev == "meta":
+                if nbytes != 0 or (device_map and str(device_map(dev)) != "meta"):
+                    raise WireError("a meta tensor carries no bytes")
+                try:
+                    return torch.empty(shape, dtype=dtype, device="meta")
+                except (RuntimeError, OverflowError, TypeError, ValueError):
+                    raise WireError(f"bad tensor header {val!r}") from None
             numel = math.prod(shape)
             if nbytes != numel * dtype.itemsize or offset + nbytes > len(blob):
                 raise WireError("tensor byte count does not match its shape")

@@ -90,7 +90,7 @@ def clip_grad_norm(grads, max_norm, eps=1e-6):
     changes the direction of the update), and never more than 1 (small gradients stay as they are).
 
     Args:
-        grads: a non-empty list of tensors (any shapes), on one device and of one dtype.
+        grads: a non-empty list of tensors (any shapes, 0-dim included), on one device and of one dtype.
         max_norm: a positive float.
 
     Returns:

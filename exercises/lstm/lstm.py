@@ -31,7 +31,11 @@ Pitfalls:
   * ``h' = o * tanh(c')``: the cell state is squashed before it is shown, but ``c'`` itself is
     carried to the next step (and returned) as it is, without ``tanh``;
   * the initial cell state ``c0`` counts as much as ``h0``; zeros for both when ``hc0`` is None;
-  * work on the device and dtype of the inputs (``x.new_zeros(...)``), no ``.cpu()``, no numpy.
+  * work on the device and dtype of the inputs (``x.new_zeros(...)``), no ``.cpu()``, no numpy;
+  * you train through ``lstm_cell`` and ``lstm_forward``: keep them differentiable (no ``.detach()``,
+    ``torch.no_grad()`` or ``.item()`` on the way); the grader compares the gradients of every input
+    and weight (autograd is forbidden in your code, not in the grader's);
+  * do not change the tensors you are given in place (no ``c.mul_(f)``, no ``d_c_next +=``).
 
 The backward of one cell. Given the gradient ``d_h_next`` of the loss with respect to ``h'`` and
 ``d_c_next`` with respect to ``c'`` (what the next step sends back along the cell state), work back

@@ -12,6 +12,8 @@ LayerNorm (Ba et al., 2016), ``F.layer_norm``:
     x_hat = (x - mean) / sqrt(var + eps)
     y = x_hat * weight + bias            (weight and bias have shape normalized_shape; each may be None)
 
+A constant vector has variance 0: its ``x_hat`` is 0 (eps keeps the division finite), so ``y = bias``.
+
 RMSNorm (Zhang & Sennrich, 2019), ``F.rms_norm``: no centering, no bias, only the root mean square:
 
     x_hat = x / sqrt(mean(x^2) + eps)
@@ -50,13 +52,18 @@ Pitfalls:
   * normalize over the last ``len(normalized_shape)`` dims, all of them, whatever the number of
     leading dims;
   * ``dweight`` and ``dbias`` have the shape of ``normalized_shape``: sum over ALL the batch dims;
-  * keep the dtype and the device of ``x`` (no ``.cpu()``, no numpy, no Python floats from ``.item()``).
+  * ``x`` may have no batch dim at all (its shape is ``normalized_shape``): ``dweight`` is then
+    ``d_out * x_hat`` itself (careful: ``t.sum(dim=())`` sums over EVERY dim);
+  * keep the dtype and the device of ``x`` (no ``.cpu()``, no numpy, no Python floats from ``.item()``);
+  * do not change the tensors you are given in place (no ``x.sub_(mean)``; ``g = d_out`` without a
+    weight is the caller's tensor).
 
 Not allowed here: ``F.layer_norm``, ``F.rms_norm``, ``torch.layer_norm``, ``torch.rms_norm``,
 ``torch.native_layer_norm``, ``nn.LayerNorm``, ``nn.RMSNorm``, and autograd (``torch.autograd.grad``,
 ``.backward()``, ``torch.func``): the backward functions are written by hand. Any other torch
-function (``mean``, ``sqrt``, ``rsqrt``, ``relu``, ``matmul``, ...) is fine. The residual blocks must
-stay differentiable: the grader runs autograd through them.
+function (``mean``, ``sqrt``, ``rsqrt``, ``relu``, ``matmul``, ...) is fine. The forwards
+(``layer_norm``, ``rms_norm`` and the residual blocks) must stay differentiable: the grader runs
+autograd through them and compares the gradients of every input.
 Guide: GUIDE.md (English), GUIDE.zh.md (中文).
 """
 import torch

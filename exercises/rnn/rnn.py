@@ -24,7 +24,10 @@ Pitfalls:
   * in a stack, layer ``l > 0`` reads the outputs of layer ``l - 1`` (its ``W_ih`` is ``(H, H)``), and
     starts from its own initial state ``h0[l]``;
   * work on the device and dtype of the inputs (``torch.zeros(..., dtype=x.dtype, device=x.device)``
-    or ``x.new_zeros(...)``).
+    or ``x.new_zeros(...)``; no ``.cpu()``, no tensors built from Python lists);
+  * you train through these forwards: keep them differentiable (no ``.detach()``, ``torch.no_grad()``
+    or ``.item()`` on the way); the grader compares the gradients of every input and weight;
+  * do not change the tensors you are given in place (no ``x.transpose_``, no writing into ``h0``).
 
 Not allowed here (you write them): ``torch.nn.RNN``, ``torch.nn.RNNCell``, ``torch.rnn_tanh`` and
 their relatives. Any other torch function (``torch.tanh``, ``@``, ``torch.stack``) is fine.

@@ -13,6 +13,12 @@ def _dims(x: torch.Tensor, normalized_shape) -> tuple:
     return dims, batch_dims
 
 
+def _batch_sum(t: torch.Tensor, batch_dims: tuple) -> torch.Tensor:
+    """``t`` summed over the batch dims; ``t`` itself when there are none (``sum(dim=())`` would sum
+    over every dim)."""
+    return t.sum(dim=batch_dims) if batch_dims else t
+
+
 def _layer_norm_stats(x, dims, eps):
     """``x_hat = (x - mean) / sqrt(var + eps)`` and ``1 / sqrt(var + eps)`` over ``dims``."""
     mean = x.mean(dim=dims, keepdim=True)
@@ -57,8 +63,8 @@ def layer_norm_backward(x, normalized_shape, weight, bias, eps, d_out):
     x_hat, inv_std = _layer_norm_stats(x, dims, eps)
     g = d_out * weight if weight is not None else d_out
     dx = inv_std * (g - g.mean(dim=dims, keepdim=True) - x_hat * (g * x_hat).mean(dim=dims, keepdim=True))
-    dweight = (d_out * x_hat).sum(dim=batch_dims) if weight is not None else None
-    dbias = d_out.sum(dim=batch_dims) if bias is not None else None
+    dweight = _batch_sum(d_out * x_hat, batch_dims) if weight is not None else None
+    dbias = _batch_sum(d_out, batch_dims) if bias is not None else None
     return dx, dweight, dbias
 
 
@@ -68,7 +74,7 @@ def rms_norm_backward(x, normalized_shape, weight, eps, d_out):
     x_hat, inv_rms = _rms_stats(x, dims, eps)
     g = d_out * weight if weight is not None else d_out
     dx = inv_rms * (g - x_hat * (g * x_hat).mean(dim=dims, keepdim=True))
-    dweight = (d_out * x_hat).sum(dim=batch_dims) if weight is not None else None
+    dweight = _batch_sum(d_out * x_hat, batch_dims) if weight is not None else None
     return dx, dweight
 
 

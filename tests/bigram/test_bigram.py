@@ -248,3 +248,24 @@ def test_neural_bigram_grad(impl, device, dtype, case, reg, scale):
     inputs = dict(W=W, xs=xs, ys=ys, reg=reg)
     with forward_or_backward(impl, "neural_bigram_loss", _reference_loss, inputs, {"W": got}):
         check(f"neural_bigram_grad(W, xs, ys, reg={reg}) with W of {_scale(scale)}", got, expected)
+
+
+# The device pass (tests/devices.py): every tensor input on the meta device. count_matrix (built from
+# words) and sample (its control flow needs values) do not take part.
+import pytest  # noqa: E402  (kept with the test it serves, at the end of the module)
+
+from tests.devices import check_devices, meta  # noqa: E402
+
+DEVICE_CASES = {
+    "probabilities": lambda: ((meta(3, 3, dtype=torch.int64), 1.0), {}),
+    "nll": lambda: ((["ab", "ba"], meta(3, 3), [".", "a", "b"]), {}),
+    "one_hot": lambda: ((meta(4, dtype=torch.int64), 5), {}),
+    "neural_bigram_loss": lambda: ((meta(5, 5), meta(4, dtype=torch.int64), meta(4, dtype=torch.int64), 0.1), {}),
+    "neural_bigram_grad": lambda: ((meta(5, 5), meta(4, dtype=torch.int64), meta(4, dtype=torch.int64), 0.1), {}),
+}
+
+
+@pytest.mark.parametrize("fn", DEVICE_CASES)
+def test_device_propagation(impl, fn):
+    args, kwargs = DEVICE_CASES[fn]()
+    check_devices(impl, fn, *args, **kwargs)

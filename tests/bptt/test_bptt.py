@@ -1,23 +1,50 @@
 """Hidden suite for bptt: the learner's manual backward through time, truncated BPTT and clipping
-against ``torch.autograd.grad`` through ``torch.nn.RNN`` and ``torch.nn.utils.clip_grad_norm_``."""
+against ``torch.autograd.grad`` through ``torch.nn.RNN`` and ``torch.nn.utils.clip_grad_norm_``, and
+devices.
+
+What the stub promises, and where it is tested:
+
+| promise (exercises/bptt/bptt.py) | test |
+|---|---|
+| the gradients of x, h0, W_ih, W_hh, b_ih, b_hh, shaped like their inputs, in a dict | ``test_rnn_backward`` |
+| ``d_output`` at every step and ``d_h_n`` at the end both count | ``test_rnn_backward*`` |
+| edges: T = 1, B = 1, H = 1, I = 1 | ``EDGE``, ``THIN`` examples; strategies reach them |
+| the gradient through time shrinks with small recurrent weights | ``test_gradient_vanishes_*`` |
+| truncated: windows ``[0, k), [k, 2k), ...``, the last shorter; state carried, gradient cut | ``test_truncated_bptt`` |
+| truncated: ``k = 1``; ``k >= T`` is full BPTT | ``test_truncated_bptt`` examples |
+| clipping: one global factor ``min(1, max_norm / (norm + eps))``, never above 1 | ``test_clip_grad_norm`` |
+| clipping: any shapes (a 0-dim tensor too), tensors of very different scales, zeros | ``test_clip_grad_norm`` examples |
+| clipping: ``eps`` given or left at its default 1e-6 | ``test_clip_grad_norm`` (``eps``) |
+| ``total_norm`` a 0-dim tensor of the gradients' dtype, before clipping | ``test_clip_grad_norm`` |
+| dtype of the inputs | every test, float64 and float32 |
+| device of the inputs | ``test_device_propagation`` (meta device) |
+| inputs not changed in place, new tensors returned | every call (the sandbox compares inputs) |
+"""
+import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dlkata.gradcheck import which_differ
 from tests.compare import Mismatch, check, unpack
+from tests.devices import check_devices
 from tests.strategies import Case, cases, dims, randn, seeds
 
 NAMES = ("x", "h0", "W_ih", "W_hh", "b_ih", "b_hh")
 
-# input != hidden, so that a transposed dW_ih cannot go unnoticed; sequences of 3 steps or more.
-shapes = cases(batch=dims(1, 3), seq_len=dims(3, 5), input=dims(1, 4), hidden=dims(2, 4), seed=seeds()) \
+# input != hidden, so that a transposed dW_ih cannot go unnoticed.
+shapes = cases(batch=dims(1, 3), seq_len=dims(1, 5), input=dims(1, 4), hidden=dims(1, 4), seed=seeds()) \
     .filter(lambda c: c.input != c.hidden)
-windows = cases(batch=dims(1, 2), seq_len=dims(3, 6), input=dims(1, 4), hidden=dims(2, 4), k=dims(1, 4),
+windows = cases(batch=dims(1, 2), seq_len=dims(1, 6), input=dims(1, 4), hidden=dims(1, 4), k=dims(1, 7),
                 seed=seeds()).filter(lambda c: c.input != c.hidden)
 
 ONE = Case(batch=2, seq_len=4, input=3, hidden=4, seed=1)
-CUT = Case(batch=2, seq_len=5, input=2, hidden=3, k=2, seed=2)
+EDGE = Case(batch=1, seq_len=1, input=2, hidden=3, seed=8)  # one sequence of one step
+THIN = Case(batch=3, seq_len=3, input=2, hidden=1, seed=9)  # a hidden state of size 1
+CUT = Case(batch=2, seq_len=5, input=2, hidden=3, k=2, seed=2)  # the last window shorter
+STEPS = Case(batch=2, seq_len=3, input=3, hidden=2, k=1, seed=10)  # windows of one step
+WHOLE = Case(batch=1, seq_len=3, input=2, hidden=3, k=3, seed=11)  # k = T: one window
+LONG = Case(batch=2, seq_len=2, input=1, hidden=2, k=5, seed=12)  # k > T: one window
 
 
 def _problem(case, dtype, device, scale=0.6):
@@ -78,6 +105,8 @@ def _check_grads(result, expected, what):
 
 @given(case=shapes)
 @example(case=ONE)
+@example(case=EDGE)
+@example(case=THIN)
 def test_rnn_backward(impl, device, dtype, case):
     x, h0, weights, d_output, d_h_n = _problem(case, dtype, device)
     expected = _reference(x, h0, weights, d_output, d_h_n)
@@ -97,6 +126,9 @@ def test_rnn_backward_from_the_final_state_only(impl, device, dtype, case):
 
 @given(case=windows)
 @example(case=CUT)
+@example(case=STEPS)
+@example(case=WHOLE)
+@example(case=LONG)
 def test_truncated_bptt(impl, device, dtype, case):
     x, h0, weights, d_output, _ = _problem(case, dtype, device)
     expected = _reference(x, h0, weights, d_output, k=case.k)
@@ -146,26 +178,54 @@ def test_gradient_vanishes_with_small_recurrent_weights(impl, device, dtype, see
         check(f"rnn_backward over T={T} steps, only the last output with a gradient: gradient of h0", r, e)
 
 
-clip_cases = cases(shapes=st.lists(st.lists(dims(1, 3), min_size=1, max_size=2), min_size=1, max_size=4),
-                   scale=st.sampled_from([0.5, 3.0]), seed=seeds())
-SEVERAL = Case(shapes=[[2, 3], [3], [1], [1, 2]], scale=3.0, seed=4)
-ZEROS = Case(shapes=[[2, 2], [3]], scale=0.0, seed=5)
+clip_cases = cases(shapes=st.lists(st.lists(dims(1, 3), min_size=0, max_size=2), min_size=1, max_size=4),
+                   scales=st.lists(st.sampled_from([1e-3, 0.5, 3.0, 30.0]), min_size=4, max_size=4), seed=seeds())
+SEVERAL = Case(shapes=[[2, 3], [3], [1], [1, 2]], scales=[3.0, 3.0, 3.0, 3.0], seed=4)
+ZEROS = Case(shapes=[[2, 2], [3]], scales=[0.0, 0.0], seed=5)
+MIXED = Case(shapes=[[], [4], [2, 2]], scales=[30.0, 1e-3, 0.5], seed=6)  # a 0-dim tensor; scales apart
 
 
-@given(case=clip_cases, max_norm=st.sampled_from([0.1, 1.0, 4.0, 1e3]))
-@example(case=SEVERAL, max_norm=1.0)
-@example(case=SEVERAL, max_norm=1e3)
-@example(case=ZEROS, max_norm=1.0)
-def test_clip_grad_norm(impl, device, dtype, case, max_norm):
-    grads = [randn(*shape, seed=case.seed + i, dtype=dtype, device=device, scale=case.scale)
-             for i, shape in enumerate(case.shapes)]
+@given(case=clip_cases, max_norm=st.sampled_from([0.1, 1.0, 4.0, 1e3]), eps=st.sampled_from(["default", 0.5]))
+@example(case=SEVERAL, max_norm=1.0, eps="default")
+@example(case=SEVERAL, max_norm=1e3, eps="default")
+@example(case=ZEROS, max_norm=1.0, eps="default")
+@example(case=MIXED, max_norm=4.0, eps="default")
+@example(case=SEVERAL, max_norm=4.0, eps=0.5)
+def test_clip_grad_norm(impl, device, dtype, case, max_norm, eps):
+    grads = [randn(*(shape or [1]), seed=case.seed + i, dtype=dtype, device=device, scale=scale).reshape(shape)
+             for i, (shape, scale) in enumerate(zip(case.shapes, case.scales))]
     params = [torch.zeros_like(g, requires_grad=True) for g in grads]
     for p, g in zip(params, grads):
         p.grad = g.clone()
     expected_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-    clipped, total_norm = unpack(impl.clip_grad_norm(grads, max_norm), 2, "clip_grad_norm")
-    what = f"clip_grad_norm of {len(grads)} tensors (max_norm={max_norm})"
+    expected = [p.grad for p in params]
+    if eps != "default":  # torch's eps is fixed at 1e-6: the stub's formula with the given eps
+        factor = (max_norm / (expected_norm + eps)).clamp(max=1.0)
+        expected = [g * factor for g in grads]
+    kwargs = {} if eps == "default" else {"eps": eps}
+    clipped, total_norm = unpack(impl.clip_grad_norm(grads, max_norm, **kwargs), 2, "clip_grad_norm")
+    what = f"clip_grad_norm of {len(grads)} tensors (max_norm={max_norm}, eps={eps})"
     check(f"{what}: total_norm", total_norm, expected_norm)
     clipped = unpack(clipped, len(grads), f"{what}: the clipped list")
-    for i, (c, p) in enumerate(zip(clipped, params)):
-        check(f"{what}: clipped tensor {i}", c, p.grad)
+    for i, (c, e) in enumerate(zip(clipped, expected)):
+        check(f"{what}: clipped tensor {i}", c, e)
+
+
+def _device_case(fn):
+    x, h0, weights, d_output, d_h_n = _problem(ONE, torch.float32, "cpu")
+    if fn == "rnn_backward":
+        return (x, h0, *weights, d_output, d_h_n), {}
+    if fn == "truncated_bptt":
+        return (x, h0, *weights, d_output, 3), {}
+    return (weights, 1.0), {}
+
+
+# The device pass (tests/devices.py): every input on the meta device; gradient buffers made
+# without device= are the usual culprit.
+DEVICE_CASES = ["rnn_backward", "truncated_bptt", "clip_grad_norm"]
+
+
+@pytest.mark.parametrize("fn", DEVICE_CASES)
+def test_device_propagation(impl, fn):
+    args, kwargs = _device_case(fn)
+    check_devices(impl, fn, *args, **kwargs)

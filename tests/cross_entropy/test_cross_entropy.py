@@ -213,3 +213,24 @@ def test_extreme_confident_logits(impl, device, dtype, case, right, label_smooth
     check(_call("cross_entropy", logits, kw) + where,
           impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw))
     _check_grad(impl, _call("cross_entropy_grad", logits, kw) + where, logits, target, kw)
+
+
+# The device pass (tests/devices.py): every tensor input on the meta device.
+import pytest  # noqa: E402  (kept with the test it serves, at the end of the module)
+
+from tests.devices import check_devices, meta  # noqa: E402
+
+DEVICE_CASES = {
+    "log_softmax": lambda: ((meta(3, 5),), {"dim": 0}),
+    "cross_entropy(class indices, ignore_index, label_smoothing)": lambda: (
+        (meta(3, 5), meta(3, dtype=torch.int64)), {"ignore_index": 1, "label_smoothing": 0.1}),
+    "cross_entropy(probabilities, reduction='none')": lambda: ((meta(3, 5, 2), meta(3, 5, 2)), {"reduction": "none"}),
+    "cross_entropy_grad(class indices)": lambda: ((meta(3, 5), meta(3, dtype=torch.int64)), {"ignore_index": 1}),
+    "cross_entropy_grad(probabilities, reduction='sum')": lambda: ((meta(3, 5), meta(3, 5)), {"reduction": "sum"}),
+}
+
+
+@pytest.mark.parametrize("case", DEVICE_CASES)
+def test_device_propagation(impl, case):
+    args, kwargs = DEVICE_CASES[case]()
+    check_devices(impl, case.split("(")[0], *args, **kwargs)

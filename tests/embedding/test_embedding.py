@@ -134,3 +134,22 @@ def test_embedding_bag_gradient(impl, device, dtype, case, mode):
                                   {"mode": mode, "padding_idx": padding_idx}), 2, "embedding_bag")
     _check_gradient(f"embedding_bag(mode={mode!r}, padding_idx={padding_idx})", out, grad,
                     expected_out, expected_grad)
+
+
+# The device pass (tests/devices.py): every tensor input on the meta device.
+import pytest  # noqa: E402  (kept with the test it serves, at the end of the module)
+
+from tests.devices import check_devices, meta  # noqa: E402
+
+DEVICE_CASES = {
+    "embedding(padding_idx)": lambda: ((meta(2, 3, dtype=torch.int64), meta(5, 4)), {"padding_idx": 0}),
+    "embedding_backward(padding_idx)": lambda: ((meta(2, 3, dtype=torch.int64), meta(2, 3, 4), 5), {"padding_idx": 0}),
+    "embedding_bag(mean, padding_idx)": lambda: ((meta(2, 3, dtype=torch.int64), meta(5, 4)), {"padding_idx": 0}),
+    "embedding_bag(sum)": lambda: ((meta(2, 3, dtype=torch.int64), meta(5, 4)), {"mode": "sum"}),
+}
+
+
+@pytest.mark.parametrize("case", DEVICE_CASES)
+def test_device_propagation(impl, case):
+    args, kwargs = DEVICE_CASES[case]()
+    check_devices(impl, case.split("(")[0], *args, **kwargs)

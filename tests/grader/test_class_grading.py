@@ -134,8 +134,9 @@ def test_missing_function_costs_only_its_test(graded):
     tests = c.tests_of(sub)
     assert _failed(sub, "test_token_nll")
     assert "has no function token_nll" in tests["test_token_nll"]["feedback"]
-    assert all(tests[t]["status"] == "passed" for t in c.TESTS if t != "test_token_nll")
-    assert sub["score"] == pytest.approx(10 * (len(c.TESTS) - 1) / len(c.TESTS), abs=1e-3)
+    # the device pass has a case per function: token_nll's fails there too
+    assert all(tests[t]["status"] == "passed" for t in c.TESTS if t not in ("test_token_nll", c.DEVICES))
+    assert 10 * (len(c.TESTS) - 2) / len(c.TESTS) < sub["score"] < 10 * (len(c.TESTS) - 1) / len(c.TESTS)
 
 
 def test_wrong_shape_device_and_dtype_are_named(graded):
@@ -145,7 +146,7 @@ def test_wrong_shape_device_and_dtype_are_named(graded):
     assert "token_nll(logits of shape (2, 4, 5), targets) with logits of scale 3 has shape (2), expected (2, 4)" \
         in tests["test_token_nll"]["feedback"]
     assert _failed(sub, "test_perplexity_from_nll")
-    assert "device meta" in tests["test_perplexity_from_nll"]["feedback"]
+    assert "is on meta, expected cpu" in tests["test_perplexity_from_nll"]["feedback"]
     for name in ("test_perplexity_and_gradient", "test_ignore_index_leaves_padding_out",
                  "test_mask_leaves_padding_out", "test_uniform_logits_give_the_vocabulary_size"):
         t = tests[name]  # float32 cases pass, float64 ones fail on the dtype
@@ -219,8 +220,12 @@ def test_exploits_of_an_in_process_grader_score_zero(graded, name):
     if name in ("forged_results", "classmate_files", "proc_mem") and _own_user(graded["report"]):
         pytest.skip(OWN_USER)
     sub = _sub(graded, name)
-    assert sub["score"] == 0
+    # The exploits start from the solution, whose device handling is right: the device pass, which
+    # looks at devices and not at values, is the one test they may pass (its share of the topic).
+    assert sub["score"] <= 10 / len(c.TESTS) + 1e-6
     for test, t in c.tests_of(sub).items():
+        if test == c.DEVICES:
+            continue
         assert t["passed"] == 0, (test, t)
         assert " differs: " in t["feedback"], (test, t["feedback"])
 
@@ -257,13 +262,14 @@ def test_forged_results_leave_no_trace(graded):
     with open(out / "report.json") as f:
         written = json.load(f)
     by = {s["name"]: s for s in written["submissions"]}
-    assert by["forged_results"]["score"] == 0 and by["a_good"]["score"] == 10
+    assert by["forged_results"]["score"] <= 10 / len(c.TESTS) + 1e-6 and by["a_good"]["score"] == 10
     assert not (out / "results.json").exists()
     with open(out / "class.csv", newline="") as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
-    assert float(rows["forged_results"]["perplexity"]) == 0 and float(rows["forged_results"]["total"]) == 0
+    share = by["forged_results"]["score"]  # the device pass at most (see the exploits above)
+    assert float(rows["forged_results"]["perplexity"]) == share == float(rows["forged_results"]["total"])
     with open(out / "gradescope" / "forged_results.json") as f:
-        assert json.load(f)["score"] == 0
+        assert json.load(f)["score"] == share
 
 
 def test_network_is_unreachable(graded):

@@ -154,3 +154,29 @@ def test_gru_cell_backward(impl, device, dtype, case):
         right = [n for n in GRADS if n not in wrong]
         raise Mismatch(f"gru_cell_backward (compared with autograd on torch.nn.GRUCell): wrong {', '.join(wrong)}"
                        + (f" (right: {', '.join(right)})" if right else "") + f". First, {first}")
+
+
+# The device pass (tests/devices.py): every input on the meta device; a zero initial state made
+# without device= (h0=None) is the usual culprit.
+import pytest  # noqa: E402  (kept with the test it serves, at the end of the module)
+
+from tests.devices import check_devices, meta  # noqa: E402
+
+
+def _meta_weights(inputs, hidden, layers):
+    return [(meta(3 * hidden, inputs if layer == 0 else hidden), meta(3 * hidden, hidden), meta(3 * hidden),
+             meta(3 * hidden)) for layer in range(layers)]
+
+
+DEVICE_CASES = {
+    "gru_cell": lambda: ((meta(2, 3), meta(2, 4), *_meta_weights(3, 4, 1)[0]), {}),
+    "gru_forward(h0=None, batch_first=True)": lambda: ((meta(2, 3, 3), _meta_weights(3, 4, 2)), {"batch_first": True}),
+    "gru_forward(h0)": lambda: ((meta(3, 2, 3), _meta_weights(3, 4, 2)), {"h0": meta(2, 2, 4)}),
+    "gru_cell_backward": lambda: ((meta(2, 3), meta(2, 4), *_meta_weights(3, 4, 1)[0], meta(2, 4)), {}),
+}
+
+
+@pytest.mark.parametrize("case", DEVICE_CASES)
+def test_device_propagation(impl, case):
+    args, kwargs = DEVICE_CASES[case]()
+    check_devices(impl, case.split("(")[0], *args, **kwargs)

@@ -1,20 +1,42 @@
 """Hidden suite for lstm: the learner's gates, cell and layer against the chunks of torch's
-pre-activations, ``torch.nn.LSTMCell`` and ``torch.nn.LSTM`` loaded with the same weights, and the
-manual backward of one cell against ``torch.autograd.grad``."""
+pre-activations, ``torch.nn.LSTMCell`` and ``torch.nn.LSTM`` loaded with the same weights (values and
+gradients through them), the manual backward of one cell against ``torch.autograd.grad``, and devices.
+
+What the stub promises, and where it is tested:
+
+| promise (exercises/lstm/lstm.py) | test |
+|---|---|
+| gates i, f, g, o in torch's order; sigmoid, sigmoid, tanh, sigmoid | ``test_lstm_gates`` |
+| ``c' = f * c + i * g``, ``h' = o * tanh(c')``, ``c'`` returned without tanh | ``test_lstm_cell`` |
+| (4H, I) / (4H, H) layout, both biases | every test (I != H) |
+| ``hc0=None`` is zeros for both states; ``c0`` counts as much as ``h0`` | ``test_lstm_forward`` examples |
+| ``(h_n, c_n)`` each ``(1, B, H)``, the last step's states | ``test_lstm_forward`` |
+| a forward a student trains through: gradients of x, h, c / hc0 and every weight | ``test_*_gradients`` |
+| the backward: every gradient, ``d_c_next`` added, ``dc`` through f, both biases | ``test_lstm_cell_backward`` |
+| edges: T = 1, B = 1, H = 1, I = 1 | ``EDGE``, ``THIN`` examples; strategies reach them |
+| dtype of the inputs | every test, float64 and float32 |
+| device of the inputs (no ``.cpu()``, no numpy) | ``test_device_propagation`` (meta device) |
+| inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
+"""
+import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.compare import Mismatch, check, unpack
+from tests.devices import check_devices
 from tests.diagnosis import forward_or_backward
+from tests.gradients import check_gradients, reference_grads, upstream
 from tests.strategies import Case, cases, dims, randn, seeds
 
 # input != hidden, so that a weight used without its transpose cannot go unnoticed.
-shapes = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(2, 4), seed=seeds()) \
+shapes = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(1, 4), seed=seeds()) \
     .filter(lambda c: c.input != c.hidden)
 
-# Explicit case, run first: batch and time of different lengths, both larger than 1.
+# Explicit cases, run first: batch and time of different lengths, both larger than 1; the edges.
 ONE = Case(batch=2, seq_len=3, input=3, hidden=4, seed=1)
+EDGE = Case(batch=1, seq_len=1, input=2, hidden=3, seed=3)  # one sequence of one step
+THIN = Case(batch=3, seq_len=2, input=2, hidden=1, seed=4)  # states of size 1
 
 GATES = ("gate i (input)", "gate f (forget)", "gate g (candidate values)", "gate o (output)")
 GRADS = ("dx", "dh", "dc", "dW_ih", "dW_hh", "db_ih", "db_hh")
@@ -66,6 +88,7 @@ def _step_inputs(case, dtype, device):
 
 @given(case=shapes)
 @example(case=ONE)
+@example(case=THIN)
 def test_lstm_gates(impl, device, dtype, case):
     weights = _weights(case, dtype, device)
     W_ih, W_hh, b_ih, b_hh = weights
@@ -78,6 +101,7 @@ def test_lstm_gates(impl, device, dtype, case):
 
 @given(case=shapes)
 @example(case=ONE)
+@example(case=THIN)
 def test_lstm_cell(impl, device, dtype, case):
     weights = _weights(case, dtype, device)
     x, h, c = _step_inputs(case, dtype, device)
@@ -91,6 +115,8 @@ def test_lstm_cell(impl, device, dtype, case):
 @given(case=shapes, with_hc0=st.booleans())
 @example(case=ONE, with_hc0=True)
 @example(case=ONE, with_hc0=False)
+@example(case=EDGE, with_hc0=True)
+@example(case=THIN, with_hc0=True)
 def test_lstm_forward(impl, device, dtype, case, with_hc0):
     weights = _weights(case, dtype, device)
     x = randn(case.seq_len, case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
@@ -111,6 +137,7 @@ def test_lstm_forward(impl, device, dtype, case, with_hc0):
 
 @given(case=shapes)
 @example(case=ONE)
+@example(case=THIN)
 def test_lstm_cell_backward(impl, device, dtype, case):
     weights = _weights(case, dtype, device)
     x, h, c = _step_inputs(case, dtype, device)
@@ -130,3 +157,74 @@ def test_lstm_cell_backward(impl, device, dtype, case):
 
 def _lstm_cell_reference(x, h, c, W_ih, W_hh, b_ih, b_hh):
     return torch.lstm_cell(x, (h, c), W_ih, W_hh, b_ih, b_hh)
+
+
+_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh")
+
+
+@given(case=shapes)
+@example(case=ONE)
+def test_lstm_cell_gradients(impl, device, dtype, case):
+    weights = _weights(case, dtype, device)
+    x, h, c = _step_inputs(case, dtype, device)
+    cell = _torch_cell(weights, dtype, device)
+    leaves = [t.detach().requires_grad_(True) for t in (x, h, c)]
+    outs = cell(leaves[0], (leaves[1], leaves[2]))
+    d_outs = upstream(outs, case.seed + 20)
+    expected = reference_grads(outs, [*leaves, *(getattr(cell, n) for n in _PARAMS)], d_outs)
+    check_gradients(impl, "lstm_cell", (x, h, c, *weights), {}, d_outs, [o.detach() for o in outs], expected,
+                    outputs=["h'", "c'"], inputs=["x", "h", "c", *_NAMES], what="lstm_cell")
+
+
+@given(case=shapes, with_hc0=st.booleans())
+@example(case=ONE, with_hc0=True)
+@example(case=ONE, with_hc0=False)
+def test_lstm_forward_gradients(impl, device, dtype, case, with_hc0):
+    weights = _weights(case, dtype, device)
+    x = randn(case.seq_len, case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
+    states = [randn(1, case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device),
+              randn(1, case.batch, case.hidden, seed=case.seed + 2, dtype=dtype, device=device, scale=1.5)]
+    module = _load(torch.nn.LSTM(case.input, case.hidden).to(device=device, dtype=dtype), weights, suffix="_l0")
+    leaves = [t.detach().requires_grad_(True) for t in (x, *states)]
+    output, (h_n, c_n) = module(leaves[0], tuple(leaves[1:]) if with_hc0 else None)
+    outs = [output, h_n, c_n]
+    d_outs = upstream(outs, case.seed + 20)
+    params = [getattr(module, n + "_l0") for n in _PARAMS]
+    wrt = [leaves[0], *params, *(leaves[1:] if with_hc0 else [])]  # the order of the arguments
+    expected = reference_grads(outs, wrt, d_outs)
+    kwargs = {"hc0": tuple(states)} if with_hc0 else {}
+    what = f"lstm_forward(hc0={'given' if with_hc0 else 'None'})"
+    check_gradients(impl, "lstm_forward", (x, *weights), kwargs, d_outs, [o.detach() for o in outs], expected,
+                    outputs=["output", "h_n", "c_n"], inputs=["x", *_NAMES, *(["h0", "c0"] if with_hc0 else [])],
+                    what=what)
+
+
+def _device_case(fn, with_hc0=False):
+    weights = _weights(ONE, torch.float32, "cpu")
+    x, h, c = _step_inputs(ONE, torch.float32, "cpu")
+    if fn == "lstm_gates":
+        return (x, h, *weights), {}
+    if fn == "lstm_cell":
+        return (x, h, c, *weights), {}
+    if fn == "lstm_cell_backward":
+        return (x, h, c, *weights, h, c), {}
+    xs = randn(ONE.seq_len, ONE.batch, ONE.input, seed=0)
+    return (xs, *weights), ({"hc0": (h.unsqueeze(0), c.unsqueeze(0))} if with_hc0 else {})
+
+
+# The device pass (tests/devices.py): every input on the meta device. Zero states made without
+# device= (hc0=None) are the usual culprit.
+DEVICE_CASES = {
+    "lstm_gates": lambda: _device_case("lstm_gates"),
+    "lstm_cell": lambda: _device_case("lstm_cell"),
+    "lstm_forward(hc0=None)": lambda: _device_case("lstm_forward"),
+    "lstm_forward(hc0)": lambda: _device_case("lstm_forward", with_hc0=True),
+    "lstm_cell_backward": lambda: _device_case("lstm_cell_backward"),
+}
+
+
+@pytest.mark.parametrize("case", DEVICE_CASES)
+def test_device_propagation(impl, case):
+    args, kwargs = DEVICE_CASES[case]()
+    check_devices(impl, case.split("(")[0], *args, **kwargs)

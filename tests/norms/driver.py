@@ -1,22 +1,60 @@
-"""Runs beside the learner's code in the sandbox: differentiates the learner's residual blocks.
+"""Runs beside the learner's code in the sandbox: autograd through the learner's forward, and its
+finite differences for the forward-or-backward diagnosis of the hand-written gradients.
 
 Functions here take the learner's module first. They keep their own reference to
 ``torch.autograd.grad``, taken before the forbidden-API guards are installed.
 """
 import torch
 
-_grad = torch.autograd.grad
+_grad = torch.autograd.grad  # taken before the forbidden-API guards are installed
 
 
-def block_and_grads(m, which, x, norm_weight, norm_bias, W, b, eps, d_out):
-    """``which`` block's output, and the gradients of ``sum(out * d_out)`` with respect to
-    ``(x, norm_weight, norm_bias, W, b)`` (None when the output is not differentiable)."""
-    inputs = [t.detach().requires_grad_(True) for t in (x, norm_weight, norm_bias, W, b)]
-    out = getattr(m, which)(*inputs, eps=eps)
-    if not isinstance(out, torch.Tensor) or not out.requires_grad or out.shape != d_out.shape:
-        return out, None
-    grads = _grad(out, inputs, grad_outputs=d_out, allow_unused=True)
-    return out.detach(), tuple(grads)
+def _leaves(x, leaves: list):
+    """``x`` with every tensor replaced by a fresh leaf that requires grad (collected in ``leaves``)."""
+    if isinstance(x, torch.Tensor):
+        leaf = x.detach().requires_grad_(x.is_floating_point())
+        leaves.append(leaf)
+        return leaf
+    if isinstance(x, (list, tuple)):
+        return type(x)(_leaves(v, leaves) for v in x)
+    return x
+
+
+def _flat(x) -> list:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [t for v in x for t in _flat(v)]
+    return []
+
+
+def _detached(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_detached(v) for v in x)
+    return x
+
+
+def grads_through(m, fn, args, kwargs, d_outs):
+    """The learner's ``fn(*args, **kwargs)`` with every tensor argument a leaf that requires grad, and
+    the gradients of ``sum(out_k * d_outs[k])`` (``out_k`` the tensors of the result, in order) with
+    respect to every argument tensor, in the order of the arguments (positional, then keyword): None
+    for an argument the result does not depend on. The gradients are None as a whole when the result
+    does not hold tensors shaped like ``d_outs`` or none of them depends on the arguments."""
+    leaves: list = []
+    args = _leaves(list(args), leaves)
+    kwargs = {k: _leaves(v, leaves) for k, v in kwargs.items()}
+    result = getattr(m, fn)(*args, **kwargs)
+    outs = _flat(result)
+    if len(outs) != len(d_outs) or any(o.shape != d.shape for o, d in zip(outs, d_outs)):
+        return _detached(result), None
+    terms = [(o * d).sum() for o, d in zip(outs, d_outs) if o.requires_grad]
+    wanted = [t for t in leaves if t.requires_grad]
+    if not terms:
+        return _detached(result), None
+    grads = iter(_grad(sum(terms), wanted, allow_unused=True))
+    return _detached(result), [next(grads) if t.requires_grad else None for t in leaves]
 
 
 def own_finite_differences(m, source, forward, inputs, wrt, d_out):

@@ -1,33 +1,65 @@
-"""Hidden suite for norms: the learner's LayerNorm / RMSNorm, their manual backward and the residual
-blocks against ``F.layer_norm``, ``F.rms_norm`` and ``torch.autograd.grad``."""
+"""Hidden suite for norms: the learner's LayerNorm / RMSNorm (values and gradients through them), their
+manual backward and the residual blocks against ``F.layer_norm``, ``F.rms_norm`` and
+``torch.autograd.grad``, and devices.
+
+What the stub promises, and where it is tested:
+
+| promise (exercises/norms/norms.py) | test |
+|---|---|
+| the last ``len(normalized_shape)`` dims, any number of leading dims (none too) | ``lead``, ``ALONE`` |
+| ``normalized_shape`` an int or a tuple | ``as_int`` |
+| ``weight`` and ``bias`` each may be None (all four combinations) | ``affine`` |
+| defaults: eps 1e-5 (LayerNorm), None = ``finfo(dtype).eps`` (RMSNorm), no weight / bias | ``eps="default"`` |
+| eps inside the square root; biased variance; no cancellation with a common offset | ``TINY``, ``SHIFTED`` |
+| a constant vector (variance 0) gives ``bias`` | ``FLAT`` |
+| every vector on its own, whatever the scale of the others | ``spread`` (``SPREAD``) |
+| RMSNorm does not center | ``test_rms_norm`` |
+| the forwards stay differentiable (gradients of x, weight, bias) | ``test_*_norm_gradients``, blocks |
+| backward: ``dweight`` / ``dbias`` summed over ALL batch dims, None without the parameter | ``test_*_backward`` |
+| pre-norm ``x + f(LN(x))``, post-norm ``LN(x + f(x))`` | ``test_pre_norm_block``, ``test_post_norm_block`` |
+| dtype of ``x`` | every test, float64 and float32 |
+| device of ``x`` (no ``.cpu()``, numpy, ``.item()``) | ``test_device_propagation`` (meta device) |
+| inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
+"""
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.compare import Mismatch, check, unpack
+from tests.devices import check_devices
 from tests.diagnosis import forward_or_backward
+from tests.gradients import check_gradients, reference_grads, upstream
 from tests.strategies import Case, cases, dims, randn, seeds
 
-# lead: the batch dims (1 or 2 of them); norm: normalized_shape (1 or 2 dims); scale: tiny inputs
-# make a misplaced eps show; offset: a large common shift (in units of scale) punishes a variance
-# computed as E[x^2] - E[x]^2; affine: which of weight / bias are given; as_int: normalized_shape
-# passed as an int when it has one dim.
-shapes = cases(lead=st.lists(dims(1, 3), min_size=1, max_size=2),
+# lead: the batch dims (none, 1 or 2 of them); norm: normalized_shape (1 or 2 dims); scale: tiny
+# inputs make a misplaced eps show; offset: a large common shift (in units of scale) punishes a
+# variance computed as E[x^2] - E[x]^2; spread: every vector at its own scale (1e-3 .. 1e3); flat:
+# one vector constant (variance 0); affine: which of weight / bias are given; as_int:
+# normalized_shape passed as an int when it has one dim.
+shapes = cases(lead=st.lists(dims(1, 3), min_size=0, max_size=2),
                norm=st.lists(dims(2, 4), min_size=1, max_size=2).filter(lambda n: math.prod(n) > 2),
                scale=st.sampled_from([1.0, 1e-4]),
                offset=st.sampled_from([0.0, 1.0]),
-               affine=st.sampled_from(["weight and bias", "weight", "neither"]),
+               spread=st.booleans(),
+               flat=st.booleans(),
+               affine=st.sampled_from(["weight and bias", "weight", "bias", "neither"]),
                as_int=st.booleans(),
                seed=seeds())
 
-# Explicit cases, run first: two normalized dims behind two batch dims; tiny inputs.
-WIDE = Case(lead=[2, 3], norm=[3, 4], scale=1.0, offset=0.0, affine="weight and bias", as_int=False, seed=1)
-TINY = Case(lead=[2, 2], norm=[5], scale=1e-4, offset=0.0, affine="weight", as_int=True, seed=2)
-SHIFTED = Case(lead=[3], norm=[2, 3], scale=1.0, offset=1.0, affine="neither", as_int=False, seed=3)
-
+# Explicit cases, run first: two normalized dims behind two batch dims; tiny inputs; a common
+# offset; no batch dim at all; vectors of very different scales; a constant vector.
+_PLAIN = dict(scale=1.0, offset=0.0, spread=False, flat=False, as_int=False)
+WIDE = Case(**{**_PLAIN, "lead": [2, 3], "norm": [3, 4], "affine": "weight and bias", "seed": 1})
+TINY = Case(**{**_PLAIN, "lead": [2, 2], "norm": [5], "scale": 1e-4, "affine": "weight", "as_int": True, "seed": 2})
+SHIFTED = Case(**{**_PLAIN, "lead": [3], "norm": [2, 3], "offset": 1.0, "affine": "neither", "seed": 3})
+ALONE = Case(**{**_PLAIN, "lead": [], "norm": [2, 3], "affine": "weight and bias", "seed": 4})
+SPREAD = Case(**{**_PLAIN, "lead": [2, 3], "norm": [4], "spread": True, "affine": "bias", "seed": 5})
+FLAT = Case(**{**_PLAIN, "lead": [3], "norm": [4], "flat": True, "affine": "weight and bias", "seed": 6})
+NONE = Case(**{**_PLAIN, "lead": [2], "norm": [3], "affine": "neither", "as_int": True, "seed": 7})
 
 def _offset(dtype):
     """A shift, in units of the spread, large enough that E[x^2] - E[x]^2 loses the variance."""
@@ -37,17 +69,27 @@ def _offset(dtype):
 def _inputs(case, dtype, device, gradient=False):
     """``x``, ``weight``, ``bias`` (None where the case says so), ``d_out`` and ``normalized_shape``.
 
-    ``gradient=True``: no offset, and no tiny inputs in float32. The gradient of a norm grows like
-    1 / sqrt(var + eps) and cancels between its terms, so there float32 rounding alone would exceed
-    the default tolerances; float64 keeps the tiny inputs."""
+    float32 leaves out what its rounding alone cannot pass within the default tolerances: with
+    ``gradient=True`` (no offset anyway) tiny inputs, vectors of different scales and a constant
+    vector, since the gradient of a norm grows like 1 / sqrt(var + eps) and cancels between its
+    terms. No dtype has the digits for a large offset on vectors of different scales (a vector of
+    spread 1e-3 at 1e5 keeps half of float64's digits): the offset goes with uniform scales only."""
+    wide = dtype == torch.float64
     shape = (*case.lead, *case.norm)
     x = randn(*shape, seed=case.seed, dtype=dtype, device=device)
+    spread = case.spread and (wide or not gradient)
+    if spread:  # vector k scaled by 10^(-3 .. 3): each is normalized on its own
+        rows = math.prod(case.lead)
+        factors = torch.logspace(-3, 3, rows, dtype=torch.float64) if rows > 1 else torch.ones(1, dtype=torch.float64)
+        x = x * factors.to(device=device, dtype=dtype).reshape(*case.lead, *(1 for _ in case.norm))
     if gradient:
-        x = x * (case.scale if dtype == torch.float64 else 1.0)
+        x = x * (case.scale if wide else 1.0)
     else:
-        x = (x + case.offset * _offset(dtype)) * case.scale
-    weight = randn(*case.norm, seed=case.seed + 1, dtype=dtype, device=device) if case.affine != "neither" else None
-    bias = randn(*case.norm, seed=case.seed + 2, dtype=dtype, device=device) if case.affine == "weight and bias" else None
+        x = (x + (0.0 if spread else case.offset) * _offset(dtype)) * case.scale
+    if case.flat and (wide or not gradient):  # the first vector constant (variance exactly 0): y = bias
+        x[(0,) * len(case.lead)] = 0.75 * case.scale
+    weight = randn(*case.norm, seed=case.seed + 1, dtype=dtype, device=device) if "weight" in case.affine else None
+    bias = randn(*case.norm, seed=case.seed + 2, dtype=dtype, device=device) if "bias" in case.affine else None
     d_out = randn(*shape, seed=case.seed + 3, dtype=dtype, device=device)
     ns = case.norm[0] if case.as_int and len(case.norm) == 1 else tuple(case.norm)
     return x, weight, bias, d_out, ns
@@ -76,36 +118,55 @@ def _check_optional(name, actual, expected, why):
     check(name, actual, expected)
 
 
-@given(case=shapes, eps=st.sampled_from([1e-5, 1e-3, 0.1]))
+def _eps_kwargs(eps):
+    """``eps="default"``: the argument left out, the function's default applies."""
+    return {} if eps == "default" else {"eps": eps}
+
+
+def _affine_kwargs(weight, bias=None):
+    """Parameters that are None are left out: the defaults must be None."""
+    return {k: v for k, v in (("weight", weight), ("bias", bias)) if v is not None}
+
+
+@given(case=shapes, eps=st.sampled_from(["default", 1e-5, 1e-3, 0.1]))
 @example(case=WIDE, eps=1e-5)
-@example(case=TINY, eps=1e-5)
+@example(case=TINY, eps="default")
 @example(case=SHIFTED, eps=1e-5)
+@example(case=ALONE, eps=1e-3)
+@example(case=SPREAD, eps=1e-5)
+@example(case=FLAT, eps=1e-5)
 def test_layer_norm(impl, device, dtype, case, eps):
     x, weight, bias, _, ns = _inputs(case, dtype, device)
-    expected = F.layer_norm(x, _ns(ns), weight, bias, eps)
-    check(f"layer_norm(normalized_shape={ns!r}, eps={eps:g}, {case.affine})",
-          impl.layer_norm(x, ns, weight, bias, eps), expected)
+    expected = F.layer_norm(x, _ns(ns), weight, bias, 1e-5 if eps == "default" else eps)
+    check(f"layer_norm(normalized_shape={ns!r}, eps={eps}, {case.affine}) of x {tuple(x.shape)}",
+          impl.layer_norm(x, ns, **_affine_kwargs(weight, bias), **_eps_kwargs(eps)), expected)
 
 
-@given(case=shapes, eps=st.sampled_from([None, 1e-6, 1e-3]))
+@given(case=shapes, eps=st.sampled_from(["default", None, 1e-6, 1e-3]))
 @example(case=WIDE, eps=None)
-@example(case=TINY, eps=None)
+@example(case=TINY, eps="default")
 @example(case=SHIFTED, eps=1e-6)
+@example(case=ALONE, eps=None)
+@example(case=SPREAD, eps="default")
+@example(case=FLAT, eps=None)
 def test_rms_norm(impl, device, dtype, case, eps):
     x, weight, _, _, ns = _inputs(case, dtype, device)
-    expected = F.rms_norm(x, _ns(ns), weight, eps)
-    check(f"rms_norm(normalized_shape={ns!r}, eps={eps!r}, {'with' if weight is not None else 'no'} weight)",
-          impl.rms_norm(x, ns, weight, eps), expected)
+    expected = F.rms_norm(x, _ns(ns), weight, None if eps == "default" else eps)
+    check(f"rms_norm(normalized_shape={ns!r}, eps={eps}, {'with' if weight is not None else 'no'} weight) of x "
+          f"{tuple(x.shape)}", impl.rms_norm(x, ns, **_affine_kwargs(weight), **_eps_kwargs(eps)), expected)
 
 
 @given(case=shapes, eps=st.sampled_from([1e-5, 1e-3, 0.1]))
 @example(case=WIDE, eps=1e-5)
 @example(case=TINY, eps=1e-5)
+@example(case=ALONE, eps=1e-3)
+@example(case=NONE, eps=1e-5)
+@example(case=FLAT, eps=1e-5)
 def test_layer_norm_backward(impl, device, dtype, case, eps):
     x, weight, bias, d_out, ns = _inputs(case, dtype, device, gradient=True)
     dx, dw, db = _reference_grads(lambda a, w, b: F.layer_norm(a, _ns(ns), w, b, eps), x, weight, bias, d_out)
     got = unpack(impl.layer_norm_backward(x, ns, weight, bias, eps, d_out), 3, "layer_norm_backward")
-    where = f" (normalized_shape={ns!r}, eps={eps:g}, {case.affine})"
+    where = f" (normalized_shape={ns!r}, eps={eps:g}, {case.affine}, x {tuple(x.shape)})"
     inputs = dict(x=x, normalized_shape=ns, weight=weight, bias=bias, eps=eps)
     grads = {n: g for n, g in zip(("x", "weight", "bias"), got) if inputs[n] is not None}
     with forward_or_backward(impl, "layer_norm", _layer_norm_reference, inputs, grads, d_out):
@@ -117,11 +178,15 @@ def test_layer_norm_backward(impl, device, dtype, case, eps):
 @given(case=shapes, eps=st.sampled_from([None, 1e-6, 1e-3]))
 @example(case=WIDE, eps=None)
 @example(case=TINY, eps=1e-6)
+@example(case=ALONE, eps=None)
+@example(case=NONE, eps=None)
+@example(case=SPREAD, eps=1e-6)
 def test_rms_norm_backward(impl, device, dtype, case, eps):
     x, weight, _, d_out, ns = _inputs(case, dtype, device, gradient=True)
     dx, dw, _ = _reference_grads(lambda a, w, b: F.rms_norm(a, _ns(ns), w, eps), x, weight, None, d_out)
     got = unpack(impl.rms_norm_backward(x, ns, weight, eps, d_out), 2, "rms_norm_backward")
-    where = f" (normalized_shape={ns!r}, eps={eps!r}, {'with' if weight is not None else 'no'} weight)"
+    where = (f" (normalized_shape={ns!r}, eps={eps!r}, {'with' if weight is not None else 'no'} weight, "
+             f"x {tuple(x.shape)})")
     inputs = dict(x=x, normalized_shape=ns, weight=weight, eps=eps)
     grads = {n: g for n, g in zip(("x", "weight"), got) if inputs[n] is not None}
     with forward_or_backward(impl, "rms_norm", _rms_norm_reference, inputs, grads, d_out):
@@ -137,6 +202,39 @@ def _rms_norm_reference(x, normalized_shape, weight, eps):
     return F.rms_norm(x, _ns(normalized_shape), weight, eps)
 
 
+def _forward_gradients(impl, fn, reference, case, dtype, device, eps):
+    """Autograd through the learner's ``fn`` against autograd through ``reference``."""
+    x, weight, bias, _, ns = _inputs(case, dtype, device, gradient=True)
+    if fn == "rms_norm":
+        bias = None
+    given_ = [t for t in (x, weight, bias) if t is not None]
+    leaves = [t.detach().requires_grad_(True) for t in given_]
+    it = iter(leaves)
+    out = reference(next(it), *[next(it) if t is not None else None for t in (weight, bias)])
+    d_outs = upstream([out], case.seed + 20)
+    kwargs = {**_affine_kwargs(weight, bias), **_eps_kwargs(eps)}
+    names = ["x", *(n for n, t in (("weight", weight), ("bias", bias)) if t is not None)]
+    check_gradients(impl, fn, (x, ns), kwargs, d_outs, [out.detach()], reference_grads([out], leaves, d_outs),
+                    outputs=["y"], inputs=names,
+                    what=f"{fn}(normalized_shape={ns!r}, eps={eps}, {', '.join(names[1:]) or 'no weight or bias'})")
+
+
+@given(case=shapes, eps=st.sampled_from([1e-5, 0.1]))
+@example(case=WIDE, eps=1e-5)
+@example(case=ALONE, eps=0.1)
+def test_layer_norm_gradients(impl, device, dtype, case, eps):
+    _forward_gradients(impl, "layer_norm", lambda a, w, b: F.layer_norm(a, list(case.norm), w, b, eps),
+                       case, dtype, device, eps)
+
+
+@given(case=shapes, eps=st.sampled_from([None, 1e-3]))
+@example(case=WIDE, eps=None)
+@example(case=TINY, eps=1e-3)
+def test_rms_norm_gradients(impl, device, dtype, case, eps):
+    _forward_gradients(impl, "rms_norm", lambda a, w, b: F.rms_norm(a, list(case.norm), w, eps),
+                       case, dtype, device, eps)
+
+
 blocks = cases(lead=st.lists(dims(1, 3), min_size=1, max_size=2), d_model=dims(3, 5), seed=seeds())
 
 
@@ -148,34 +246,65 @@ def _post_norm(x, w, b_norm, W, b, eps):
     return F.layer_norm(x + torch.relu(F.linear(x, W, b)), x.shape[-1:], w, b_norm, eps)
 
 
-def _check_block(impl, which, reference, case, dtype, device, eps):
+def _block_inputs(case, dtype, device):
     d = case.d_model
     x = randn(*case.lead, d, seed=case.seed, dtype=dtype, device=device, scale=2.0)
     params = [randn(d, seed=case.seed + 1, dtype=dtype, device=device),
               randn(d, seed=case.seed + 2, dtype=dtype, device=device),
               randn(d, d, seed=case.seed + 3, dtype=dtype, device=device, scale=d ** -0.5),
               randn(d, seed=case.seed + 4, dtype=dtype, device=device, scale=0.5)]
-    d_out = randn(*case.lead, d, seed=case.seed + 5, dtype=dtype, device=device)
+    return x, params
+
+
+def _check_block(impl, which, reference, case, dtype, device, eps):
+    x, params = _block_inputs(case, dtype, device)
     leaves = [t.detach().requires_grad_(True) for t in (x, *params)]
     expected = reference(*leaves, eps)
-    expected_grads = torch.autograd.grad(expected, leaves, grad_outputs=d_out)
+    d_outs = upstream([expected], case.seed + 5)
+    check_gradients(impl, which, (x, *params), {"eps": eps}, d_outs, [expected.detach()],
+                    reference_grads([expected], leaves, d_outs), outputs=["the output"],
+                    inputs=["x", "norm_weight", "norm_bias", "W", "b"], what=f"{which}(eps={eps:g})")
 
-    out, grads = unpack(impl.drive("block_and_grads", which, x, *params, eps, d_out), 2, which)
-    check(which, out, expected.detach())
-    if grads is None:
-        raise Mismatch(f"{which} is not differentiable with respect to its inputs "
-                       "(a detach, an .item(), or a tensor rebuilt from Python numbers?)")
-    for name, g, e in zip(["x", "norm_weight", "norm_bias", "W", "b"], grads, expected_grads):
-        if g is None:
-            raise Mismatch(f"{which}: the output does not depend on {name}, but it should")
-        check(f"gradient of {which} with respect to {name}", g, e)
+
+BLOCK = Case(lead=[2, 3], d_model=4, seed=1)
+ROW = Case(lead=[1], d_model=3, seed=2)
 
 
 @given(case=blocks, eps=st.sampled_from([1e-5, 0.1]))
+@example(case=BLOCK, eps=1e-5)
+@example(case=ROW, eps=0.1)
 def test_pre_norm_block(impl, device, dtype, case, eps):
     _check_block(impl, "pre_norm_block", _pre_norm, case, dtype, device, eps)
 
 
 @given(case=blocks, eps=st.sampled_from([1e-5, 0.1]))
+@example(case=BLOCK, eps=1e-5)
+@example(case=ROW, eps=0.1)
 def test_post_norm_block(impl, device, dtype, case, eps):
     _check_block(impl, "post_norm_block", _post_norm, case, dtype, device, eps)
+
+
+def _device_case(fn):
+    x, weight, bias, d_out, ns = _inputs(WIDE, torch.float32, "cpu")
+    if fn == "layer_norm":
+        return (x, ns), {}
+    if fn == "rms_norm":
+        return (x, ns), {}
+    if fn == "layer_norm_backward":
+        return (x, ns, weight, bias, 1e-5, d_out), {}
+    if fn == "rms_norm_backward":
+        return (x, ns, weight, None, d_out), {}
+    x, params = _block_inputs(BLOCK, torch.float32, "cpu")
+    return (x, *params), {}
+
+
+# The device pass (tests/devices.py): every input on the meta device; weight and bias left out in
+# the forwards, where a stand-in made with torch.ones(...) would hide.
+DEVICE_CASES = ["layer_norm", "rms_norm", "layer_norm_backward", "rms_norm_backward", "pre_norm_block",
+                "post_norm_block"]
+
+
+@pytest.mark.parametrize("fn", DEVICE_CASES)
+def test_device_propagation(impl, fn):
+    args, kwargs = _device_case(fn)
+    check_devices(impl, fn, *args, **kwargs)

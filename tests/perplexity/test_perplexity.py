@@ -198,3 +198,23 @@ def test_perfect_predictions_give_one_even_with_huge_logits(impl, device, dtype,
     logits = F.one_hot(targets, case.vocab).to(dtype) * 1e4
     check("perplexity of certain, correct predictions (logits of 1e4)", impl.perplexity(logits, targets),
           torch.tensor(1.0, dtype=dtype, device=device))
+
+
+# The device pass (tests/devices.py): every tensor input on the meta device.
+import pytest  # noqa: E402  (kept with the test it serves, at the end of the module)
+
+from tests.devices import check_devices, meta  # noqa: E402
+
+DEVICE_CASES = {
+    "token_nll": lambda: ((meta(2, 3, 5), meta(2, 3, dtype=torch.int64)), {}),
+    "perplexity_from_nll": lambda: ((meta(), meta(dtype=torch.int64)), {}),
+    "perplexity": lambda: ((meta(2, 3, 5), meta(2, 3, dtype=torch.int64)), {}),
+    "perplexity(ignore_index, mask)": lambda: ((meta(2, 3, 5), meta(2, 3, dtype=torch.int64)),
+                                               {"ignore_index": 0, "mask": meta(2, 3, dtype=torch.bool)}),
+}
+
+
+@pytest.mark.parametrize("case", DEVICE_CASES)
+def test_device_propagation(impl, case):
+    args, kwargs = DEVICE_CASES[case]()
+    check_devices(impl, case.split("(")[0], *args, **kwargs)

@@ -1,21 +1,45 @@
 """Hidden suite for rnn: the learner's cell, layer and stack against ``torch.nn.RNNCell`` and
-``torch.nn.RNN`` loaded with the same weights."""
+``torch.nn.RNN`` loaded with the same weights: values, gradients through them, and devices.
+
+What the stub promises, and where it is tested:
+
+| promise (exercises/rnn/rnn.py) | test |
+|---|---|
+| ``tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)``, both biases, (H, I) layout | ``test_rnn_cell`` (I != H) |
+| a forward a student trains through: gradients of x, h0 and every weight | ``test_*_gradients`` |
+| ``batch_first`` with and without ``h0``, all four combinations | ``test_rnn_forward`` examples |
+| ``h0`` / ``h_n`` never batch-first, even with ``batch_first`` | examples with B != T and ``h0`` |
+| ``h0=None`` is a zero state | ``with_h0=False`` examples |
+| ``h_n`` ``(num_layers, B, H)``, the last step's state | ``_compare`` |
+| edges: T = 1, B = 1, H = 1, I = 1 | ``EDGE``, ``THIN`` examples; strategies reach them |
+| a stack: layer l > 0 reads layer l - 1, starts from ``h0[l]``; ``L = 1`` allowed | ``test_stacked_*`` |
+| ``batch_first`` in a stack | ``STACK`` examples |
+| dtype of the inputs | every test, float64 and float32 |
+| device of the inputs | ``test_device_propagation`` (meta device) |
+| inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
+"""
+import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.compare import Mismatch, check, unpack
+from tests.devices import check_devices
+from tests.gradients import check_gradients, reference_grads, upstream
 from tests.strategies import Case, cases, dims, randn, seeds
 
 # input != hidden, so that a W_ih used without its transpose cannot go unnoticed.
-shapes = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(2, 4), seed=seeds()) \
+shapes = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(1, 4), seed=seeds()) \
     .filter(lambda c: c.input != c.hidden)
-stacks = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(2, 4), layers=dims(2, 3),
+stacks = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(1, 4), layers=dims(1, 3),
                seed=seeds()).filter(lambda c: c.input != c.hidden)
 
-# Explicit cases, run first: batch and time of different lengths, both larger than 1.
+# Explicit cases, run first: batch and time of different lengths, both larger than 1; the edges.
 ONE = Case(batch=2, seq_len=3, input=3, hidden=4, seed=1)
+EDGE = Case(batch=1, seq_len=1, input=2, hidden=3, seed=3)  # one sequence of one step
+THIN = Case(batch=3, seq_len=2, input=2, hidden=1, seed=4)  # a hidden state of size 1
 STACK = Case(batch=3, seq_len=2, input=2, hidden=3, layers=3, seed=2)
+SINGLE = Case(batch=2, seq_len=3, input=3, hidden=2, layers=1, seed=5)  # a stack of one layer
 
 
 def _weights(case, dtype, device, layers=1):
@@ -65,6 +89,7 @@ def _compare(result, expected_output, expected_h_n, what, batch_first):
 
 @given(case=shapes)
 @example(case=ONE)
+@example(case=THIN)
 def test_rnn_cell(impl, device, dtype, case):
     W_ih, W_hh, b_ih, b_hh = _weights(case, dtype, device)[0]
     x_t = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
@@ -81,6 +106,9 @@ def test_rnn_cell(impl, device, dtype, case):
 @example(case=ONE, batch_first=False, with_h0=True)
 @example(case=ONE, batch_first=True, with_h0=True)
 @example(case=ONE, batch_first=True, with_h0=False)
+@example(case=ONE, batch_first=False, with_h0=False)
+@example(case=EDGE, batch_first=True, with_h0=True)
+@example(case=THIN, batch_first=False, with_h0=True)
 def test_rnn_forward(impl, device, dtype, case, batch_first, with_h0):
     weights = _weights(case, dtype, device)
     x, h0 = _inputs(case, dtype, device, batch_first, with_h0)
@@ -95,6 +123,7 @@ def test_rnn_forward(impl, device, dtype, case, batch_first, with_h0):
 @example(case=STACK, batch_first=False, with_h0=True)
 @example(case=STACK, batch_first=True, with_h0=True)
 @example(case=STACK, batch_first=True, with_h0=False)
+@example(case=SINGLE, batch_first=False, with_h0=True)
 def test_stacked_rnn_forward(impl, device, dtype, case, batch_first, with_h0):
     weights = _weights(case, dtype, device, layers=case.layers)
     x, h0 = _inputs(case, dtype, device, batch_first, with_h0, layers=case.layers)
@@ -104,3 +133,92 @@ def test_stacked_rnn_forward(impl, device, dtype, case, batch_first, with_h0):
     what = (f"stacked_rnn_forward({case.layers} layers, batch_first={batch_first}, "
             f"h0={'given' if with_h0 else 'None'})")
     _compare(result, expected_output, expected_h_n, what, batch_first)
+
+
+def _params(module, layers):
+    return [getattr(module, f"{n}_l{layer}") for layer in range(layers)
+            for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+
+def _param_names(layers):
+    suffix = (lambda l: f" of layer {l}") if layers > 1 else (lambda l: "")
+    return [f"{n}{suffix(l)}" for l in range(layers) for n in ("W_ih", "W_hh", "b_ih", "b_hh")]
+
+
+@given(case=shapes)
+@example(case=ONE)
+def test_rnn_cell_gradients(impl, device, dtype, case):
+    W_ih, W_hh, b_ih, b_hh = _weights(case, dtype, device)[0]
+    x_t = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
+    h_prev = randn(case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device)
+    cell = torch.nn.RNNCell(case.input, case.hidden).to(device=device, dtype=dtype)
+    params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+    with torch.no_grad():
+        for p, w in zip(params, (W_ih, W_hh, b_ih, b_hh)):
+            p.copy_(w)
+    leaves = [t.detach().requires_grad_(True) for t in (x_t, h_prev)]
+    out = cell(*leaves)
+    d_outs = upstream([out], case.seed + 20)
+    check_gradients(impl, "rnn_cell", (x_t, h_prev, W_ih, W_hh, b_ih, b_hh), {}, d_outs, [out.detach()],
+                    reference_grads([out], [*leaves, *params], d_outs), outputs=["h"],
+                    inputs=["x_t", "h_prev", *_param_names(1)], what="rnn_cell")
+
+
+def _forward_gradients(impl, fn, case, dtype, device, batch_first, with_h0, layers):
+    weights = _weights(case, dtype, device, layers=layers)
+    x, h0 = _inputs(case, dtype, device, batch_first, with_h0, layers=layers)
+    module = _torch_rnn(weights, batch_first, dtype, device)
+    leaves = [t.detach().requires_grad_(True) for t in (x, h0) if t is not None]
+    output, h_n = module(leaves[0], leaves[1] if with_h0 else None)
+    d_outs = upstream([output, h_n], case.seed + 20)
+    expected = reference_grads([output, h_n], [*leaves, *_params(module, layers)], d_outs)
+    args = (x, *weights[0]) if fn == "rnn_forward" else (x, weights)
+    kwargs = {"batch_first": batch_first, **({"h0": h0} if with_h0 else {})}
+    inputs = ["x", *_param_names(layers), *(["h0"] if with_h0 else [])]
+    # the driver lists gradients in the order of the arguments: x, the weights, then h0 (a keyword)
+    expected = [expected[0], *expected[2 if with_h0 else 1:], *(expected[1:2] if with_h0 else [])]
+    what = f"{fn}(batch_first={batch_first}, h0={'given' if with_h0 else 'None'})"
+    check_gradients(impl, fn, args, kwargs, d_outs, [output.detach(), h_n.detach()], expected,
+                    outputs=["output", "h_n"], inputs=inputs, what=what)
+
+
+@given(case=shapes, batch_first=st.booleans(), with_h0=st.booleans())
+@example(case=ONE, batch_first=False, with_h0=True)
+@example(case=ONE, batch_first=True, with_h0=False)
+def test_rnn_forward_gradients(impl, device, dtype, case, batch_first, with_h0):
+    _forward_gradients(impl, "rnn_forward", case, dtype, device, batch_first, with_h0, 1)
+
+
+@given(case=stacks, batch_first=st.booleans(), with_h0=st.booleans())
+@example(case=STACK, batch_first=True, with_h0=True)
+@example(case=STACK, batch_first=False, with_h0=False)
+def test_stacked_rnn_forward_gradients(impl, device, dtype, case, batch_first, with_h0):
+    _forward_gradients(impl, "stacked_rnn_forward", case, dtype, device, batch_first, with_h0, case.layers)
+
+
+def _device_case(fn, case, batch_first=False, with_h0=False, layers=1):
+    weights = _weights(case, torch.float32, "cpu", layers=layers)
+    x, h0 = _inputs(case, torch.float32, "cpu", batch_first, with_h0, layers=layers)
+    if fn == "rnn_cell":
+        return (x[0], randn(case.batch, case.hidden, seed=0), *weights[0]), {}
+    kwargs = {"batch_first": batch_first, **({"h0": h0} if with_h0 else {})}
+    return ((x, *weights[0]) if fn == "rnn_forward" else (x, weights)), kwargs
+
+
+# The device pass (tests/devices.py): every input on the meta device. A zero initial state made
+# without device= (h0=None) is the usual culprit.
+DEVICE_CASES = {
+    "rnn_cell": lambda: _device_case("rnn_cell", ONE),
+    "rnn_forward(h0=None)": lambda: _device_case("rnn_forward", ONE),
+    "rnn_forward(h0, batch_first=True)": lambda: _device_case("rnn_forward", ONE, True, True),
+    "stacked_rnn_forward(h0=None, batch_first=True)": lambda: _device_case("stacked_rnn_forward", STACK, True,
+                                                                          False, STACK.layers),
+    "stacked_rnn_forward(h0)": lambda: _device_case("stacked_rnn_forward", STACK, False, True, STACK.layers),
+}
+
+
+@pytest.mark.parametrize("case", DEVICE_CASES)
+def test_device_propagation(impl, case):
+    fn = case.split("(")[0]
+    args, kwargs = DEVICE_CASES[case]()
+    check_devices(impl, fn, *args, **kwargs)

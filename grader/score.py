@@ -2,7 +2,10 @@
 
 A test's credit is the fraction of its cases (devices, dtypes, ...) that passed; cases that could
 not run here (CUDA without a GPU) are left out of that fraction and counted as "not run". A topic's
-score is its weight times the weighted mean credit of its tests. The cases a test has come from the
+score is its weight times the weighted mean credit of its tests. A gated test (``@pytest.mark.gated``:
+one that checks how code runs, such as the device pass, rather than what it computes) counts only as
+far as the topic's other tests pass: its credit is scaled by their weighted mean credit, so code that
+computes nothing right earns nothing for running on the right device. The cases a test has come from the
 catalogue that its grading process wrote when it collected the suite, before any learner code ran:
 a case with no result is a failed case ("no result: ..."), never a smaller denominator.
 """
@@ -33,6 +36,7 @@ def score(s: Submission, topics: list[str], config: dict, catalogue: list[dict])
     and counted in the report's ``no_result``.
     """
     expected = cases_by_test(catalogue)
+    gated = {_topic_and_test(c) for c in catalogue if c.get("gated")}
     no_result = 0
     by_test: dict[tuple, list] = defaultdict(list)
     for r in s.results:
@@ -73,6 +77,7 @@ def score(s: Submission, topics: list[str], config: dict, catalogue: list[dict])
                           "credit": credit, "status": NOT_RUN if credit is None else
                           ("passed" if failed == 0 else "failed"),
                           "feedback": messages[0] if messages else ""})
+        got = _gate(tests, {t for tp, t in gated if tp == topic}, got)
         weight = float(cfg.get("weight", 1))
         points = weight * got / total_w if total_w else 0.0
         reason = _common_reason(tests)
@@ -82,6 +87,21 @@ def score(s: Submission, topics: list[str], config: dict, catalogue: list[dict])
     maximum = sum(t["max"] for t in out_topics)
     return {"name": s.name, "source": s.source, "sha256": s.digest, "problem": s.problem,
             "score": round(total, 4), "max": maximum, "no_result": no_result, "topics": out_topics}
+
+
+def _gate(tests: list[dict], gated: set[str], got: float) -> float:
+    """Scale each gated test's credit by the weighted mean credit of the topic's other tests; return
+    the topic's weighted credit sum with the scaled credits."""
+    rest = [t for t in tests if t["test"] not in gated and t["credit"] is not None]
+    share = sum(t["weight"] * t["credit"] for t in rest) / sum(t["weight"] for t in rest) if rest else 0.0
+    for t in tests:
+        if t["test"] in gated and t["credit"] is not None and share < 1:
+            got -= t["weight"] * t["credit"] * (1 - share)
+            t["credit"] *= share
+            if t["status"] == "passed":
+                t["feedback"] = (f"counts {share:.0%}: this check counts as far as the topic's other tests "
+                                 "pass")
+    return got
 
 
 def _common_reason(tests: list[dict]) -> str:

@@ -237,6 +237,8 @@ _GRADER = None  # the grader's pipe (``--results-fd``)
 
 def pytest_configure(config):
     global _RESULTS, _GRADER
+    config.addinivalue_line("markers", "gated: the test's credit counts only as far as the rest of its topic "
+                                       "passes (a check of how code runs, e.g. on which device, not of what it computes)")
     if config.getoption("results"):
         _RESULTS = open(config.getoption("results"), "a")
     if config.getoption("results_fd") is not None:
@@ -256,7 +258,8 @@ def pytest_collection_modifyitems(session, config, items):
     """The catalogue: every case this process will grade, written before any learner code runs, so
     that a case without a result counts as failed, never as absent."""
     if _GRADER is not None:
-        cases = [{"test": item.nodeid.split("[")[0], "params": _params(item)} for item in items]
+        cases = [{"test": item.nodeid.split("[")[0], "params": _params(item),
+                  **({"gated": True} if item.get_closest_marker("gated") else {})} for item in items]
         _GRADER.write(json.dumps({"catalogue": cases}) + "\n")
         _GRADER.flush()
 

@@ -225,6 +225,7 @@ def _device_case(fn):
 DEVICE_CASES = ["rnn_backward", "truncated_bptt", "clip_grad_norm"]
 
 
+@pytest.mark.gated  # device handling counts as far as the topic's values are right
 @pytest.mark.parametrize("fn", DEVICE_CASES)
 def test_device_propagation(impl, fn):
     args, kwargs = _device_case(fn)

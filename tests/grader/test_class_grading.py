@@ -221,8 +221,9 @@ def test_exploits_of_an_in_process_grader_score_zero(graded, name):
         pytest.skip(OWN_USER)
     sub = _sub(graded, name)
     # The exploits start from the solution, whose device handling is right: the device pass, which
-    # looks at devices and not at values, is the one test they may pass (its share of the topic).
-    assert sub["score"] <= 10 / len(c.TESTS) + 1e-6
+    # looks at devices and not at values, is the one test they may pass; it is gated, so it counts
+    # only as far as the values are right: nothing.
+    assert sub["score"] == 0, c.messages(sub)
     for test, t in c.tests_of(sub).items():
         if test == c.DEVICES:
             continue
@@ -262,14 +263,13 @@ def test_forged_results_leave_no_trace(graded):
     with open(out / "report.json") as f:
         written = json.load(f)
     by = {s["name"]: s for s in written["submissions"]}
-    assert by["forged_results"]["score"] <= 10 / len(c.TESTS) + 1e-6 and by["a_good"]["score"] == 10
+    assert by["forged_results"]["score"] == 0 and by["a_good"]["score"] == 10
     assert not (out / "results.json").exists()
     with open(out / "class.csv", newline="") as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
-    share = by["forged_results"]["score"]  # the device pass at most (see the exploits above)
-    assert float(rows["forged_results"]["perplexity"]) == share == float(rows["forged_results"]["total"])
+    assert float(rows["forged_results"]["perplexity"]) == 0 == float(rows["forged_results"]["total"])
     with open(out / "gradescope" / "forged_results.json") as f:
-        assert json.load(f)["score"] == share
+        assert json.load(f)["score"] == 0
 
 
 def test_network_is_unreachable(graded):

@@ -304,6 +304,7 @@ DEVICE_CASES = ["layer_norm", "rms_norm", "layer_norm_backward", "rms_norm_backw
                 "post_norm_block"]
 
 
+@pytest.mark.gated  # device handling counts as far as the topic's values are right
 @pytest.mark.parametrize("fn", DEVICE_CASES)
 def test_device_propagation(impl, fn):
     args, kwargs = _device_case(fn)

@@ -130,9 +130,9 @@ def grade_main(argv) -> int:
         problems = grade.run(subs, topics, jobs=args.jobs, workdir=workdir, call_timeout=args.call_timeout,
                              submission_timeout=args.submission_timeout,
                              progress=_progress(len(subs) > 1 and not args.json and sys.stderr.isatty()))
-        broken = [r for s in subs for r in s.results if r["when"] != "call" and r["outcome"] == "failed"]
+        broken = [r for s in subs for r in s.results if r.when != "call" and r.outcome == "failed"]
         if broken:  # the harness itself failed (not learner code): the grades cannot be trusted
-            problems.append(f"{len(broken)} test case(s) could not be set up, e.g.: {broken[0]['message']}")
+            problems.append(f"{len(broken)} test case(s) could not be set up, e.g.: {broken[0].message}")
         generic = next((s.cases for s in subs if s.cases), None)
         if generic is None or any(s.root and not s.cases for s in subs):  # from collecting the suites alone
             generic = grade.catalogue(topics, workdir)

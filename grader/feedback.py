@@ -19,7 +19,6 @@ import re
 import statistics
 import sys
 import urllib.parse
-from collections import Counter
 
 from grader import report as report_mod
 from grader.grade import ROOT

@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 
 from grader import submission as sub
+from grader.plugin import CaseResult
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -46,8 +47,8 @@ class Submission:
     root: str | None = None
     problem: str | None = None
     digest: str | None = None
-    results: list = field(default_factory=list)
-    cases: list = field(default_factory=list)  # the catalogue: every case its grading process collected
+    results: list[CaseResult] = field(default_factory=list)
+    cases: list[CaseResult] = field(default_factory=list)  # the catalogue: every case its grading process collected
 
 
 def collect(path: str, topics: list[str], workdir: str) -> list[Submission]:
@@ -143,7 +144,7 @@ def _env() -> dict:
 def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir: str,
         call_timeout: float = 10.0, submission_timeout: float = 120.0, progress=None) -> list[str]:
     """Run the hidden suites of ``topics`` over ``submissions``; fill each one's ``cases`` (the catalogue
-    of its grading process) and ``results`` (one dict per test case, see ``tests/conftest.py``).
+    of its grading process) and ``results`` (a ``CaseResult`` per test case, see ``grader/plugin.py``).
     Returns problems of the grading itself (empty when fine)."""
     gradable = [s for s in submissions if s.root]
     by_root = {s.root: s for s in gradable}
@@ -183,14 +184,15 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
                                     f"(see {log.name})")
     for _, pipe, _, _, _ in procs:
         for r in pipe.lines:
-            for case in r.get("catalogue", []):
-                s = by_root.get(case["params"].pop("submission", None))
+            for case in map(CaseResult.parse, r.get("catalogue", [])):
+                s = by_root.get(case.params.pop("submission", None))
                 if s is not None:
                     s.cases.append(case)
             if "catalogue" not in r:
-                s = by_root.get(r["params"].pop("submission", None))
+                result = CaseResult.parse(r)
+                s = by_root.get(result.params.pop("submission", None))
                 if s is not None:
-                    s.results.append(r)
+                    s.results.append(result)
     return problems
 
 
@@ -205,9 +207,9 @@ def catalogue(topics: list[str], workdir: str) -> list[dict]:
     while pipe.open:
         pipe.pump()
     proc.wait()
-    cases = [c for r in pipe.lines for c in r.get("catalogue", [])]
+    cases = [CaseResult.parse(c) for r in pipe.lines for c in r.get("catalogue", [])]
     for c in cases:
-        c["params"].pop("submission", None)
+        c.params.pop("submission", None)
     return cases
 
 

@@ -41,7 +41,8 @@ def violations(files: dict[str, str], forbidden) -> dict[str, list[str]]:
         return _violations(files, forbidden)
     except (RecursionError, MemoryError, ValueError, TypeError) as e:
         from grader.sandbox import LearnerError
-        raise LearnerError("import", f"your code could not be analysed ({type(e).__name__}): "
+        from grader.wire import ErrorKind
+        raise LearnerError(ErrorKind.IMPORT, f"your code could not be analysed ({type(e).__name__}): "
                                      "nested too deeply or too large; simplify it") from None
 
 

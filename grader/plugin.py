@@ -1,20 +1,307 @@
-"""The pytest plugin that the hidden suites run under when grading.
+"""The pytest plugin the hidden suites run under: the grading protocol, one owner for it.
 
-Replaying examples. Derandomized, hypothesis draws the same examples for every submission: they
-depend on the test's source, never on the code under test. So a grading process draws each test's
-examples once (hypothesis runs with a recorder in place of the test's body) and then runs the body
-on those examples for each submission, without hypothesis' engine. A submission that fails an
-example is run again under hypothesis, which meets the same failure and shrinks it as always: the
-outcome and the message are those of a plain hypothesis run, and only failing tests pay for it.
+- Which implementation is graded: ``--impl PATH`` (repeatable; ``solutions/`` when omitted), as the
+  session-scoped parameter ``submission``.
+- ``impl``: the learner's topic module as a proxy. Its calls run in a sandboxed worker
+  (``grader/sandbox.py``) and come back as plain data; what goes wrong there comes back as a
+  ``LearnerError`` whose ``ErrorKind`` decides how the case fails: at once (``SubmissionError``, for
+  what no other input would change), or shrunk by hypothesis (``LearnerFunctionError``, a
+  ``SideEffect``, a wrong value).
+- The clock: a wall-clock budget per call and per submission, counted over learner code only.
+- The results: ``CaseResult`` lines (JSON), the catalogue of cases first (at collection, before any
+  learner code runs), then one line per case, to ``--results FILE`` and the grader's pipe
+  (``--results-fd``). The grader (``grader/grade.py``), the scores (``grader/score.py``) and the kata's
+  checks read them back with ``CaseResult.parse``.
+- Replaying examples (below).
+
+``tests/conftest.py`` keeps what is about the suites: devices, dtypes, hypothesis profiles.
 """
 from __future__ import annotations
 
+import json
 import os
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
 
 import hypothesis.core
 import pytest
 from hypothesis import settings
 from hypothesis.internal.entropy import deterministic_PRNG
+
+from grader.guard import violations
+from grader.sandbox import LearnerError, Sandbox
+from grader.submission import topic_files
+from grader.wire import ErrorKind
+
+# What the suites' conftest takes in with ``from grader.plugin import *``: hooks and fixtures.
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "pytest_runtest_makereport",
+           "pytest_runtest_logreport", "pytest_pyfunc_call", "sandbox", "impl"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+with open(os.path.join(TESTS, "grading.toml"), "rb") as _f:
+    GRADING = tomllib.load(_f)
+
+
+@dataclass
+class CaseResult:
+    """One case of a hidden test (a test with its parameters) and, once run, its outcome. The first
+    line a grading process writes is its catalogue: ``{"catalogue": [case, ...]}`` without outcomes."""
+    test: str  # the node id without parameters: "tests/rnn/test_rnn.py::test_rnn_forward"
+    params: dict = field(default_factory=dict)  # {"submission": path, "device": "cpu", "dtype": "float64", ...}
+    outcome: str = ""  # "passed", "failed", "skipped"; "" in the catalogue
+    when: str = "call"  # the phase that decided it ("setup" or "teardown": a problem of the harness)
+    message: str = ""  # for the student
+    gated: bool = False  # counts only as far as the rest of its topic passes (``@pytest.mark.gated``)
+
+    @property
+    def topic(self) -> str:
+        return self.test.split("/")[1]
+
+    @property
+    def name(self) -> str:
+        return self.test.split("::")[-1]
+
+    def line(self) -> str:
+        return json.dumps(asdict(self)) + "\n"
+
+    @classmethod
+    def parse(cls, data: dict) -> "CaseResult":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("dlkata")
+    group.addoption("--impl", action="append", default=[], metavar="PATH",
+                    help="folder laid out like exercises/ to grade (repeatable; default: solutions/)")
+    group.addoption("--results", metavar="FILE", help="write each test's outcome as JSON lines here")
+    group.addoption("--results-fd", type=int, metavar="FD",
+                    help="the grader's pipe: the catalogue of cases (at collection, before any learner "
+                         "code runs), then each test's outcome, as JSON lines")
+    group.addoption("--slot", type=int, default=None, help="sandbox slot (a uid of its own)")
+    group.addoption("--call-timeout", type=float, default=10.0, metavar="S",
+                    help="wall-clock limit of one call into learner code (default 10 s)")
+    group.addoption("--submission-timeout", type=float, default=120.0, metavar="S",
+                    help="wall-clock limit of all learner calls of one submission (default 120 s)")
+
+
+class SubmissionError(BaseException):
+    """A learner problem that no other input would change (not implemented, missing, crashed,
+    forbidden API, timed out). A BaseException, so that hypothesis reports it at once instead of
+    searching for a smaller example."""
+
+
+class LearnerFunctionError(Exception):
+    """The learner's function raised on some input: hypothesis shrinks that input."""
+
+
+class SideEffect(AssertionError):
+    """The learner's function changed one of its inputs in place: a failure of that case."""
+
+
+class Impl:
+    """The learner's topic module: ``impl.rnn_forward(x, ...)`` runs it in the sandbox."""
+
+    def __init__(self, learner, topic: str, banned: dict[str, list[str]], clock: "Clock"):
+        self._learner, self._topic, self._banned, self._clock = learner, topic, banned, clock
+
+    def __getattr__(self, fn: str):
+        if fn.startswith("_"):
+            raise AttributeError(fn)
+        return lambda *args, **kwargs: self._call(fn, args, kwargs, driver=False)
+
+    def drive(self, fn: str, *args, **kwargs):
+        """Run ``tests/<topic>/driver.py``'s ``fn(learner_module, *args)`` beside the learner's code."""
+        return self._call(fn, args, kwargs, driver=True)
+
+    def _call(self, fn, args, kwargs, driver):
+        if isinstance(self._learner, LearnerError):
+            raise SubmissionError(self._learner.message)
+        # A driver function (tests/<topic>/driver.py) may call any of the learner's functions; its own
+        # name means nothing to a student, so messages then speak of the learner's code.
+        who = sorted(k for k in self._banned if k != "*") if driver else [fn]
+        used = sorted(set(self._banned.get("*", []) + [a for k in who for a in self._banned.get(k, [])]))
+        if used:
+            raise SubmissionError(f"{', '.join(who) or 'your module'} uses {', '.join(used)}, which this "
+                                  "exercise asks you to write by hand: no credit for it")
+        label = "your code" if driver else fn
+        timeout = self._clock.left()
+        if timeout <= 0:
+            raise SubmissionError("the submission used up its time limit; later tests are not run")
+        try:
+            return self._learner.call(fn, *args, driver=driver, timeout=timeout, **kwargs)
+        except LearnerError as e:
+            if e.kind == ErrorKind.NOT_IMPLEMENTED:
+                raise SubmissionError(f"{e.message or fn}: not implemented yet") from None
+            if e.kind == ErrorKind.SIDE_EFFECT:
+                raise SideEffect(e.message) from None
+            if e.kind.final:
+                raise SubmissionError(f"{label}: {e.message}") from None
+            raise LearnerFunctionError(f"{label} raised {e.message}") from None
+        finally:
+            self._clock.stop()
+
+
+class Clock:
+    """Wall-clock budget of one submission, counted over calls into its code only."""
+
+    def __init__(self, per_call: float, total: float):
+        self.per_call, self.remaining, self._start = per_call, total, None
+
+    def left(self) -> float:
+        self._start = time.monotonic()
+        return min(self.per_call, self.remaining)
+
+    def stop(self):
+        if self._start is not None:
+            self.remaining -= time.monotonic() - self._start
+            self._start = None
+
+
+def _impls(config) -> list[str]:
+    paths = config.getoption("impl") or [os.path.join(ROOT, "solutions")]
+    return [os.path.abspath(p) for p in paths]
+
+
+def parametrize_submissions(metafunc):
+    """The session-scoped parameter ``submission``: every ``--impl`` folder (the suites' conftest calls
+    this from its ``pytest_generate_tests``)."""
+    if "submission" in metafunc.fixturenames:
+        paths = _impls(metafunc.config)
+        ids = [os.path.basename(p.rstrip("/")) or p for p in paths]
+        if len(set(ids)) < len(ids):
+            ids = [f"{i}{n}" for n, i in enumerate(ids)]
+        metafunc.parametrize("submission", paths, ids=ids, scope="session")
+
+
+@pytest.fixture(scope="session")
+def sandbox(pytestconfig):
+    box = Sandbox(slot=pytestconfig.getoption("slot"))
+    yield box
+    box.kill()
+
+
+_CLOCKS: dict[str, Clock] = {}
+
+
+def runtime_rules(topic: str) -> list[str]:
+    """What the worker refuses while the topic's code runs (see ``Watch`` in ``grader/worker.py``)."""
+    rules = GRADING.get(topic, {})
+    return [*rules.get("forbidden_ops", []), *[f"python:{m}" for m in rules.get("forbidden_python", [])],
+            *[f"autograd:{f}" for f in rules.get("hand_gradients", [])]]
+
+
+def topic_of(module) -> str:
+    return module.__name__.split(".")[1]
+
+
+@pytest.fixture(scope="module")
+def impl(request, sandbox, submission):
+    topic = topic_of(request.module)
+    opt = request.config.getoption
+    clock = _CLOCKS.setdefault(submission, Clock(opt("call_timeout"), opt("submission_timeout")))
+    driver_path = os.path.join(TESTS, topic, "driver.py")
+    driver = open(driver_path).read() if os.path.exists(driver_path) else None
+    forbidden = GRADING.get(topic, {}).get("forbidden", [])
+    banned: dict[str, list[str]] = {}
+    try:
+        files = topic_files(submission, topic)
+        banned = violations(files, forbidden)
+        timeout = clock.left()
+        try:
+            learner = sandbox.open(topic, files, driver, runtime_rules(topic), timeout=max(timeout, 0.1))
+        finally:
+            clock.stop()
+    except LearnerError as e:
+        learner = e
+    yield Impl(learner, topic, banned, clock)
+    if not isinstance(learner, LearnerError):
+        learner.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.excinfo is not None and call.when == "call":
+        exc = call.excinfo.value
+        report.student_message = "\n".join([str(exc) or type(exc).__name__, *_shrunk_input(exc)])[:4000]
+    report.dlkata = _params(item)
+    return report
+
+
+def _params(item) -> dict:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return {k: (str(v).removeprefix("torch.") if k != "submission" else v) for k, v in params.items()}
+
+
+def _shrunk_input(exc) -> list[str]:
+    """The drawn arguments of hypothesis' minimal failing example, without the fixtures."""
+    for note in getattr(exc, "__notes__", []):
+        if note.startswith(("Falsifying example", "Falsifying explicit example", "Failing test case")):
+            args = [a.strip().rstrip(",") for a in note.splitlines()[1:-1]]
+            args = [a for a in args if not a.startswith(("impl=", "device=", "dtype="))]
+            return ["shrunk input: " + ", ".join(args)] if args else []
+    return []
+
+
+_RESULTS = None
+_GRADER = None  # the grader's pipe (``--results-fd``)
+
+
+def pytest_configure(config):
+    global _RESULTS, _GRADER
+    config.addinivalue_line("markers", "gated: the test's credit counts only as far as the rest of its topic "
+                                       "passes (a check of how code runs, e.g. on which device, not of what it computes)")
+    if config.getoption("results"):
+        _RESULTS = open(config.getoption("results"), "a")
+    if config.getoption("results_fd") is not None:
+        _GRADER = os.fdopen(config.getoption("results_fd"), "w")
+        _not_dumpable()
+
+
+def _not_dumpable():
+    """Grading: no process of our uid may read our memory or open our descriptors (the grader's pipe)
+    through /proc, nor ptrace us (learner code runs as this uid when the grader is neither root nor
+    sandboxed)."""
+    import ctypes
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The catalogue: every case this process will grade, written before any learner code runs, so
+    that a case without a result counts as failed, never as absent."""
+    if _GRADER is not None:
+        cases = [asdict(CaseResult(item.nodeid.split("[")[0], _params(item), gated=bool(item.get_closest_marker("gated"))))
+                 for item in items]
+        _GRADER.write(json.dumps({"catalogue": cases}) + "\n")
+        _GRADER.flush()
+
+
+def pytest_runtest_logreport(report):
+    """One JSON line per test case and outcome, for the grader (``--results``, ``--results-fd``)."""
+    if (_RESULTS is None and _GRADER is None) or (report.when != "call" and not (report.failed or report.skipped)):
+        return
+    message = getattr(report, "student_message", "")
+    if report.skipped and isinstance(report.longrepr, tuple):
+        message = report.longrepr[2]
+    elif report.failed and not message:
+        message = f"error in the test's {report.when}: {report.longrepr.reprcrash.message if hasattr(report.longrepr, 'reprcrash') else report.longrepr}"
+    line = CaseResult(report.nodeid.split("[")[0], getattr(report, "dlkata", {}), report.outcome, report.when,
+                      message).line()
+    for out in (_RESULTS, _GRADER):
+        if out is not None:
+            out.write(line)
+            out.flush()
+
+
+# ---- Replaying examples -------------------------------------------------------------------------
+# Derandomized, hypothesis draws the same examples for every submission: they depend on the test's
+# source, never on the code under test. So a grading process draws each test's examples once
+# (hypothesis runs with a recorder in place of the test's body) and then runs the body on those
+# examples for each submission, without hypothesis' engine. A submission that fails an example is run
+# again under hypothesis, which meets the same failure and shrinks it as always: the outcome and the
+# message are those of a plain hypothesis run, and only failing tests pay for it.
 
 _EXAMPLES: dict = {}  # the test function -> its examples, as keyword arguments, in hypothesis' order
 

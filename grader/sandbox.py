@@ -29,6 +29,7 @@ import warnings
 import torch
 
 from grader import wire
+from grader.wire import ErrorKind
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIMITS = {"memory_mb": 3072, "cpu_s": 120, "nproc": 64}
@@ -39,13 +40,16 @@ UID_BASE = 1_500_000_000  # root: the children of sandbox slot k get uids UID_BA
 UIDS_PER_SLOT = 4096
 CHILD_UIDS = True  # as root; False (tests) confines children the way it does for a grader that is not root
 BACKSTOP = 2.0  # seconds past a call's own alarm before the whole sandbox is stopped
-STICKY = {"internal"}  # after this, the learner's process is not trusted to go on
 
 
 class LearnerError(Exception):
     """Something on the learner's side: ``kind`` says what, ``message`` is for the student."""
 
     def __init__(self, kind: str, message: str):
+        try:
+            kind = ErrorKind(kind)
+        except (ValueError, TypeError):  # the learner's process made the kind up
+            kind, message = ErrorKind.CRASH, f"the worker running your code sent garbage ({str(kind)[:40]!r})"
         super().__init__(message)
         self.kind, self.message = kind, message
 
@@ -302,7 +306,7 @@ class Learner:
             except (OSError, EOFError, TimeoutError, wire.WireError) as e:
                 self._lost()
                 if attempt == 2:
-                    raise LearnerError("crash", f"the sandbox could not start your code ({e})") from None
+                    raise LearnerError(ErrorKind.CRASH, f"the sandbox could not start your code ({e})") from None
         self.alive = True
         try:
             reply = self._reply(timeout)
@@ -310,7 +314,7 @@ class Learner:
             self.broken = LearnerError(err.kind, f"importing {self.topic}.py: {err.message}")
             raise self.broken from None
         if "error" in reply:
-            self.broken = LearnerError("import", f"{self.topic}.py does not import:\n{reply['message']}")
+            self.broken = LearnerError(ErrorKind.IMPORT, f"{self.topic}.py does not import:\n{reply['message']}")
             self.close()
             raise self.broken
         self.names = reply["ok"]
@@ -340,19 +344,19 @@ class Learner:
             event = self.box.event(deadline)
         except TimeoutError:
             self._lost()
-            raise LearnerError("timeout", f"no answer within {alarm or 0:g} s (an infinite loop?)") from None
+            raise LearnerError(ErrorKind.TIMEOUT, f"no answer within {alarm or 0:g} s (an infinite loop?)") from None
         except (OSError, EOFError, wire.WireError) as e:
             self._lost()
-            raise LearnerError("crash", f"the worker running your code stopped unexpectedly ({e})") from None
+            raise LearnerError(ErrorKind.CRASH, f"the worker running your code stopped unexpectedly ({e})") from None
         if event.get("event") != "exit" or event.get("child") != self.serial:
             self._lost()
-            raise LearnerError("internal", f"the sandbox lost track of your code's process ({event!r})"[:300])
+            raise LearnerError(ErrorKind.INTERNAL, f"the sandbox lost track of your code's process ({event!r})"[:300])
         if alarm and event.get("signal") == signal.SIGALRM:
-            raise LearnerError("timeout", f"no answer within {alarm:g} s (an infinite loop?)")
+            raise LearnerError(ErrorKind.TIMEOUT, f"no answer within {alarm:g} s (an infinite loop?)")
         how = (f"was killed by signal {event['signal']}" if "signal" in event
                else f"exited with code {event.get('code')}")
         hint = " (out of memory or CPU time?)" if event.get("signal") in (9, 24) else ""
-        raise LearnerError("crash", f"the process running your code {how}{hint}"
+        raise LearnerError(ErrorKind.CRASH, f"the process running your code {how}{hint}"
                                     " — os._exit, a segfault or a resource limit")
 
     def _reply(self, timeout: float, alarm: float | None = None):
@@ -363,7 +367,7 @@ class Learner:
             ready = select.select([self.chan, ctl], [], [], max(left, 0))[0] if left > 0 else []
             if not ready:
                 self._lost()
-                raise LearnerError("timeout", f"no answer within {timeout:g} s (an infinite loop?)")
+                raise LearnerError(ErrorKind.TIMEOUT, f"no answer within {timeout:g} s (an infinite loop?)")
             if self.chan in ready:
                 break
             self._ended(deadline + BACKSTOP, alarm)  # the control channel spoke first: the child ended
@@ -371,15 +375,15 @@ class Learner:
             reply = wire.read_message(self.chan, _device_map, deadline)
         except TimeoutError:
             self._lost()
-            raise LearnerError("timeout", f"no answer within {timeout:g} s (an infinite loop?)") from None
+            raise LearnerError(ErrorKind.TIMEOUT, f"no answer within {timeout:g} s (an infinite loop?)") from None
         except EOFError:
             self._ended(deadline + BACKSTOP, alarm)
         except wire.WireError as e:
             self._lost()
-            raise LearnerError("crash", f"the worker running your code broke its channel ({e})") from None
+            raise LearnerError(ErrorKind.CRASH, f"the worker running your code broke its channel ({e})") from None
         if not isinstance(reply, dict) or not ({"ok", "error"} & set(reply)):
             self._lost()
-            raise LearnerError("crash", "the worker running your code sent garbage")
+            raise LearnerError(ErrorKind.CRASH, "the worker running your code sent garbage")
         return reply
 
     def call(self, fn: str, *args, driver: bool = False, timeout: float | None = None, **kwargs):
@@ -402,7 +406,7 @@ class Learner:
             raise
         if "error" in reply:
             err = LearnerError(reply["error"], str(reply.get("message", ""))[:4000])
-            if err.kind in STICKY:
+            if err.kind == ErrorKind.INTERNAL:  # the learner's process is not trusted to go on
                 self.dead[key] = err
                 self.close()
             raise err

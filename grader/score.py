@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections import defaultdict
 
 from grader.grade import Submission
+from grader.plugin import CaseResult
 
 NOT_RUN = "not run"
 NO_RESULT = "no result: the grading process was interrupted"
 
 
-def _topic_and_test(r: dict) -> tuple[str, str]:
+def _topic_and_test(r: CaseResult) -> tuple[str, str]:
     """``("rnn", "test_rnn_forward")`` from a result's node id ``tests/rnn/test_rnn.py::test_rnn_forward``."""
-    return r["test"].split("/")[1], r["test"].split("::")[-1]
+    return r.topic, r.name
 
 
 def _case_id(params: dict) -> str:
@@ -36,7 +37,7 @@ def score(s: Submission, topics: list[str], config: dict, catalogue: list[dict])
     and counted in the report's ``no_result``.
     """
     expected = cases_by_test(catalogue)
-    gated = {_topic_and_test(c) for c in catalogue if c.get("gated")}
+    gated = {_topic_and_test(c) for c in catalogue if c.gated}
     no_result = 0
     by_test: dict[tuple, list] = defaultdict(list)
     for r in s.results:
@@ -47,7 +48,7 @@ def score(s: Submission, topics: list[str], config: dict, catalogue: list[dict])
         weights = cfg.get("tests", {})
         tests, got, total_w, not_run = [], 0.0, 0.0, 0
         for test in expected.get(topic, {}):
-            cases = {_case_id(r["params"]): r for r in by_test.get((topic, test), [])}
+            cases = {_case_id(r.params): r for r in by_test.get((topic, test), [])}
             passed = failed = skipped = 0
             messages = []
             for cid in expected[topic][test]:
@@ -59,13 +60,13 @@ def score(s: Submission, topics: list[str], config: dict, catalogue: list[dict])
                     failed += 1
                     no_result += 1
                     messages.append(NO_RESULT)
-                elif r["outcome"] == "passed":
+                elif r.outcome == "passed":
                     passed += 1
-                elif r["outcome"] == "skipped":
+                elif r.outcome == "skipped":
                     skipped += 1
                 else:
                     failed += 1
-                    messages.append(f"[{', '.join(f'{v}' for v in r['params'].values())}] {r['message']}".strip())
+                    messages.append(f"[{', '.join(f'{v}' for v in r.params.values())}] {r.message}".strip())
             not_run += skipped
             w = float(weights.get(test, 1))
             counted = passed + failed
@@ -117,6 +118,6 @@ def cases_by_test(catalogue: list[dict]) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for case in catalogue:
         topic, test = _topic_and_test(case)
-        params = {k: v for k, v in case["params"].items() if k != "submission"}
+        params = {k: v for k, v in case.params.items() if k != "submission"}
         out.setdefault(topic, {}).setdefault(test, {})[_case_id(params)] = None
     return out

@@ -13,6 +13,7 @@ import stat
 import zipfile
 
 from grader.sandbox import LearnerError
+from grader.wire import ErrorKind
 
 MAX_FILE = 256 << 10
 MAX_FILES = 32
@@ -31,13 +32,13 @@ def topic_files(root: str, topic: str) -> dict[str, str]:
     try:
         return _topic_files(root, topic)
     except OSError as e:
-        raise LearnerError("import", f"{topic}/ could not be read ({type(e).__name__}: {str(e)[:200]})") from None
+        raise LearnerError(ErrorKind.IMPORT, f"{topic}/ could not be read ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def _topic_files(root: str, topic: str) -> dict[str, str]:
     folder = os.path.join(root, topic)
     if not os.path.isdir(folder) or os.path.islink(folder):
-        raise LearnerError("missing", f"no folder {topic}/ in the submission")
+        raise LearnerError(ErrorKind.MISSING, f"no folder {topic}/ in the submission")
     files = {}
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
@@ -45,16 +46,16 @@ def _topic_files(root: str, topic: str) -> dict[str, str]:
         if not _is_learner_source(name) or not stat.S_ISREG(st.st_mode):
             continue
         if st.st_size > MAX_FILE:
-            raise LearnerError("import", f"{topic}/{name} is larger than {MAX_FILE >> 10} KiB")
+            raise LearnerError(ErrorKind.IMPORT, f"{topic}/{name} is larger than {MAX_FILE >> 10} KiB")
         if len(files) >= MAX_FILES:
-            raise LearnerError("import", f"{topic}/ holds more than {MAX_FILES} Python files")
+            raise LearnerError(ErrorKind.IMPORT, f"{topic}/ holds more than {MAX_FILES} Python files")
         with open(path, "rb") as f:
             try:
                 files[name] = f.read().decode("utf-8")
             except UnicodeDecodeError:
-                raise LearnerError("import", f"{topic}/{name} is not UTF-8 text") from None
+                raise LearnerError(ErrorKind.IMPORT, f"{topic}/{name} is not UTF-8 text") from None
     if f"{topic}.py" not in files:
-        raise LearnerError("missing", f"no file {topic}/{topic}.py in the submission")
+        raise LearnerError(ErrorKind.MISSING, f"no file {topic}/{topic}.py in the submission")
     return files
 
 

@@ -8,6 +8,7 @@ pickle, and the reader checks every length and dtype before it builds a tensor.
 """
 from __future__ import annotations
 
+import enum
 import json
 import math
 import os
@@ -27,6 +28,28 @@ DTYPES = {
     "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
 }
 _NAMES = {v: k for k, v in DTYPES.items()}
+
+
+class ErrorKind(str, enum.Enum):
+    """What went wrong on the learner's side: the worker's ``{"error": kind}``, a ``LearnerError``'s kind."""
+    NOT_IMPLEMENTED = "not_implemented"  # the stub's own NotImplementedError
+    MISSING = "missing"  # no such folder, file or function
+    IMPORT = "import"  # the module does not import, or cannot be read
+    RAISED = "raised"  # the function raised on this input
+    BAD_RETURN = "bad_return"  # it returned something that is not tensors or numbers
+    SIDE_EFFECT = "side_effect"  # it changed one of its inputs in place
+    FORBIDDEN = "forbidden"  # it used an API the exercise asks to write by hand
+    TIMEOUT = "timeout"
+    MEMORY = "memory"
+    EXIT = "exit"  # sys.exit
+    CRASH = "crash"  # the process died: a signal, os._exit, a broken channel
+    INTERNAL = "internal"  # the worker itself failed: the child is not trusted to go on
+
+    @property
+    def final(self) -> bool:
+        """No other input would change it: the test fails at once, without searching for a smaller
+        input (a wrong result, an exception or a side effect depend on the input: they are shrunk)."""
+        return self not in (ErrorKind.RAISED, ErrorKind.BAD_RETURN, ErrorKind.SIDE_EFFECT)
 
 
 class WireError(Exception):

@@ -49,6 +49,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from grader import wire
+from grader.wire import ErrorKind
 
 IN, OUT = 0, 1  # the child's own channel, set in _run_learner()
 
@@ -543,7 +544,7 @@ def child(req: dict):
         if watch.refused:
             raise Forbidden(f"{watch.refused}, when the module is imported")
     except BaseException as e:  # noqa: BLE001 - anything the learner's import does is reported
-        _send({"error": "import", "message": _learner_trace(e, folder)})
+        _send({"error": ErrorKind.IMPORT, "message": _learner_trace(e, folder)})
         return
     _send({"ok": sorted(n for n in dir(module) if not n.startswith("_"))})
     while True:
@@ -553,7 +554,7 @@ def child(req: dict):
         target = driver if msg.get("driver") else module
         fn = getattr(target, msg["fn"], None)
         if not callable(fn):
-            _send({"error": "missing", "message": f"{req['topic']}.py has no function {msg['fn']}"})
+            _send({"error": ErrorKind.MISSING, "message": f"{req['topic']}.py has no function {msg['fn']}"})
             continue
         watch.refused = None
         args, kwargs = _materialize(msg.get("args", [])), _materialize(msg.get("kwargs", {}))
@@ -575,7 +576,7 @@ def child(req: dict):
             changed = _side_effect(kept)
             if changed:
                 who = "your code changed the" if msg.get("driver") else f"`{msg['fn']}` changed its"
-                _send({"error": "side_effect", "message": f"{who} argument {changed}: do not modify inputs; use "
+                _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} argument {changed}: do not modify inputs; use "
                        "out-of-place operations such as `x = x - m` instead of `x -= m`"})
                 continue
             reply = wire.encode({"ok": result})
@@ -583,28 +584,28 @@ def child(req: dict):
             last = traceback.extract_tb(e.__traceback__)[-1]
             # raised by the stub itself (its own line says so), not by torch (".cpu() on meta"...) or a driver
             if last.filename.startswith(folder) and "NotImplementedError" in (last.line or ""):
-                _send({"error": "not_implemented", "message": last.name})
+                _send({"error": ErrorKind.NOT_IMPLEMENTED, "message": last.name})
             else:
-                _send({"error": "raised", "message": _learner_trace(e, folder)})
+                _send({"error": ErrorKind.RAISED, "message": _learner_trace(e, folder)})
             continue
         except Forbidden as e:
-            _send({"error": "forbidden", "message": f"{watch.refused or e}: no credit for it"})
+            _send({"error": ErrorKind.FORBIDDEN, "message": f"{watch.refused or e}: no credit for it"})
             continue
         except MemoryError:
-            _send({"error": "memory", "message": f"ran out of memory (the limit is "
+            _send({"error": ErrorKind.MEMORY, "message": f"ran out of memory (the limit is "
                                                  f"{req.get('limits', {}).get('memory_mb', '?')} MiB)"})
             continue
         except SystemExit as e:
-            _send({"error": "exit", "message": f"called sys.exit({e.code!r})"[:500]})
+            _send({"error": ErrorKind.EXIT, "message": f"called sys.exit({e.code!r})"[:500]})
             continue
         except wire.WireError as e:
-            _send({"error": "bad_return", "message": f"returned something that is not tensors or numbers ({e})"})
+            _send({"error": ErrorKind.BAD_RETURN, "message": f"returned something that is not tensors or numbers ({e})"})
             continue
         except BaseException as e:  # noqa: BLE001
             if watch.refused:
-                _send({"error": "forbidden", "message": f"{watch.refused}: no credit for it"})
+                _send({"error": ErrorKind.FORBIDDEN, "message": f"{watch.refused}: no credit for it"})
             else:
-                _send({"error": "raised", "message": _learner_trace(e, folder)})
+                _send({"error": ErrorKind.RAISED, "message": _learner_trace(e, folder)})
             continue
         wire.write_all(OUT, reply)
 
@@ -692,7 +693,7 @@ def _run_learner(req: dict, chan: int, uid: int | None):
     except BaseException:  # noqa: BLE001 - the grading side learns what broke
         code = 3
         try:
-            _send({"error": "internal", "message": traceback.format_exc()[-2000:]})
+            _send({"error": ErrorKind.INTERNAL, "message": traceback.format_exc()[-2000:]})
         except BaseException:  # noqa: BLE001
             pass
     os._exit(code)

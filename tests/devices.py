@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from tests.compare import Mismatch
-from tests.conftest import LearnerFunctionError
+from grader.plugin import LearnerFunctionError
 
 # What PyTorch says when tensors of two devices meet (the same words for cuda and meta).
 _MIXED = ("is not on the expected device", "same device", "found at least two devices")

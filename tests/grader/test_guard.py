@@ -13,7 +13,7 @@ import torch
 from grader import grade
 from grader.guard import violations
 from grader.sandbox import LearnerError, Sandbox
-from tests.conftest import runtime_rules
+from grader.plugin import runtime_rules
 from tests.grader import classroom as c
 
 ROOT = c.ROOT

@@ -2,18 +2,19 @@
 gated test (one that checks how code runs, e.g. the device pass) that counts only as far as the rest
 of its topic passes."""
 from grader.grade import Submission
+from grader.plugin import CaseResult
 from grader.score import NO_RESULT, score
 
 CONFIG = {"t": {"weight": 10, "tests": {"test_values": 3}}}
 
 
 def _case(test, dtype, gated=False):
-    return {"test": f"tests/t/test_t.py::{test}", "params": {"dtype": dtype}, **({"gated": True} if gated else {})}
+    return CaseResult(f"tests/t/test_t.py::{test}", {"dtype": dtype}, gated=gated)
 
 
 def _result(test, dtype, outcome):
-    return {"test": f"tests/t/test_t.py::{test}", "params": {"dtype": dtype}, "outcome": outcome,
-            "when": "call", "message": "" if outcome == "passed" else "values differ"}
+    return CaseResult(f"tests/t/test_t.py::{test}", {"dtype": dtype}, outcome,
+                      message="" if outcome == "passed" else "values differ")
 
 
 CATALOGUE = [_case("test_values", "float64"), _case("test_values", "float32"),

@@ -14,6 +14,7 @@ import pytest
 
 from grader.grade import topics_of
 from grader.mutants import ROOT, load, materialize
+from grader.plugin import CaseResult
 
 PRESENT = topics_of()
 
@@ -31,10 +32,10 @@ def _run_hidden(topic: str, impls: list[str], tmp_path, profile: str = "grading"
     assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
     outcomes: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for line in results.read_text().splitlines():
-        r = json.loads(line)
-        if r["params"].get("device") == "cuda":
+        r = CaseResult.parse(json.loads(line))
+        if r.params.get("device") == "cuda":
             continue
-        outcomes[r["params"]["submission"]][r["test"].split("::")[-1]].add(r["outcome"])
+        outcomes[r.params["submission"]][r.name].add(r.outcome)
     return outcomes
 
 

@@ -615,7 +615,7 @@ def child(req: dict):
 _LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 4, 38, 36
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x10000000, 0x20000000, 0x08000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE, MS_BIND = 2, 4, 8, 16384, 1 << 18, 4096
 SCRATCH = {"tmp_mb": 64, "tmp_files": 2048}  # the private /tmp of one child
 UIDS_PER_SLOT = 4096
 
@@ -672,14 +672,33 @@ def _become_learner(chan: int, uid: int | None):
     os.environ["TMPDIR"] = tempfile.gettempdir()
 
 
+def _runtime_under(top: str) -> list[str]:
+    """The folders of the Python runtime (the interpreter's prefixes, ``sys.path``) that live under
+    ``top``, outermost only: a virtual environment under /tmp must stay visible to the modules that
+    learner code imports later."""
+    found = sorted({os.path.realpath(d) for d in (sys.prefix, sys.base_prefix, *sys.path)
+                    if d and os.path.isdir(d)})
+    out: list[str] = []
+    for d in found:
+        if d.startswith(top + "/") and not any(d.startswith(o + "/") for o in out):
+            out.append(d)
+    return out
+
+
 def _private_tmp(limits: dict):
-    """A tmpfs of bounded size and file count on /tmp (and on /dev/shm), seen by this mount namespace only."""
+    """A tmpfs of bounded size and file count on /tmp (and on /dev/shm), seen by this mount namespace
+    only; the runtime's folders under /tmp are bound back into it."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     mb, files = limits.get("tmp_mb", SCRATCH["tmp_mb"]), limits.get("tmp_files", SCRATCH["tmp_files"])
+    runtime = {d: os.open(d, os.O_PATH | os.O_DIRECTORY) for d in _runtime_under("/tmp")}
     for target in ("/tmp", "/dev/shm"):
         if os.path.isdir(target):
             _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
                    f"size={int(mb)}m,nr_inodes={int(files)},mode=1777")
+    for d, fd in runtime.items():
+        os.makedirs(d, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", d, None, MS_BIND | MS_REC)
+        os.close(fd)
     tempfile.tempdir = "/tmp"
 
 

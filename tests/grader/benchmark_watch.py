@@ -1,7 +1,7 @@
 """Benchmark: what the forbidden-operator watch (``Watch`` in ``worker.py``) costs a call into learner
 code, on the reference solutions, in this process (CPU, one thread). Prints figures; asserts nothing.
 
-    python -m grader.benchmark_watch
+    python -m tests.grader.benchmark_watch
 
 Each line: the best of several runs without and with the watch of that topic's rules; the cost is a
 Python call per aten operator, so code made of many tiny operations pays the most.

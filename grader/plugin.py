@@ -112,13 +112,14 @@ class Impl:
         return lambda *args, **kwargs: self._call(fn, args, kwargs, driver=False)
 
     def drive(self, fn: str, *args, **kwargs):
-        """Run ``tests/<topic>/driver.py``'s ``fn(learner_module, *args)`` beside the learner's code."""
+        """Run a driver function ``fn(learner_module, *args)`` beside the learner's code: one of
+        ``tests/driver.py`` (every topic's) or of ``tests/<topic>/driver.py`` (the topic's own)."""
         return self._call(fn, args, kwargs, driver=True)
 
     def _call(self, fn, args, kwargs, driver):
         if isinstance(self._learner, LearnerError):
             raise SubmissionError(self._learner.message)
-        # A driver function (tests/<topic>/driver.py) may call any of the learner's functions; its own
+        # A driver function (tests/driver.py, tests/<topic>/driver.py) may call any of the learner's functions; its own
         # name means nothing to a student, so messages then speak of the learner's code.
         who = sorted(k for k in self._banned if k != "*") if driver else [fn]
         used = sorted(set(self._banned.get("*", []) + [a for k in who for a in self._banned.get(k, [])]))
@@ -201,8 +202,8 @@ def impl(request, sandbox, submission):
     topic = topic_of(request.module)
     opt = request.config.getoption
     clock = _CLOCKS.setdefault(submission, Clock(opt("call_timeout"), opt("submission_timeout")))
-    driver_path = os.path.join(TESTS, topic, "driver.py")
-    driver = open(driver_path).read() if os.path.exists(driver_path) else None
+    drivers = [os.path.join(TESTS, "driver.py"), os.path.join(TESTS, topic, "driver.py")]
+    driver = "\n\n".join(open(p).read() for p in drivers if os.path.exists(p)) or None
     forbidden = GRADING.get(topic, {}).get("forbidden", [])
     banned: dict[str, list[str]] = {}
     try:

@@ -3,7 +3,7 @@ whether the backward or the forward is wrong (the diagnosis of ``dlkata.gradchec
 public tests show too).
 
 The finite differences of the learner's forward run beside the learner's code, in the sandbox: the
-topic's ``driver.py`` has ``own_finite_differences``, which runs ``dlkata.gradcheck``'s source (sent
+driver (``tests/driver.py``) has ``own_finite_differences``, which runs ``dlkata.gradcheck``'s source (sent
 with the call) on the learner's module. Only the example that hypothesis reports pays for it (its
 final run, or an explicit example), not every failing example of the search.
 

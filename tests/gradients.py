@@ -1,5 +1,5 @@
 """Gradients through a learner's forward: autograd runs in the sandbox, next to the learner's code
-(``grads_through`` in the topic's ``driver.py``), and its gradients are compared here with autograd
+(``grads_through`` in ``tests/driver.py``), and its gradients are compared here with autograd
 on the PyTorch reference.
 
 A forward that returns the right values can still train wrongly: a hidden state detached between

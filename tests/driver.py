@@ -1,4 +1,5 @@
-"""Runs beside the learner's code in the sandbox: autograd through the learner's forward.
+"""Driver functions every topic has: they run beside the learner's code in the sandbox (the grading
+plugin sends this file ahead of ``tests/<topic>/driver.py``, which adds a topic's own).
 
 Functions here take the learner's module first.
 """
@@ -53,3 +54,11 @@ def grads_through(m, fn, args, kwargs, d_outs):
         return _detached(result), None
     grads = iter(_grad(sum(terms), wanted, allow_unused=True))
     return _detached(result), [next(grads) if t.requires_grad else None for t in leaves]
+
+
+def own_finite_differences(m, source, forward, inputs, wrt, d_out):
+    """Finite differences of the learner's ``forward``: ``dlkata.gradcheck.finite_differences``, whose
+    source the grader sends along (see ``tests/diagnosis.py``)."""
+    namespace = {}
+    exec(compile(source, "gradcheck.py", "exec"), namespace)
+    return namespace["finite_differences"](getattr(m, forward), inputs, wrt, d_out)

@@ -11,8 +11,7 @@ memory bomb). Figures, in one run:
 - the class: wall and CPU seconds; the marginal wall and CPU seconds per submission (from a small and
   a large class); the naive loop per submission and the ratio;
 - where a grading process spends its time (one process profiled on the small class): waiting on the
-  learner's sandboxed code, the tests' own work (references, comparisons), and the framework (pytest,
-  hypothesis, start-up);
+  learner's sandboxed code, and the trusted process's own work;
 - the learner's loop: ``pytest exercises/<topic>`` on the stubs against a bare ``python -c "import
   torch"`` (median of paired runs).
 """
@@ -84,8 +83,8 @@ def _pytest_cmd(topics: list[str], impls: list[str]) -> list[str]:
 
 def breakdown(topics: list[str], impls: list[str], work: str) -> dict[str, float]:
     """Seconds of one grading process over ``impls``, profiled: in calls into learner code (the
-    sandbox's round trips, the learner's own computing), in the tests' bodies (references and
-    comparisons), and the rest (pytest, hypothesis, imports)."""
+    sandbox's round trips and the learner's own computing), and in the trusted process's own work
+    (references, comparisons, pytest, hypothesis, imports)."""
     prof = os.path.join(work, "grading.prof")
     env = {**os.environ, "DLKATA_HYPOTHESIS_PROFILE": "grading", "OMP_NUM_THREADS": "1"}
     cmd = _pytest_cmd(topics, impls)
@@ -93,18 +92,10 @@ def breakdown(topics: list[str], impls: list[str], work: str) -> dict[str, float
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stats = pstats.Stats(prof).stats  # {(file, line, name): (cc, nc, tottime, cumtime, callers)}
     total = max(cum for _, _, _, cum, _ in stats.values())
-    conftest = os.path.join(ROOT, "tests", "conftest.py")
-    suites = [os.path.join(ROOT, "tests", t) + os.sep for t in topics]
-
-    def cum(pred):
-        return sum(v[3] for k, v in stats.items() if pred(*k))
-
-    calls = cum(lambda f, _, name: f == conftest and name == "_call")  # inside the test bodies
-    opens = cum(lambda f, _, name: f == conftest and name == "impl")  # a topic's module, per submission
-    tests = cum(lambda f, _, name: name.startswith("test_") and any(f.startswith(s) for s in suites))
-    return {"total": total, "learner code (sandbox)": calls + opens,
-            "test bodies (references, comparisons)": max(0.0, tests - calls),
-            "framework (pytest, hypothesis, imports)": max(0.0, total - tests - opens)}
+    plugin = os.path.join(ROOT, "grader", "plugin.py")
+    learner = sum(v[3] for (f, _, name), v in stats.items() if f == plugin and name in ("_call", "impl"))
+    return {"total": total, "learner code (sandbox round trips, learner computing)": learner,
+            "trusted process (references, comparisons, pytest, hypothesis, imports)": total - learner}
 
 
 def learner_loop(topic: str, runs: int = 5) -> tuple[float, float, float]:
@@ -154,7 +145,7 @@ def main(argv=None) -> None:
         print(f"speed-up over the naive loop at n={args.n}: {naive_each * args.n / t_big:.1f}x")
         print(f"one grading process over the class of {args.small}, profiled: {parts.pop('total'):.1f} s")
         for what, seconds in parts.items():
-            print(f"  {what:<42} {seconds:6.1f} s")
+            print(f"  {what:<75} {seconds:6.1f} s")
         print(f"learner loop: pytest exercises/{loop_topic} {loop:.2f} s, python -c 'import torch' {bare:.2f} s "
               f"(medians of 5 pairs): {loop_ratio:.2f}x")
     finally:

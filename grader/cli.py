@@ -19,6 +19,7 @@ import torch
 
 from grader import grade, report, score
 from grader.sandbox import EXPOSED, forced_unsandboxed, isolation
+from grader.wire import Limits
 
 
 def suite_digest(topics) -> str:
@@ -87,8 +88,9 @@ def grade_main(argv) -> int:
     p.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1),
                    help="grading processes (default: two per core, so that one waiting on a slow "
                         "submission leaves the core to another)")
-    p.add_argument("--call-timeout", type=float, default=10.0, help="seconds per call into learner code")
-    p.add_argument("--submission-timeout", type=float, default=120.0, help="seconds of learner code per submission")
+    p.add_argument("--call-timeout", type=float, default=Limits.call_s, help="seconds per call into learner code")
+    p.add_argument("--submission-timeout", type=float, default=Limits.submission_s,
+                   help="seconds of learner code per submission")
     p.add_argument("--brief", action="store_true", help="one line per topic, no per-test lines")
     p.add_argument("--db", help="record the run in this gradebook: a SQLite file or any SQLAlchemy URL "
                                 "(default: gradebook.sqlite beside --out, i.e. out/gradebook.sqlite; 'none': do not record)")
@@ -127,8 +129,8 @@ def grade_main(argv) -> int:
         if not subs:
             p.error(f"no submission found in {args.path}")
         start = time.monotonic()
-        problems = grade.run(subs, topics, jobs=args.jobs, workdir=workdir, call_timeout=args.call_timeout,
-                             submission_timeout=args.submission_timeout,
+        limits = Limits(call_s=args.call_timeout, submission_s=args.submission_timeout)
+        problems = grade.run(subs, topics, jobs=args.jobs, workdir=workdir, limits=limits,
                              progress=_progress(len(subs) > 1 and not args.json and sys.stderr.isatty()))
         broken = [r for s in subs for r in s.results if r.when != "call" and r.outcome == "failed"]
         if broken:  # the harness itself failed (not learner code): the grades cannot be trusted

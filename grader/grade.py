@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from grader import submission as sub
 from grader.plugin import CaseResult
+from grader.wire import Limits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -142,7 +143,7 @@ def _env() -> dict:
 
 
 def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir: str,
-        call_timeout: float = 10.0, submission_timeout: float = 120.0, progress=None) -> list[str]:
+        limits: Limits = Limits(), progress=None) -> list[str]:
     """Run the hidden suites of ``topics`` over ``submissions``; fill each one's ``cases`` (the catalogue
     of its grading process) and ``results`` (a ``CaseResult`` per test case, see ``grader/plugin.py``).
     Returns problems of the grading itself (empty when fine)."""
@@ -155,12 +156,11 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
         pipe = _Pipe()
         log = open(os.path.join(workdir, f"pytest-{k}.log"), "w")
         cmd = _pytest(suites, [s.root for s in chunk], pipe.write,
-                      [f"--slot={base + k}", f"--call-timeout={call_timeout}",
-                       f"--submission-timeout={submission_timeout}"])
+                      [f"--slot={base + k}", f"--limits={json.dumps(limits.as_dict())}"])
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env(),
                                 pass_fds=(pipe.write,))
         os.close(pipe.write)
-        limit = time.monotonic() + 120 + len(chunk) * (submission_timeout + 60 * len(topics))
+        limit = time.monotonic() + 120 + len(chunk) * (limits.submission_s + 60 * len(topics))
         procs.append((proc, pipe, chunk, log, limit))
     problems = []
     pending = list(procs)

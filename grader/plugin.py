@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -32,7 +33,7 @@ from hypothesis.internal.entropy import deterministic_PRNG
 from grader.guard import violations
 from grader.sandbox import LearnerError, Sandbox
 from grader.submission import topic_files
-from grader.wire import ErrorKind
+from grader.wire import ErrorKind, Limits
 
 # What the suites' conftest takes in with ``from grader.plugin import *``: hooks and fixtures.
 __all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "pytest_runtest_makereport",
@@ -80,10 +81,12 @@ def pytest_addoption(parser):
                     help="the grader's pipe: the catalogue of cases (at collection, before any learner "
                          "code runs), then each test's outcome, as JSON lines")
     group.addoption("--slot", type=int, default=None, help="sandbox slot (a uid of its own)")
-    group.addoption("--call-timeout", type=float, default=10.0, metavar="S",
-                    help="wall-clock limit of one call into learner code (default 10 s)")
-    group.addoption("--submission-timeout", type=float, default=120.0, metavar="S",
-                    help="wall-clock limit of all learner calls of one submission (default 120 s)")
+    group.addoption("--limits", metavar="JSON", default="{}",
+                    help="the limits on learner code (grader.wire.Limits as JSON; the grader passes them)")
+    group.addoption("--call-timeout", type=float, default=None, metavar="S",
+                    help=f"wall-clock limit of one call into learner code (default {Limits.call_s:g} s)")
+    group.addoption("--submission-timeout", type=float, default=None, metavar="S",
+                    help=f"wall-clock limit of all learner calls of one submission (default {Limits.submission_s:g} s)")
 
 
 class SubmissionError(BaseException):
@@ -176,9 +179,18 @@ def parametrize_submissions(metafunc):
         metafunc.parametrize("submission", paths, ids=ids, scope="session")
 
 
+def limits_of(config) -> Limits:
+    """``--limits``, with ``--call-timeout`` and ``--submission-timeout`` on top when given."""
+    limits = Limits.from_dict(json.loads(config.getoption("limits")))
+    for name, option in (("call_s", "call_timeout"), ("submission_s", "submission_timeout")):
+        if config.getoption(option) is not None:
+            limits = dataclasses.replace(limits, **{name: config.getoption(option)})
+    return limits
+
+
 @pytest.fixture(scope="session")
 def sandbox(pytestconfig):
-    box = Sandbox(slot=pytestconfig.getoption("slot"))
+    box = Sandbox(slot=pytestconfig.getoption("slot"), limits=limits_of(pytestconfig))
     yield box
     box.kill()
 
@@ -200,8 +212,8 @@ def topic_of(module) -> str:
 @pytest.fixture(scope="module")
 def impl(request, sandbox, submission):
     topic = topic_of(request.module)
-    opt = request.config.getoption
-    clock = _CLOCKS.setdefault(submission, Clock(opt("call_timeout"), opt("submission_timeout")))
+    limits = limits_of(request.config)
+    clock = _CLOCKS.setdefault(submission, Clock(limits.call_s, limits.submission_s))
     drivers = [os.path.join(TESTS, "driver.py"), os.path.join(TESTS, topic, "driver.py")]
     driver = "\n\n".join(open(p).read() for p in drivers if os.path.exists(p)) or None
     forbidden = GRADING.get(topic, {}).get("forbidden", [])

@@ -32,8 +32,6 @@ from grader import wire
 from grader.wire import ErrorKind
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LIMITS = {"memory_mb": 3072, "cpu_s": 120, "nproc": 64}
-CALL_TIMEOUT = 20.0
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
        "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 UID_BASE = 1_500_000_000  # root: the children of sandbox slot k get uids UID_BASE + k * 4096 + ...
@@ -192,9 +190,10 @@ def _device_map(dev: str):
 class Sandbox:
     """One fork server. ``slot`` picks its children's uids (as root), so that sandboxes never share one."""
 
-    def __init__(self, slot: int | None = None, limits: dict | None = None, timeout: float = CALL_TIMEOUT):
+    def __init__(self, slot: int | None = None, limits: wire.Limits | None = None, timeout: float | None = None):
         self.slot = os.getpid() % 4000 if slot is None else slot
-        self.limits, self.timeout = {**LIMITS, **(limits or {})}, timeout
+        self.limits = limits or wire.Limits()
+        self.timeout = timeout or self.limits.call_s
         self.proc = None
         self.ctl: socket.socket | None = None
         self.current: Learner | None = None
@@ -283,7 +282,7 @@ class Learner:
         self.dead: dict[str, LearnerError] = {}
         self.names: list[str] = []
         self._request = {"op": "open", "topic": topic, "files": files, "driver": driver,
-                         "forbidden": forbidden, "limits": box.limits}
+                         "forbidden": forbidden, "limits": box.limits.as_dict()}
         self._open(timeout or box.timeout)
 
     def _open(self, timeout: float):

@@ -8,6 +8,7 @@ pickle, and the reader checks every length and dtype before it builds a tensor.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import math
@@ -28,6 +29,27 @@ DTYPES = {
     "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
 }
 _NAMES = {v: k for k, v in DTYPES.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Every limit on learner code, one value: the grader's command line builds it, the grading
+    processes receive it (``--limits``), the sandbox sends it to each child."""
+    call_s: float = 10.0  # wall clock of one call into learner code
+    submission_s: float = 120.0  # wall clock of all the calls of one submission
+    memory_mb: int = 3072  # address space of a learner process
+    cpu_s: int = 120  # CPU time of a learner process
+    nproc: int = 64  # processes of a learner
+    file_mb: int = 16  # the largest file it may write
+    tmp_mb: int = 64  # its private /tmp (and /dev/shm) ...
+    tmp_files: int = 2048  # ... and how many files they may hold
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Limits":
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 class ErrorKind(str, enum.Enum):

@@ -4,6 +4,7 @@ of the forbidden-API guard. Run under bubblewrap when it works here and again wi
 ``mode`` fixture); a test that kills a sandbox shows that the next ``open`` starts a fresh one."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -302,7 +303,7 @@ def test_memory_bomb_of_20_gb_fails_within_seconds(box, fn):
 
 def test_memory_creeping_up_to_the_limit_is_stopped(box):
     saved = box.limits
-    box.limits = {**saved, "memory_mb": 512}
+    box.limits = dataclasses.replace(saved, memory_mb=512)
     try:
         learner = _open(box)
     finally:

@@ -6,34 +6,16 @@ own module with a ``main(argv) -> int``."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
-import time
 import warnings
 
-import torch
-
-from grader import grade, report, score
+from grader import grade, report
 from grader.sandbox import EXPOSED, forced_unsandboxed, isolation
 from grader.wire import Limits
-
-
-def suite_digest(topics) -> str:
-    """sha256 of everything that decides a grade: the hidden suites, their harness and the weights."""
-    h = hashlib.sha256()
-    files = [os.path.join(grade.SUITE, n) for n in ("conftest.py", "compare.py", "strategies.py", "grading.toml")]
-    for t in sorted(topics):
-        folder = os.path.join(grade.SUITE, t)
-        files += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith((".py", ".toml"))]
-    for path in files:
-        h.update(os.path.relpath(path, grade.SUITE).encode() + b"\0")
-        with open(path, "rb") as f:
-            h.update(f.read())
-    return h.hexdigest()
 
 
 def _not_dumpable():
@@ -128,28 +110,11 @@ def grade_main(argv) -> int:
             p.error(str(e))
         if not subs:
             p.error(f"no submission found in {args.path}")
-        start = time.monotonic()
         limits = Limits(call_s=args.call_timeout, submission_s=args.submission_timeout)
-        problems = grade.run(subs, topics, jobs=args.jobs, workdir=workdir, limits=limits,
-                             progress=_progress(len(subs) > 1 and not args.json and sys.stderr.isatty()))
-        broken = [r for s in subs for r in s.results if r.when != "call" and r.outcome == "failed"]
-        if broken:  # the harness itself failed (not learner code): the grades cannot be trusted
-            problems.append(f"{len(broken)} test case(s) could not be set up, e.g.: {broken[0].message}")
-        generic = next((s.cases for s in subs if s.cases), None)
-        if generic is None or any(s.root and not s.cases for s in subs):  # from collecting the suites alone
-            generic = grade.catalogue(topics, workdir)
-        reports = [score.score(s, topics, config, s.cases or generic) for s in subs]
-        no_result = sum(r["no_result"] for r in reports)
-        if no_result:
-            problems.append(f"{no_result} case(s) have no result: the grading process was interrupted "
-                            "(they count as failed)")
-        not_run = sum(t["not_run_cases"] for r in reports for t in r["topics"])
-        note = ("" if torch.cuda.is_available() else
-                "CUDA cases were not run (no GPU on this machine): scores count the CPU cases only; "
-                "a submission that fails only on CUDA would score lower on a machine with a GPU.")
-        meta = {"suite_sha256": suite_digest(topics), "topics": topics, "isolation": mode,
-                "cuda": torch.cuda.is_available(), "not_run_cases": not_run, "note": note,
-                "problems": problems, "seconds": round(time.monotonic() - start, 2)}
+        graded = grade.grade_class(subs, topics, config, limits=limits, jobs=args.jobs, workdir=workdir,
+                                   isolation=mode,
+                                   progress=_progress(len(subs) > 1 and not args.json and sys.stderr.isatty()))
+        reports, meta, problems, note = graded.reports, graded.meta, graded.meta["problems"], graded.meta["note"]
         reports, meta = report.write_all(reports, topics, meta, args.out), report.inert(meta)
         recorded = ""
         if args.db != "none":

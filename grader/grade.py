@@ -17,6 +17,8 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 
+import torch
+
 from grader import submission as sub
 from grader.plugin import CaseResult
 from grader.wire import Limits
@@ -220,3 +222,58 @@ def _done(pipe: _Pipe, chunk: list, finished: bool) -> int:
     current = next((r["params"].get("submission") for r in reversed(pipe.lines) if "params" in r), None)
     roots = [s.root for s in chunk]
     return roots.index(current) if current in roots else 0
+
+
+def suite_digest(topics) -> str:
+    """sha256 of everything that decides a grade: the hidden suites of ``topics``, their harness
+    (``tests/*.py``, the comparisons they share with the handout, the grading plugin, the scoring)
+    and the weights."""
+    h = hashlib.sha256()
+    harness = [os.path.join(SUITE, n) for n in sorted(os.listdir(SUITE)) if n.endswith(".py")]
+    shared = os.path.join(ROOT, "exercises", "dlkata")
+    harness += [os.path.join(shared, n) for n in sorted(os.listdir(shared)) if n.endswith(".py")]
+    files = [*harness, os.path.join(SUITE, "grading.toml"), os.path.join(HERE, "plugin.py"), os.path.join(HERE, "score.py")]
+    for t in sorted(topics):
+        folder = os.path.join(SUITE, t)
+        files += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith((".py", ".toml"))]
+    for path in files:
+        h.update(os.path.relpath(path, ROOT).encode() + b"\0")
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+@dataclass
+class ClassReport:
+    """A graded class: one report per submission (``score.score``'s dicts, in the order of the
+    submissions) and the run's facts (``meta``: suite hash, topics, isolation, CUDA, cases not run, a
+    note, problems of the grading itself, seconds)."""
+    reports: list[dict]
+    meta: dict
+
+
+def grade_class(subs: list[Submission], topics: list[str], config: dict, *, limits: Limits, jobs: int,
+                workdir: str, isolation: str, progress=None) -> ClassReport:
+    """Run the hidden suites over ``subs`` (from ``collect``), score every submission against its
+    catalogue of cases, and say what went wrong with the grading itself (``meta["problems"]``)."""
+    from grader import score  # it reads Submission from here
+    start = time.monotonic()
+    problems = run(subs, topics, jobs=jobs, workdir=workdir, limits=limits, progress=progress)
+    broken = [r for s in subs for r in s.results if r.when != "call" and r.outcome == "failed"]
+    if broken:  # the harness itself failed (not learner code): the grades cannot be trusted
+        problems.append(f"{len(broken)} test case(s) could not be set up, e.g.: {broken[0].message}")
+    generic = next((s.cases for s in subs if s.cases), None)
+    if generic is None or any(s.root and not s.cases for s in subs):  # from collecting the suites alone
+        generic = catalogue(topics, workdir)
+    reports = [score.score(s, topics, config, s.cases or generic) for s in subs]
+    no_result = sum(r["no_result"] for r in reports)
+    if no_result:
+        problems.append(f"{no_result} case(s) have no result: the grading process was interrupted "
+                        "(they count as failed)")
+    cuda = torch.cuda.is_available()
+    note = ("" if cuda else "CUDA cases were not run (no GPU on this machine): scores count the CPU cases only; "
+            "a submission that fails only on CUDA would score lower on a machine with a GPU.")
+    meta = {"suite_sha256": suite_digest(topics), "topics": topics, "isolation": isolation, "cuda": cuda,
+            "not_run_cases": sum(t["not_run_cases"] for r in reports for t in r["topics"]), "note": note,
+            "problems": problems, "seconds": round(time.monotonic() - start, 2)}
+    return ClassReport(reports, meta)

@@ -525,6 +525,15 @@ def _contain(me: int):
             pass
 
 
+def _hide_grader():
+    """Learner code must not reach the live watch by importing this module (``sys.modules``): what
+    it imports under these names from now on is a fresh, unused copy. This process keeps its own
+    references. Frames, ``gc`` and ``ctypes`` still reach it: the watch is a check of what honest
+    code runs, not a boundary (see README, Isolation)."""
+    for name in [n for n in sys.modules if n == "grader" or n.startswith("grader.")]:
+        del sys.modules[name]
+
+
 def child(req: dict):
     me = os.getpid()
     _limit(req.get("limits", {}))
@@ -536,6 +545,7 @@ def child(req: dict):
         driver = types.ModuleType("driver")
         exec(compile(req["driver"], "driver.py", "exec"), driver.__dict__)
     watch = Watch(req.get("forbidden", []), folder)  # operator rules; the API names are checked statically
+    _hide_grader()
     try:
         _seed()
         with watch.call(""):

@@ -29,6 +29,12 @@ def via_variable_functions(*_):
     return torch._C._VariableFunctions.log_softmax(X, 1)
 
 
+def via_the_worker_module(*_):
+    """The worker's own module imported by name, its watch told to refuse nothing (were it the live one)."""
+    importlib.import_module("grader" + ".worker").Watch.refuse = lambda self, what: None
+    return torch.ops.aten._log_softmax.default(X, 1, False)
+
+
 def via_vf(*_):
     return torch._VF.logsumexp(X, [1])
 

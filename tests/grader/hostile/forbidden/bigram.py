@@ -25,3 +25,12 @@ def via_computed_softmax(*_):
 
 def via_ops_log_softmax(*_):
     return torch.ops.aten._log_softmax(torch.randn(3, 4), 1, False)
+
+
+def via_sparse_softmax(*_):
+    return torch.sparse.softmax(torch.randn(3, 4).to_sparse(), 1).to_dense()
+
+
+def via_logcumsumexp(*_):
+    x = torch.randn(3, 4)
+    return (x - torch.logcumsumexp(x, 1)[:, -1:]).exp()

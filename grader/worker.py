@@ -20,7 +20,7 @@ when the child ends. Under bubblewrap (``--ns``) each child gets an ipc namespac
 with private tmpfs on /tmp and /dev/shm, bounded in size and file count, gone with the child; where the grader is not root,
 the child also gets user and pid namespaces of its own (the server's pid is out of its reach, and the
 end of the namespace kills whatever it left running). Without bubblewrap (``--scratch=DIR``), a private
-folder, removed after the run (as root, with whatever that uid left in /tmp, /var/tmp and /dev/shm).
+folder, removed after the run (as root, with whatever that uid left in ``SHARED_TMP``).
 Learner code always runs with no capabilities, no_new_privs, and its own channel as its only
 descriptor besides /dev/null.
 """
@@ -627,6 +627,7 @@ CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x10000000,
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 SCRATCH = {"tmp_mb": 64, "tmp_files": 2048}  # the private /tmp of one child
 UIDS_PER_SLOT = 4096
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the world-writable folders of a system
 
 
 def _check(ret: int, what: str):
@@ -805,9 +806,10 @@ def _kill_descendants():
                 pass
 
 
-def _sweep_tmp(uid: int):
-    """As root without namespaces: what the learner's uid left in the shared temporary folders."""
-    for top in ("/tmp", "/var/tmp", "/dev/shm"):
+def _sweep_tmp(uids):
+    """As root without namespaces: what the learners' ``uids`` (a container) left in the shared
+    temporary folders (the grading side calls it too, when it stops a whole sandbox)."""
+    for top in SHARED_TMP:
         try:
             names = os.listdir(top)
         except OSError:
@@ -815,7 +817,7 @@ def _sweep_tmp(uid: int):
         for name in names:
             path = os.path.join(top, name)
             try:
-                if os.lstat(path).st_uid != uid:
+                if os.lstat(path).st_uid not in uids:
                     continue
                 if os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path, ignore_errors=True)
@@ -878,7 +880,7 @@ class _Server:
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
             if uid is not None:
-                _sweep_tmp(uid)
+                _sweep_tmp((uid,))
         event = {"event": "exit", "child": self.serial}
         if os.WIFSIGNALED(status):
             event["signal"] = os.WTERMSIG(status)

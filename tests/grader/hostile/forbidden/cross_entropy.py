@@ -137,3 +137,14 @@ def via_sparse_log_softmax(*_):
 def via_logcumsumexp(*_):
     """The last running logsumexp is the logsumexp."""
     return X - torch.logcumsumexp(X, 1)[:, -1:]
+
+
+def via_attention_kernel(*_):
+    """CPU flash attention with identity keys and values: softmax(X) and the logsumexp of every row."""
+    eye = torch.eye(X.shape[1], dtype=X.dtype)[None, None]
+    return X - torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(X[None, None], eye, eye, scale=1.0)[1][0, 0, :, None]
+
+
+def via_attention(*_):
+    eye = torch.eye(X.shape[1], dtype=X.dtype)[None]
+    return torch.nn.functional.scaled_dot_product_attention(X[None], eye, eye, scale=1.0)[0]

@@ -418,20 +418,23 @@ def _lock(watch: Watch):
 
 
 def _refuse_python_functions(module_name: str, watch: Watch):
-    """Every Python function of ``module_name`` (private helpers and the functions that decorators
-    wrap included) refuses to run: its code is replaced, so that no name, alias or computed
-    attribute reaches the original."""
+    """Every Python function of ``module_name`` (private helpers, the methods of its classes and the
+    functions that decorators wrap included) refuses to run: its code is replaced, so that no name,
+    alias or computed attribute reaches the original."""
     try:
         module = importlib.import_module(module_name)
     except ImportError:
         return
     home = getattr(module, "__file__", None)
     seen = set()
-    for value in list(vars(module).values()):
+    values = list(vars(module).values())
+    for cls in [v for v in values if isinstance(v, type) and v.__module__ == module.__name__]:
+        values += [getattr(m, "__func__", m) for m in vars(cls).values()]  # static and class methods too
+    for value in values:
         fn = value
         while isinstance(fn, types.FunctionType) and fn.__code__.co_filename == home and id(fn) not in seen:
             seen.add(id(fn))
-            label = f"{module_name}.{fn.__name__}"
+            label = f"{module_name}.{fn.__qualname__}"
             free = fn.__code__.co_freevars
             src = ("def outer():\n" + "".join(f"    {v} = None\n" for v in free)
                    + "    def refused(*args, **kwargs):\n" + "".join(f"        {v}\n" for v in free)

@@ -225,6 +225,8 @@ class Watch:
         self._library = _refuse_composites([n for n in self.names if _composite(n)], self)
         for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
             _refuse_python_functions(module, self)
+        if not self.everything:
+            _refuse_decompositions(self.overloads, self)
         self.folder = folder
         self.watching, self.leaving = 0, False
         if self.everything or self.names:
@@ -431,19 +433,52 @@ def _refuse_python_functions(module_name: str, watch: Watch):
     for cls in [v for v in values if isinstance(v, type) and v.__module__ == module.__name__]:
         values += [getattr(m, "__func__", m) for m in vars(cls).values()]  # static and class methods too
     for value in values:
-        fn = value
-        while isinstance(fn, types.FunctionType) and fn.__code__.co_filename == home and id(fn) not in seen:
-            seen.add(id(fn))
-            label = f"{module_name}.{fn.__qualname__}"
-            free = fn.__code__.co_freevars
-            src = ("def outer():\n" + "".join(f"    {v} = None\n" for v in free)
-                   + "    def refused(*args, **kwargs):\n" + "".join(f"        {v}\n" for v in free)
-                   + f"        __dlkata_refuse__({label!r})\n    return refused\n")
-            scope: dict = {}
-            exec(compile(src, home, "exec"), scope)
-            fn.__globals__["__dlkata_refuse__"] = lambda what: watch.refuse(f"uses {what}, which this exercise asks you to write by hand")
-            fn.__code__ = scope["outer"]().__code__
-            fn = getattr(fn, "__wrapped__", None)
+        _refuse_function(value, module_name, watch, home, seen)
+
+
+def _refuse_function(fn, where: str, watch: Watch, home=None, seen=None):
+    """``fn`` (and the functions it wraps, defined in ``home`` when given) refuses to run: its code is replaced."""
+    seen = set() if seen is None else seen
+    while isinstance(fn, types.FunctionType) and fn.__code__.co_filename == (home or fn.__code__.co_filename) \
+            and id(fn) not in seen:
+        seen.add(id(fn))
+        label = f"{where}.{fn.__qualname__}"
+        free = fn.__code__.co_freevars
+        src = ("def outer():\n" + "".join(f"    {v} = None\n" for v in free)
+               + "    def refused(*args, **kwargs):\n" + "".join(f"        {v}\n" for v in free)
+               + f"        __dlkata_refuse__({label!r})\n    return refused\n")
+        scope: dict = {}
+        exec(compile(src, fn.__code__.co_filename, "exec"), scope)
+        fn.__globals__["__dlkata_refuse__"] = lambda what: watch.refuse(f"uses {what}, which this exercise asks you to write by hand")
+        # at the original's line: torch.func reads the source of some decompositions (inspect.getsource)
+        fn.__code__ = scope["outer"]().__code__.replace(co_firstlineno=fn.__code__.co_firstlineno)
+        fn = getattr(fn, "__wrapped__", None)
+
+
+def _refuse_decompositions(overloads, watch: Watch):
+    """PyTorch's Python implementations of the forbidden operators (``torch._decomp``, ``torch._refs``:
+    ``_log_softmax``, ``native_layer_norm_backward``, ``lstm`` ... written with allowed operators)
+    refuse to run, whatever name reaches them."""
+    from torch._decomp import global_decomposition_table
+    found = [table[o] for table in global_decomposition_table.values() for o in overloads if o in table]
+    # And the private helpers of the decompositions module that they call (lstm_impl -> one_layer_lstm ->
+    # lstm_cell), not the operators they are made of (torch._refs.add, the meta kernel of aten.add).
+    registered = {id(inspect.unwrap(f)) for table in global_decomposition_table.values() for f in table.values()}
+    todo, chosen = list(found), {}
+    while todo:
+        fn = inspect.unwrap(todo.pop())
+        if not isinstance(fn, types.FunctionType) or id(fn) in chosen:
+            continue
+        chosen[id(fn)] = fn
+        for name in fn.__code__.co_names:
+            helper = fn.__globals__.get(name)
+            helper = inspect.unwrap(helper) if callable(helper) else None
+            if isinstance(helper, types.FunctionType) and helper.__module__ == "torch._decomp.decompositions" \
+                    and id(helper) not in registered:
+                todo.append(helper)
+    seen: set = set()
+    for fn in [*found, *chosen.values()]:
+        _refuse_function(fn, getattr(fn, "__module__", "torch"), watch, seen=seen)
 
 
 @contextlib.contextmanager

@@ -40,3 +40,9 @@ def via_python_lstm_cell(*_):
 
 def via_python_lstm(*_):
     return importlib.import_module("torch.ao.nn." + "quantizable").LSTM(5, 4)(X)[0]
+
+
+def via_decomposition_helper(*_):
+    """The LSTM cell that PyTorch's Python decomposition of aten.lstm is made of (torch._decomp)."""
+    dec = importlib.import_module("torch._decomp.decompositions")
+    return dec.lstm_cell(X[0] @ W_IH.T + B, H[0], H[0], W_HH, B, None, 1)[0]

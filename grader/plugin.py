@@ -109,6 +109,9 @@ class Impl:
     def __init__(self, learner, topic: str, banned: dict[str, list[str]], clock: "Clock"):
         self._learner, self._topic, self._banned, self._clock = learner, topic, banned, clock
 
+    def __repr__(self):  # hypothesis names the arguments in its messages: no memory address there
+        return "impl"
+
     def __getattr__(self, fn: str):
         if fn.startswith("_"):
             raise AttributeError(fn)

@@ -73,8 +73,8 @@ _STAGE = None
 _MODE = None
 _BWRAP = None
 EXPOSED = ("learner code can read every file that the grader's user can read (as root: every world-readable "
-           "file), the hidden suites and solutions included, reach the network, and fill /tmp, /var/tmp and "
-           "/dev/shm (what it leaves there is removed only when the grader is root); its processes are "
+           "file), the hidden suites and solutions included, reach the network, and fill /tmp, /var/tmp, "
+           "/dev/shm and /run/lock (what it leaves there is removed only when the grader is root); its processes are "
            "limited by rlimits only")
 
 
@@ -235,6 +235,8 @@ class Sandbox:
             self.proc.wait()
             if os.geteuid() == 0 and isolation() != "bwrap":  # under bwrap the pid namespace did it
                 _kill_uids(self.uids())
+                from grader.worker import _sweep_tmp  # the server, killed, could not sweep after its child
+                _sweep_tmp(self.uids())
             self.proc = None
         if self.ctl is not None:
             self.ctl.close()

@@ -20,7 +20,7 @@ when the child ends. Under bubblewrap (``--ns``) each child gets an ipc namespac
 with private tmpfs on /tmp and /dev/shm, bounded in size and file count, gone with the child; where the grader is not root,
 the child also gets user and pid namespaces of its own (the server's pid is out of its reach, and the
 end of the namespace kills whatever it left running). Without bubblewrap (``--scratch=DIR``), a private
-folder, removed after the run (as root, with whatever that uid left in /tmp, /var/tmp and /dev/shm).
+folder, removed after the run (as root, with whatever that uid left in ``SHARED_TMP``).
 Learner code always runs with no capabilities, no_new_privs, and its own channel as its only
 descriptor besides /dev/null.
 """
@@ -226,6 +226,8 @@ class Watch:
         self._library = _refuse_composites([n for n in self.names if _composite(n)], self)
         for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
             _refuse_python_functions(module, self)
+        if not self.everything:
+            _refuse_decompositions(self.overloads, self)
         self.folder = folder
         self.watching, self.leaving = 0, False
         if self.everything or self.names:
@@ -419,29 +421,65 @@ def _lock(watch: Watch):
 
 
 def _refuse_python_functions(module_name: str, watch: Watch):
-    """Every Python function of ``module_name`` (private helpers and the functions that decorators
-    wrap included) refuses to run: its code is replaced, so that no name, alias or computed
-    attribute reaches the original."""
+    """Every Python function of ``module_name`` (private helpers, the methods of its classes and the
+    functions that decorators wrap included) refuses to run: its code is replaced, so that no name,
+    alias or computed attribute reaches the original."""
     try:
         module = importlib.import_module(module_name)
     except ImportError:
         return
     home = getattr(module, "__file__", None)
     seen = set()
-    for value in list(vars(module).values()):
-        fn = value
-        while isinstance(fn, types.FunctionType) and fn.__code__.co_filename == home and id(fn) not in seen:
-            seen.add(id(fn))
-            label = f"{module_name}.{fn.__name__}"
-            free = fn.__code__.co_freevars
-            src = ("def outer():\n" + "".join(f"    {v} = None\n" for v in free)
-                   + "    def refused(*args, **kwargs):\n" + "".join(f"        {v}\n" for v in free)
-                   + f"        __dlkata_refuse__({label!r})\n    return refused\n")
-            scope: dict = {}
-            exec(compile(src, home, "exec"), scope)
-            fn.__globals__["__dlkata_refuse__"] = lambda what: watch.refuse(f"uses {what}, which this exercise asks you to write by hand")
-            fn.__code__ = scope["outer"]().__code__
-            fn = getattr(fn, "__wrapped__", None)
+    values = list(vars(module).values())
+    for cls in [v for v in values if isinstance(v, type) and v.__module__ == module.__name__]:
+        values += [getattr(m, "__func__", m) for m in vars(cls).values()]  # static and class methods too
+    for value in values:
+        _refuse_function(value, module_name, watch, home, seen)
+
+
+def _refuse_function(fn, where: str, watch: Watch, home=None, seen=None):
+    """``fn`` (and the functions it wraps, defined in ``home`` when given) refuses to run: its code is replaced."""
+    seen = set() if seen is None else seen
+    while isinstance(fn, types.FunctionType) and fn.__code__.co_filename == (home or fn.__code__.co_filename) \
+            and id(fn) not in seen:
+        seen.add(id(fn))
+        label = f"{where}.{fn.__qualname__}"
+        free = fn.__code__.co_freevars
+        src = ("def outer():\n" + "".join(f"    {v} = None\n" for v in free)
+               + "    def refused(*args, **kwargs):\n" + "".join(f"        {v}\n" for v in free)
+               + f"        __dlkata_refuse__({label!r})\n    return refused\n")
+        scope: dict = {}
+        exec(compile(src, fn.__code__.co_filename, "exec"), scope)
+        fn.__globals__["__dlkata_refuse__"] = lambda what: watch.refuse(f"uses {what}, which this exercise asks you to write by hand")
+        # at the original's line: torch.func reads the source of some decompositions (inspect.getsource)
+        fn.__code__ = scope["outer"]().__code__.replace(co_firstlineno=fn.__code__.co_firstlineno)
+        fn = getattr(fn, "__wrapped__", None)
+
+
+def _refuse_decompositions(overloads, watch: Watch):
+    """PyTorch's Python implementations of the forbidden operators (``torch._decomp``, ``torch._refs``:
+    ``_log_softmax``, ``native_layer_norm_backward``, ``lstm`` ... written with allowed operators)
+    refuse to run, whatever name reaches them."""
+    from torch._decomp import global_decomposition_table
+    found = [table[o] for table in global_decomposition_table.values() for o in overloads if o in table]
+    # And the private helpers of the decompositions module that they call (lstm_impl -> one_layer_lstm ->
+    # lstm_cell), not the operators they are made of (torch._refs.add, the meta kernel of aten.add).
+    registered = {id(inspect.unwrap(f)) for table in global_decomposition_table.values() for f in table.values()}
+    todo, chosen = list(found), {}
+    while todo:
+        fn = inspect.unwrap(todo.pop())
+        if not isinstance(fn, types.FunctionType) or id(fn) in chosen:
+            continue
+        chosen[id(fn)] = fn
+        for name in fn.__code__.co_names:
+            helper = fn.__globals__.get(name)
+            helper = inspect.unwrap(helper) if callable(helper) else None
+            if isinstance(helper, types.FunctionType) and helper.__module__ == "torch._decomp.decompositions" \
+                    and id(helper) not in registered:
+                todo.append(helper)
+    seen: set = set()
+    for fn in [*found, *chosen.values()]:
+        _refuse_function(fn, getattr(fn, "__module__", "torch"), watch, seen=seen)
 
 
 @contextlib.contextmanager
@@ -527,6 +565,15 @@ def _contain(me: int):
             pass
 
 
+def _hide_grader():
+    """Learner code must not reach the live watch by importing this module (``sys.modules``): what
+    it imports under these names from now on is a fresh, unused copy. This process keeps its own
+    references. Frames, ``gc`` and ``ctypes`` still reach it: the watch is a check of what honest
+    code runs, not a boundary (see README, Isolation)."""
+    for name in [n for n in sys.modules if n == "grader" or n.startswith("grader.")]:
+        del sys.modules[name]
+
+
 def child(req: dict):
     me = os.getpid()
     _limit(req.get("limits", {}))
@@ -538,6 +585,7 @@ def child(req: dict):
         driver = types.ModuleType("driver")
         exec(compile(req["driver"], "driver.py", "exec"), driver.__dict__)
     watch = Watch(req.get("forbidden", []), folder)  # operator rules; the API names are checked statically
+    _hide_grader()
     try:
         _seed()
         with watch.call(""):
@@ -619,6 +667,7 @@ CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x10000000,
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE, MS_BIND = 2, 4, 8, 16384, 1 << 18, 4096
 SCRATCH = {"tmp_mb": 64, "tmp_files": 2048}  # the private /tmp of one child
 UIDS_PER_SLOT = 4096
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the world-writable folders of a system
 
 
 def _check(ret: int, what: str):
@@ -816,9 +865,10 @@ def _kill_descendants():
                 pass
 
 
-def _sweep_tmp(uid: int):
-    """As root without namespaces: what the learner's uid left in the shared temporary folders."""
-    for top in ("/tmp", "/var/tmp", "/dev/shm"):
+def _sweep_tmp(uids):
+    """As root without namespaces: what the learners' ``uids`` (a container) left in the shared
+    temporary folders (the grading side calls it too, when it stops a whole sandbox)."""
+    for top in SHARED_TMP:
         try:
             names = os.listdir(top)
         except OSError:
@@ -826,7 +876,7 @@ def _sweep_tmp(uid: int):
         for name in names:
             path = os.path.join(top, name)
             try:
-                if os.lstat(path).st_uid != uid:
+                if os.lstat(path).st_uid not in uids:
                     continue
                 if os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path, ignore_errors=True)
@@ -889,7 +939,7 @@ class _Server:
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
             if uid is not None:
-                _sweep_tmp(uid)
+                _sweep_tmp((uid,))
         event = {"event": "exit", "child": self.serial}
         if os.WIFSIGNALED(status):
             event["signal"] = os.WTERMSIG(status)

@@ -7,7 +7,8 @@ refuses to mix a CUDA tensor with a CPU tensor. So calling a function with its i
 on any machine, whether its own tensors follow the device of its inputs:
 
 * a device-mismatch error, data moved to the CPU (``.cpu()``, ``.numpy()``, a result written into a
-  tensor made on the CPU) or a returned tensor that is not on ``meta``: a failure, with what to do;
+  tensor made on the CPU), a returned tensor that is not on ``meta``, or no tensor returned at all
+  (``return None`` does no work): a failure, with what to do;
 * an error that only says a value is needed (``.item()``, ``if t > 0:``, an operation without a
   ``meta`` implementation), or any other error: inconclusive, the case is skipped and counts neither
   for nor against (like a CUDA case without a GPU). The values are the other tests' business; a
@@ -88,7 +89,10 @@ def check_devices(impl, fn: str, *args, **kwargs) -> None:
         # counts neither for nor against (like a CUDA case without a GPU), so that neither correct
         # code that reads values nor code that does not run at all is graded here.
         pytest.skip(f"`{fn}` could not be followed on the meta device (it needs values): inconclusive, not counted")
-    for path, t in _tensors(result):
+    tensors = list(_tensors(result))
+    if not tensors:  # nothing to judge: a function of a tensor topic that returns no tensor has not done its work
+        raise Mismatch(f"`{fn}` returned {type(result).__name__} for tensor inputs, not a tensor")
+    for path, t in tensors:
         if t.device.type != "meta":
             where = "the CPU" if t.device.type == "cpu" else t.device.type
             raise Mismatch(f"`{fn}` returned a tensor on {where} ({path}) while its inputs were on another device: "

@@ -151,7 +151,7 @@ def linger():
     return 1
 
 
-PLACES = ["/", "/opt", "/dev", "/dev/shm", "/tmp", "/var/tmp", os.path.expanduser("~")]
+PLACES = ["/", "/opt", "/dev", "/dev/shm", "/tmp", "/var/tmp", "/run/lock", os.path.expanduser("~")]
 
 
 def leave_files(tag):
@@ -165,6 +165,16 @@ def leave_files(tag):
         except OSError:
             pass
     return [os.getcwd(), left]
+
+
+def leave_files_and_block(tag):
+    """Its files wherever it can write, then a wait that ignores its alarm: the grading side stops the
+    whole sandbox, so the server never sweeps after this child."""
+    import signal
+    leave_files(tag)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    while True:
+        time.sleep(1)
 
 
 def look(paths):
@@ -412,7 +422,22 @@ def test_scratch_space_is_private_and_wiped(box):
     assert not any(os.path.basename(folder) in f for f in found), found
     second.close()
     if os.geteuid() == 0 or sb.isolation() == "bwrap":  # nothing in the host's shared folders either
-        for place in ("/tmp", "/var/tmp", "/dev/shm"):
+        for place in SHARED:
+            assert not [n for n in os.listdir(place) if n.startswith(tag)], place
+
+
+SHARED = [p for p in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock") if os.path.isdir(p)]
+
+
+def test_a_sandbox_stopped_from_outside_leaves_nothing_either(box):
+    tag = f"dlkata-stopped-{os.getpid()}"
+    learner = _open(box)
+    with pytest.raises(LearnerError) as e:
+        learner.call("leave_files_and_block", tag, timeout=1.0)
+    assert e.value.kind == "timeout"
+    assert not box.alive()  # the backstop stopped the whole sandbox
+    if os.geteuid() == 0 or sb.isolation() == "bwrap":
+        for place in SHARED:
             assert not [n for n in os.listdir(place) if n.startswith(tag)], place
 
 

@@ -1,6 +1,7 @@
 """Fills /tmp: many small files and a few big ones, named __TAG__-*, at import and at every call,
-hoping to exhaust the grading machine's /tmp for those graded after it. Its values are wrong; the
-files must be gone when its run ends."""
+hoping to exhaust the grading machine's /tmp for those graded after it; leaves one file in each of the
+other world-writable folders too (/var/tmp, /run/lock). Its values are wrong; the files must be gone
+when its run ends."""
 _right_nll, _right_from = token_nll, perplexity_from_nll
 TAG = "__TAG__"
 _round = [0]
@@ -20,6 +21,12 @@ def _fill(files=3000, big=4):
 
 
 _fill()
+for _folder in ("/var/tmp", "/run/lock"):
+    try:
+        with open(f"{_folder}/{TAG}-left", "w") as _f:
+            _f.write("left behind")
+    except OSError:
+        pass
 
 
 def token_nll(logits, targets):

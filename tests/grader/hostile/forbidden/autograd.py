@@ -70,3 +70,9 @@ def via_swallowed_error(*_):
     except Exception:  # noqa: BLE001 - the refusal is recorded anyway
         pass
     return torch.zeros(3)
+
+
+def via_the_worker_module(*_):
+    """The worker's own module imported by name, its watch told to refuse nothing (were it the live one)."""
+    importlib.import_module("grader" + ".worker").Watch.refuse = lambda self, what: None
+    return via_autograd_grad()

@@ -29,6 +29,12 @@ def via_variable_functions(*_):
     return torch._C._VariableFunctions.log_softmax(X, 1)
 
 
+def via_the_worker_module(*_):
+    """The worker's own module imported by name, its watch told to refuse nothing (were it the live one)."""
+    importlib.import_module("grader" + ".worker").Watch.refuse = lambda self, what: None
+    return torch.ops.aten._log_softmax.default(X, 1, False)
+
+
 def via_vf(*_):
     return torch._VF.logsumexp(X, [1])
 
@@ -119,3 +125,35 @@ def via_vmap(*_):
 
 def via_torch_compile(*_):
     return torch.compile(lambda x: torch.log_softmax(x, 1) * 2, backend="inductor")(X)
+
+
+def via_sparse_log_softmax(*_):
+    """The sparse layout's own kernel, every entry kept: the dense log_softmax to the last bit."""
+    rows, cols = X.shape
+    idx = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")).reshape(2, -1)
+    return torch.sparse.log_softmax(torch.sparse_coo_tensor(idx, X.reshape(-1), X.shape), 1).to_dense()
+
+
+def via_logcumsumexp(*_):
+    """The last running logsumexp is the logsumexp."""
+    return X - torch.logcumsumexp(X, 1)[:, -1:]
+
+
+def via_attention_kernel(*_):
+    """CPU flash attention with identity keys and values: softmax(X) and the logsumexp of every row."""
+    eye = torch.eye(X.shape[1], dtype=X.dtype)[None, None]
+    return X - torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(X[None, None], eye, eye, scale=1.0)[1][0, 0, :, None]
+
+
+def via_attention(*_):
+    eye = torch.eye(X.shape[1], dtype=X.dtype)[None]
+    return torch.nn.functional.scaled_dot_product_attention(X[None], eye, eye, scale=1.0)[0]
+
+
+def via_decomposition(*_):
+    """PyTorch's own log_softmax written in Python with allowed operators (torch._decomp)."""
+    return importlib.import_module("torch._decomp.decompositions")._log_softmax(X, 1, False)
+
+
+def via_python_reference(*_):
+    return X - importlib.import_module("torch._refs").logsumexp(X, [1], True)

@@ -28,3 +28,15 @@ def via_module(*_):
 
 def via_computed_getattr(*_):
     return getattr(sys.modules["torch"], "gru" + "_cell")(X[0], H[0], W_IH, W_HH, B, B)
+
+
+def via_differentiable_cell_backward(*_):
+    """The GRU cell's backward kernel: the gate gradients that gru_cell_backward is asked to derive."""
+    gi, gh = X[0] @ W_IH.T, H[0] @ W_HH.T
+    return torch.ops.aten._thnn_differentiable_gru_cell_backward(H[0], gi, gh, H[0], B, B)[0]
+
+
+def via_decomposition_helper(*_):
+    """The GRU cell that PyTorch's Python decomposition of aten.gru is made of (torch._decomp)."""
+    dec = importlib.import_module("torch._decomp.decompositions")
+    return dec.gru_cell(X[0] @ W_IH.T + B, H[0], W_HH, B, B, None, None)

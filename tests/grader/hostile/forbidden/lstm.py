@@ -1,4 +1,5 @@
 """Routes to PyTorch's LSTM kernels (appended to the solution; ``via_*`` replaces TARGET)."""
+import importlib
 import sys
 
 import torch
@@ -23,3 +24,25 @@ def via_ops(*_):
 
 def via_module(*_):
     return getattr(sys.modules["torch.nn"], "LSTM" + "Cell")(5, 4)(X[0])[0]
+
+
+def via_differentiable_cell_backward(*_):
+    """The LSTM cell's backward kernel: the gate gradients that lstm_cell_backward is asked to derive."""
+    gi, gh = X[0] @ W_IH.T, H[0] @ W_HH.T
+    return torch.ops.aten._thnn_differentiable_lstm_cell_backward(H[0], H[0], gi, gh, B, B, H[0], H[0])[0]
+
+
+def via_python_lstm_cell(*_):
+    """PyTorch's LSTM cell written in Python (the quantizable one), float weights: no recurrent kernel runs."""
+    from torch.ao.nn.quantizable import LSTMCell
+    return LSTMCell(5, 4)(X[0], (H[0], H[0]))[0]
+
+
+def via_python_lstm(*_):
+    return importlib.import_module("torch.ao.nn." + "quantizable").LSTM(5, 4)(X)[0]
+
+
+def via_decomposition_helper(*_):
+    """The LSTM cell that PyTorch's Python decomposition of aten.lstm is made of (torch._decomp)."""
+    dec = importlib.import_module("torch._decomp.decompositions")
+    return dec.lstm_cell(X[0] @ W_IH.T + B, H[0], H[0], W_HH, B, None, 1)[0]

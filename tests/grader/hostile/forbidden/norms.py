@@ -30,3 +30,23 @@ def via_group_norm(*_):
 
 def via_batch_norm_transposed(*_):
     return torch.nn.functional.batch_norm(X.T, None, None, training=True).T
+
+
+def via_batch_norm_backward(*_):
+    """Layer norm over the last dim is batch norm of the transpose: its backward kernel."""
+    xt = X.T.contiguous()
+    mean, rstd = X.mean(1), (X.var(1, unbiased=False) + 1e-5).rsqrt()
+    return torch.ops.aten.batch_norm_backward(xt, xt, torch.ones(3, dtype=X.dtype), None, None, mean, rstd, True,
+                                              1e-5, [True, False, False], torch.empty(0, dtype=torch.uint8))[0].T
+
+
+def via_batch_norm_functional(*_):
+    return torch.ops.aten._native_batch_norm_legit_functional(X.T.contiguous(), None, None, torch.zeros(3, dtype=X.dtype),
+                                                             torch.ones(3, dtype=X.dtype), True, 0.1, 1e-5)[0].T
+
+
+def via_decomposition(*_):
+    """PyTorch's own layer-norm backward written in Python with allowed operators (torch._decomp)."""
+    dec = __import__("importlib").import_module("torch._decomp.decompositions")
+    mean, rstd = X.mean(1, keepdim=True), (X.var(1, unbiased=False, keepdim=True) + 1e-5).rsqrt()
+    return dec.native_layer_norm_backward(X, X, [5], mean, rstd, None, None, [True, False, False])[0]

@@ -32,3 +32,9 @@ def via_computed_getattr(*_):
 
 def via_gru_with_open_gates(*_):
     return importlib.import_module("torch.nn").GRU(5, 4)(X)[0]
+
+
+def via_decomposition_helper(*_):
+    """The RNN cell that PyTorch's Python decomposition of aten.rnn_tanh is made of (torch._decomp)."""
+    dec = importlib.import_module("torch._decomp.decompositions")
+    return dec.rnn_cell(torch.tanh)(X[0] @ W_IH.T, H[0], W_HH, B, None)

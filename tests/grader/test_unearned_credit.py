@@ -1,0 +1,68 @@
+"""Submissions that try to earn points without the work, each graded beside right solutions in one
+grading process (``--jobs 1``): a function that returns None (``hostile/returns_none.py``), one that is
+wrong only the first time it sees an input (``hostile/first_call_wrong.py``: the replay of hypothesis'
+examples, then hypothesis' own run), and a
+hand-gradient function written as numerical differentiation of the submission's own forward
+(``hostile/numeric_gradient.py``: the complex step, exact to rounding)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.grader import classroom as c
+
+LSTM = "lstm"
+LSTM_SOLUTION = os.path.join(c.ROOT, "solutions", LSTM, f"{LSTM}.py")
+GOOD = ["a_good", "zz_good"]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("unearned")
+    folder = str(base / "class")
+    with open(LSTM_SOLUTION) as f:
+        lstm = f.read()
+    with open(os.path.join(c.HOSTILE, "numeric_gradient.py")) as f:
+        numeric = f.read()
+    for name in GOOD:
+        c.write_submission(os.path.join(folder, name), {f"{c.TOPIC}/{c.TOPIC}.py": c.solution_source(),
+                                                        f"{LSTM}/{LSTM}.py": lstm})
+    c.write_submission(os.path.join(folder, "m_returns_none"),
+                       {f"{c.TOPIC}/{c.TOPIC}.py": c.hostile_source("returns_none"), f"{LSTM}/{LSTM}.py": lstm})
+    c.write_submission(os.path.join(folder, "m_first_call_wrong"),
+                       {f"{c.TOPIC}/{c.TOPIC}.py": c.hostile_source("first_call_wrong"), f"{LSTM}/{LSTM}.py": lstm})
+    c.write_submission(os.path.join(folder, "m_numeric"),
+                       {f"{c.TOPIC}/{c.TOPIC}.py": c.solution_source(), f"{LSTM}/{LSTM}.py": lstm + "\n\n" + numeric})
+    report = c.run_grader(folder, str(base / "out"), topics=f"{c.TOPIC},{LSTM}", jobs=1, call_timeout=10)
+    return c.by_name(report)
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_classmates_keep_full_marks(graded, name):
+    assert graded[name]["score"] == graded[name]["max"] == 20.0, c.messages(graded[name])
+
+
+def test_returning_none_earns_nothing_not_even_the_device_pass(graded):
+    sub = graded["m_returns_none"]
+    assert c.topic_of(sub)["score"] == 0, c.messages(sub)
+    assert "returned NoneType" in c.tests_of(sub)[c.DEVICES]["feedback"]
+    assert c.topic_of(sub, LSTM)["score"] == 10.0
+
+
+@pytest.mark.xfail(strict=True, reason="a hand-written gradient is judged by its values only: numerical "
+                   "differentiation of the submission's own forward (complex step, or central differences with "
+                   "extrapolation) matches within the float64 tolerance without any derivation")
+def test_a_numeric_gradient_earns_nothing_for_the_hand_gradient(graded):
+    test = c.tests_of(graded["m_numeric"], LSTM)["test_lstm_cell_backward"]
+    assert test["passed"] == 0 and test["failed"] > 0
+
+
+def test_right_only_on_a_second_sight_earns_nothing_but_the_device_pass(graded):
+    """The replay fails, hypothesis' run meets new inputs first (wrong) and then the failing one again
+    (right): a flaky failure, reported without the addresses of objects (grades are reproducible)."""
+    sub = graded["m_first_call_wrong"]
+    for test, t in c.tests_of(sub).items():
+        if test != c.DEVICES:
+            assert t["passed"] == 0 and t["failed"] > 0, (test, t)
+        assert " at 0x" not in t["feedback"], t["feedback"]

@@ -80,12 +80,10 @@ def grade_main(argv) -> int:
                    help="grade even where bubblewrap cannot run (no namespaces: see the warning)")
     args = p.parse_args(argv)
 
-    topics = all_topics
-    if args.topics:
-        topics = [t.strip() for t in args.topics.split(",") if t.strip()]
-        unknown = sorted(set(topics) - set(all_topics))
-        if unknown:
-            p.error(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(all_topics)})")
+    try:
+        topics = grade.chosen_topics(args.topics, all_topics)
+    except ValueError as e:
+        p.error(str(e))
     _not_dumpable()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # said below, in the grader's own words

@@ -41,6 +41,17 @@ def topics_of(config: dict | None = None, suite: str = SUITE) -> list[str]:
     return [t for t in listed if os.path.isfile(os.path.join(suite, t, f"test_{t}.py"))]
 
 
+def chosen_topics(text: str | None, known: list[str]) -> list[str]:
+    """The topics of a ``--topics a,b`` option (all of ``known`` when none); ValueError names the unknown."""
+    if not text:
+        return list(known)
+    topics = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = sorted(set(topics) - set(known))
+    if unknown:
+        raise ValueError(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    return topics
+
+
 @dataclass
 class Submission:
     """One student's work: ``name`` (from the folder or zip name), ``root`` (the folder laid out like

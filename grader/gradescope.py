@@ -33,6 +33,7 @@ import tomllib
 import zipfile
 
 from grader import grade
+from grader.wire import Limits
 
 ROOT = grade.ROOT
 CONFIG = "autograder.json"
@@ -139,16 +140,14 @@ def main(argv) -> int:
     p = argparse.ArgumentParser(prog="grader gradescope-bundle", description=__doc__.split("\n\n")[0])
     p.add_argument("out", help="the zip to write, e.g. autograder.zip")
     p.add_argument("--topics", help=f"comma-separated subset of: {','.join(all_topics)} (default: all)")
-    p.add_argument("--call-timeout", type=float, default=10.0, help="seconds per call into learner code")
-    p.add_argument("--submission-timeout", type=float, default=120.0,
+    p.add_argument("--call-timeout", type=float, default=Limits.call_s, help="seconds per call into learner code")
+    p.add_argument("--submission-timeout", type=float, default=Limits.submission_s,
                    help="seconds of learner code per submission")
     args = p.parse_args(argv)
-    topics = all_topics
-    if args.topics:
-        topics = [t.strip() for t in args.topics.split(",") if t.strip()]
-        unknown = sorted(set(topics) - set(all_topics))
-        if unknown:
-            p.error(f"unknown topic(s): {', '.join(unknown)} (known: {', '.join(all_topics)})")
+    try:
+        topics = grade.chosen_topics(args.topics, all_topics)
+    except ValueError as e:
+        p.error(str(e))
     names = build(args.out, topics, args.call_timeout, args.submission_timeout)
     print(f"wrote {args.out}: {len(names)} files, {os.path.getsize(args.out) // 1024} KiB; "
           f"topics: {', '.join(topics)}")

@@ -1,8 +1,10 @@
 """Running the hidden suites over submissions, several pytest processes at once.
 
 Each pytest process is trusted code (the hidden suites and their comparisons); learner code only
-ever runs in the sandboxed workers those processes start. A process grades a chunk of submissions
-(``--impl`` repeated), so the interpreter, torch and the suites load once per chunk, not per student.
+ever runs in the sandboxed workers those processes start. A process grades one submission after
+another, each taken from the grader's queue when it is done with the one before, so the interpreter,
+torch and the suites load once per process, not per student, and a slow submission holds up one
+process only.
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ class Submission:
     digest: str | None = None
     results: list[CaseResult] = field(default_factory=list)
     cases: list[CaseResult] = field(default_factory=list)  # the catalogue: every case its grading process collected
+    graded_by: int | None = None  # which grading process took it from the queue
 
 
 def collect(path: str, topics: list[str], workdir: str) -> list[Submission]:
@@ -115,14 +118,6 @@ def _read(s: Submission, path: str, topics, workdir: str) -> None:
     s.digest = sub.digest(s.root, topics)
 
 
-def _chunks(items: list, n: int) -> list[list]:
-    """``n`` chunks of similar size, dealt in an order that spreads neighbours (who may share a
-    problem, e.g. a class whose hostile submissions sort together) over different chunks."""
-    n = max(1, min(n, len(items)))
-    dealt = sorted(items, key=lambda s: hashlib.sha256(s.name.encode()).hexdigest())
-    return [dealt[i::n] for i in range(n)]
-
-
 def _pytest(suites: list[str], impls: list[str], fd: int, extra=()) -> list[str]:
     return [sys.executable, "-m", "pytest", *suites, "-q", "--tb=no", "--assert=plain", "--capture=no",
             "-p", "no:cacheprovider", "-p", "no:logging", "-p", "no:warnings", "-o", "addopts=",
@@ -130,8 +125,9 @@ def _pytest(suites: list[str], impls: list[str], fd: int, extra=()) -> list[str]
 
 
 class _Pipe:
-    """JSON lines from one grading process: its catalogue, then its results. A pipe, not a file: no
-    other process can open it to add lines (the grading processes and we are not dumpable)."""
+    """JSON lines from one grading process: its catalogue, its requests for the next submission, its
+    results. A pipe, not a file: no other process can open it to add lines (the grading processes and
+    we are not dumpable)."""
 
     def __init__(self):
         self.read, self.write = os.pipe()
@@ -139,74 +135,114 @@ class _Pipe:
         self.lines: list[dict] = []
         self.open = True
 
-    def pump(self) -> None:
+    def pump(self) -> list[dict]:
         data = os.read(self.read, 1 << 16)
         if not data:
             self.open = False
             os.close(self.read)
         self.buffer += data
         *done, self.buffer = self.buffer.split(b"\n")
-        for line in done:
-            if line.strip():
-                self.lines.append(json.loads(line))
+        new = [json.loads(line) for line in done if line.strip()]
+        self.lines.extend(new)
+        return new
 
 
 def _env() -> dict:
     return {**os.environ, "PYTHONHASHSEED": "0", "DLKATA_HYPOTHESIS_PROFILE": "grading", "OMP_NUM_THREADS": "1"}
 
 
+@dataclass
+class _Process:
+    """One grading process: its results pipe, the write end of its queue, and the submissions it took
+    (``slots``: slot name -> submission; ``current``: the one it grades now)."""
+    proc: subprocess.Popen
+    pipe: _Pipe
+    queue: int
+    log: object
+    limit: float
+    slots: dict = field(default_factory=dict)
+    current: Submission | None = None
+
+
 def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir: str,
         limits: Limits = Limits(), progress=None) -> list[str]:
     """Run the hidden suites of ``topics`` over ``submissions``; fill each one's ``cases`` (the catalogue
     of its grading process) and ``results`` (a ``CaseResult`` per test case, see ``grader/plugin.py``).
-    Returns problems of the grading itself (empty when fine)."""
+    Returns problems of the grading itself (empty when fine).
+
+    ``jobs`` grading processes take the submissions from one queue, in order, each when it is done
+    with the one before: a slow submission holds up one process, not a share of the class."""
     gradable = [s for s in submissions if s.root]
+    queue = list(gradable)
     by_root = {s.root: s for s in gradable}
     suites = [os.path.join(SUITE, t) for t in topics]
-    procs = []
+    jobs = max(1, min(jobs, len(gradable)))
+    # Slots per process: its share, and as much again, so that the others can take over from one
+    # held up (a slot costs only its collection when it stays empty).
+    slots = min(len(gradable), 2 * -(-len(gradable) // jobs))
+    per_submission = limits.submission_s + 60 * len(topics)  # a process that takes longer is stopped
+    procs: list[_Process] = []
     base = (os.getpid() * 16) % 3900
-    for k, chunk in enumerate(_chunks(gradable, jobs)):
+    for k in range(jobs if gradable else 0):
         pipe = _Pipe()
+        queue_r, queue_w = os.pipe()
         log = open(os.path.join(workdir, f"pytest-{k}.log"), "w")
-        cmd = _pytest(suites, [s.root for s in chunk], pipe.write,
-                      [f"--slot={base + k}", f"--limits={json.dumps(limits.as_dict())}"])
+        cmd = _pytest(suites, [], pipe.write, [f"--slot={base + k}", f"--limits={json.dumps(limits.as_dict())}",
+                                               f"--slots={slots}", f"--queue-fd={queue_r}"])
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_env(),
-                                pass_fds=(pipe.write,))
+                                pass_fds=(pipe.write, queue_r))
         os.close(pipe.write)
-        limit = time.monotonic() + 120 + len(chunk) * (limits.submission_s + 60 * len(topics))
-        procs.append((proc, pipe, chunk, log, limit))
+        os.close(queue_r)
+        procs.append(_Process(proc, pipe, queue_w, log, time.monotonic() + 120 + per_submission))
     problems = []
     pending = list(procs)
     while pending:
-        readable = select.select([p.read for _, p, _, _, _ in pending if p.open], [], [], 0.2)[0]
-        for _, pipe, _, _, _ in pending:
-            if pipe.open and pipe.read in readable:
-                pipe.pump()
+        readable = select.select([p.pipe.read for p in pending if p.pipe.open], [], [], 0.2)[0]
+        for p in pending:
+            if p.pipe.open and p.pipe.read in readable:
+                for line in p.pipe.pump():
+                    if "next" in line:
+                        p.current = queue.pop(0) if queue else None
+                        if p.current is not None:
+                            p.slots[str(line["next"])] = p.current
+                            p.current.graded_by = procs.index(p)
+                            p.limit = time.monotonic() + per_submission
+                        _answer(p.queue, p.current.root if p.current else None)
         if progress:
-            progress(sum(_done(p, c, not p.open) for _, p, c, _, _ in procs), len(gradable))
-        for item in list(pending):
-            proc, pipe, chunk, log, limit = item
-            if proc.poll() is None and time.monotonic() > limit:
-                proc.kill()
-                problems.append(f"grading process {procs.index(item)} ran past its time limit and was stopped")
-            if proc.poll() is not None and not pipe.open:
-                pending.remove(item)
-                log.close()
-                if proc.returncode not in (0, 1):
-                    problems.append(f"grading process {procs.index(item)} ended with code {proc.returncode} "
-                                    f"(see {log.name})")
-    for _, pipe, _, _, _ in procs:
-        for r in pipe.lines:
+            progress(len(gradable) - len(queue) - sum(p.current is not None for p in pending), len(gradable))
+        for p in list(pending):
+            if p.proc.poll() is None and time.monotonic() > p.limit:
+                p.proc.kill()
+                problems.append(f"grading process {procs.index(p)} ran past its time limit and was stopped")
+            if p.proc.poll() is not None and not p.pipe.open:
+                pending.remove(p)
+                p.current = None
+                p.log.close()
+                os.close(p.queue)
+                if p.proc.returncode not in (0, 1):
+                    problems.append(f"grading process {procs.index(p)} ended with code {p.proc.returncode} "
+                                    f"(see {p.log.name})")
+    if queue:
+        problems.append(f"{len(queue)} submission(s) were not graded: every grading process ended first")
+    for p in procs:
+        for r in p.pipe.lines:
             for case in map(CaseResult.parse, r.get("catalogue", [])):
-                s = by_root.get(case.params.pop("submission", None))
+                s = p.slots.get(case.params.pop("submission", "").removeprefix("slot:"))
                 if s is not None:
                     s.cases.append(case)
-            if "catalogue" not in r:
+            if "params" in r and "catalogue" not in r:
                 result = CaseResult.parse(r)
                 s = by_root.get(result.params.pop("submission", None))
-                if s is not None:
+                if s is not None and any(s is t for t in p.slots.values()):
                     s.results.append(result)
     return problems
+
+
+def _answer(fd: int, root: str | None) -> None:
+    try:
+        os.write(fd, (json.dumps(root) + "\n").encode())
+    except OSError:  # the process has ended meanwhile: its exit is seen next
+        pass
 
 
 def catalogue(topics: list[str], workdir: str) -> list[dict]:
@@ -224,15 +260,6 @@ def catalogue(topics: list[str], workdir: str) -> list[dict]:
     for c in cases:
         c.params.pop("submission", None)
     return cases
-
-
-def _done(pipe: _Pipe, chunk: list, finished: bool) -> int:
-    """Submissions of a chunk already graded: those before the one being graded now."""
-    if finished:
-        return len(chunk)
-    current = next((r["params"].get("submission") for r in reversed(pipe.lines) if "params" in r), None)
-    roots = [s.root for s in chunk]
-    return roots.index(current) if current in roots else 0
 
 
 def suite_digest(topics) -> str:

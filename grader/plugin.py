@@ -1,7 +1,9 @@
 """The pytest plugin the hidden suites run under: the grading protocol, one owner for it.
 
 - Which implementation is graded: ``--impl PATH`` (repeatable; ``solutions/`` when omitted), as the
-  session-scoped parameter ``submission``.
+  session-scoped parameter ``submission``; or, for the grader, ``--slots K --queue-fd FD``: K slots,
+  each filled with the next submission of the grader's queue when the process reaches it, so that a
+  process held up by a slow submission leaves the rest of the class to the others.
 - ``impl``: the learner's topic module as a proxy. Its calls run in a sandboxed worker
   (``grader/sandbox.py``) and come back as plain data; what goes wrong there comes back as a
   ``LearnerError`` whose ``ErrorKind`` decides how the case fails: at once (``SubmissionError``, for
@@ -36,8 +38,8 @@ from grader.submission import topic_files
 from grader.wire import ErrorKind, Limits
 
 # What the suites' conftest takes in with ``from grader.plugin import *``: hooks and fixtures.
-__all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "pytest_runtest_makereport",
-           "pytest_runtest_logreport", "pytest_pyfunc_call", "sandbox", "impl"]
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_collection_modifyitems", "pytest_runtest_protocol",
+           "pytest_runtest_makereport", "pytest_runtest_logreport", "pytest_pyfunc_call", "sandbox", "impl"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
@@ -81,6 +83,10 @@ def pytest_addoption(parser):
                     help="the grader's pipe: the catalogue of cases (at collection, before any learner "
                          "code runs), then each test's outcome, as JSON lines")
     group.addoption("--slot", type=int, default=None, help="sandbox slot (a uid of its own)")
+    group.addoption("--slots", type=int, default=0, metavar="K",
+                    help="grade up to K submissions taken from the grader's queue (--queue-fd) instead of --impl")
+    group.addoption("--queue-fd", type=int, metavar="FD",
+                    help="the grader's queue: a JSON line per request, the next submission's folder or null")
     group.addoption("--limits", metavar="JSON", default="{}",
                     help="the limits on learner code (grader.wire.Limits as JSON; the grader passes them)")
     group.addoption("--call-timeout", type=float, default=None, metavar="S",
@@ -172,14 +178,67 @@ def _impls(config) -> list[str]:
 
 
 def parametrize_submissions(metafunc):
-    """The session-scoped parameter ``submission``: every ``--impl`` folder (the suites' conftest calls
-    this from its ``pytest_generate_tests``)."""
+    """The session-scoped parameter ``submission``: every ``--impl`` folder, or ``--slots`` slots
+    (the suites' conftest calls this from its ``pytest_generate_tests``)."""
     if "submission" in metafunc.fixturenames:
+        if metafunc.config.getoption("slots"):
+            slots = _slots(metafunc.config)
+            metafunc.parametrize("submission", slots, ids=[s.name for s in slots], scope="session")
+            return
         paths = _impls(metafunc.config)
         ids = [os.path.basename(p.rstrip("/")) or p for p in paths]
         if len(set(ids)) < len(ids):
             ids = [f"{i}{n}" for n, i in enumerate(ids)]
         metafunc.parametrize("submission", paths, ids=ids, scope="session")
+
+
+class Slot:
+    """A place for one submission of the grader's queue: its folder is known once the process
+    reaches its first test (``path``, None before, and for good when the queue was empty)."""
+
+    def __init__(self, k: int):
+        self.name, self.path, self.asked = f"slot{k}", None, False
+
+    def __str__(self):  # results name the submission's folder; the catalogue, made before, the slot
+        return self.path or f"slot:{self.name}"
+
+
+_SLOTS: list[Slot] = []
+_QUEUE = None  # the grader's queue (``--queue-fd``)
+
+
+def _slots(config) -> list[Slot]:
+    if not _SLOTS:
+        _SLOTS.extend(Slot(k) for k in range(config.getoption("slots")))
+    return _SLOTS
+
+
+def _fill(slot: Slot) -> None:
+    """Ask the grader for the next submission of its queue: a line on our results pipe, the answer
+    (a folder, or null when the queue is empty) on the queue's pipe."""
+    global _QUEUE
+    slot.asked = True
+    if _GRADER is None or _QUEUE is None or any(s.asked and s.path is None for s in _SLOTS if s is not slot):
+        return
+    _GRADER.write(json.dumps({"next": slot.name}) + "\n")
+    _GRADER.flush()
+    answer = _QUEUE.readline()
+    slot.path = json.loads(answer) if answer.strip() else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A slot's tests run once the grader gave it a submission; a slot left empty runs nothing."""
+    slot = getattr(getattr(item, "callspec", None), "params", {}).get("submission")
+    if not isinstance(slot, Slot):
+        return None
+    if not slot.asked:
+        _fill(slot)
+    return None if slot.path else True
+
+
+def _path(submission) -> str:
+    return str(submission)
 
 
 def limits_of(config) -> Limits:
@@ -216,6 +275,7 @@ def topic_of(module) -> str:
 def impl(request, sandbox, submission):
     topic = topic_of(request.module)
     limits = limits_of(request.config)
+    submission = _path(submission)
     clock = _CLOCKS.setdefault(submission, Clock(limits.call_s, limits.submission_s))
     drivers = [os.path.join(TESTS, "driver.py"), os.path.join(TESTS, topic, "driver.py")]
     driver = "\n\n".join(open(p).read() for p in drivers if os.path.exists(p)) or None
@@ -248,7 +308,7 @@ def pytest_runtest_makereport(item, call):
 
 def _params(item) -> dict:
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return {k: (str(v).removeprefix("torch.") if k != "submission" else v) for k, v in params.items()}
+    return {k: (str(v).removeprefix("torch.") if k != "submission" else _path(v)) for k, v in params.items()}
 
 
 def _shrunk_input(exc) -> list[str]:
@@ -274,6 +334,9 @@ def pytest_configure(config):
     if config.getoption("results_fd") is not None:
         _GRADER = os.fdopen(config.getoption("results_fd"), "w")
         _not_dumpable()
+    if config.getoption("queue_fd") is not None:
+        global _QUEUE
+        _QUEUE = os.fdopen(config.getoption("queue_fd"), "r")
 
 
 def _not_dumpable():
@@ -317,7 +380,8 @@ def pytest_runtest_logreport(report):
 # (hypothesis runs with a recorder in place of the test's body) and then runs the body on those
 # examples for each submission, without hypothesis' engine. A submission that fails an example is run
 # again under hypothesis, which meets the same failure and shrinks it as always: the outcome and the
-# message are those of a plain hypothesis run, and only failing tests pay for it.
+# message are those of a plain hypothesis run, and only failing tests pay for it. A ``SubmissionError``
+# (a BaseException: hypothesis neither shrinks nor annotates it) is raised as it is.
 
 _EXAMPLES: dict = {}  # the test function -> its examples, as keyword arguments, in hypothesis' order
 
@@ -367,7 +431,7 @@ def pytest_pyfunc_call(pyfuncitem):
         try:
             with deterministic_PRNG():
                 inner(**funcargs, **example)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SubmissionError):  # hypothesis would not search further either
             raise
         except BaseException:  # noqa: BLE001 - hypothesis runs it again, finds it, and shrinks it
             return None

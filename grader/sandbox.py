@@ -272,9 +272,10 @@ class Learner:
     """The learner's module for one topic, living in a sandboxed child.
 
     The child talks on a channel of its own (``self.chan``); the server's control channel tells when
-    it has ended. A call that hangs or kills its process costs that function only: later calls of the
-    same function fail at once with the same error, other functions go on in a fresh child (the module
-    is imported again there). An import that fails breaks the whole topic.
+    it has ended. A call that hangs, runs out of memory, exits or kills its process costs that function
+    only (``ErrorKind.sticky``): later calls of it, direct or from the learner's other functions or a
+    driver, fail at once with the same error; other functions go on, in a fresh child when the process
+    died (the module is imported again there). An import that fails breaks the whole topic.
     """
 
     def __init__(self, box: Sandbox, topic, files, driver, forbidden, timeout: float | None = None):
@@ -400,18 +401,24 @@ class Learner:
             # The child stops itself after `timeout` (SIGALRM): cheap, the server lives on. Our own
             # deadline, a little later, is the backstop for code that blocks or ignores the alarm.
             self._send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs, "driver": driver,
-                        "timeout": timeout})
+                        "timeout": timeout, "dead": self._dead_functions()})
             reply = self._reply(timeout + BACKSTOP, alarm=timeout)
         except LearnerError as err:
             self.dead[key] = err
             raise
         if "error" in reply:
             err = LearnerError(reply["error"], str(reply.get("message", ""))[:4000])
-            if err.kind == ErrorKind.INTERNAL:  # the learner's process is not trusted to go on
+            if err.kind.sticky:
                 self.dead[key] = err
+            if err.kind == ErrorKind.INTERNAL:  # the learner's process is not trusted to go on
                 self.close()
             raise err
         return reply.get("ok")
+
+    def _dead_functions(self) -> dict[str, list[str]]:
+        """The learner's functions that are not run again (``ErrorKind.sticky``): the child makes
+        every call of them, from a driver or the learner's other functions, fail at once."""
+        return {k: [e.kind.value, e.message] for k, e in self.dead.items() if not k.startswith("driver:")}
 
     def close(self):
         if self.alive:

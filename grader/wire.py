@@ -73,6 +73,13 @@ class ErrorKind(str, enum.Enum):
         input (a wrong result, an exception or a side effect depend on the input: they are shrunk)."""
         return self not in (ErrorKind.RAISED, ErrorKind.BAD_RETURN, ErrorKind.SIDE_EFFECT)
 
+    @property
+    def sticky(self) -> bool:
+        """It ends the function for the rest of the submission: a function that hangs, runs out of
+        memory, exits or kills its process is not run again, and every later call of it (by the
+        suite, a driver or the learner's other functions) fails at once with the same error."""
+        return self in (ErrorKind.TIMEOUT, ErrorKind.MEMORY, ErrorKind.EXIT, ErrorKind.CRASH, ErrorKind.INTERNAL)
+
 
 class WireError(Exception):
     """A message that breaks the format: too large, truncated, or not plain data."""

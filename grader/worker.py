@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib
 import inspect
 import linecache
@@ -97,11 +98,16 @@ class _Kept:
         return None if same else "its values changed"
 
 
+@functools.lru_cache(maxsize=256)
+def _signature(fn) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
 def _inputs(fn, args, kwargs) -> list[tuple[str, object]]:
     """``(name, kept)`` for every tensor and plain container among the arguments of a call, the
     names from ``fn``'s signature (``h0``, ``params[1]``, ``state['h']``)."""
     try:
-        named = list(inspect.signature(fn).bind(*args, **kwargs).arguments.items())
+        named = list(_signature(fn).bind(*args, **kwargs).arguments.items())
     except Exception:  # noqa: BLE001 - no signature, or one that does not fit: the call itself will say
         named = [(f"#{k + 1}", a) for k, a in enumerate(args)] + list(kwargs.items())
     kept: list[tuple[str, object]] = []
@@ -537,9 +543,18 @@ def _write_files(files: dict) -> str:
     return folder
 
 
+_CUDA_SEEDED = False
+
+
 def _seed():
+    """The seeds of ``torch.manual_seed(0)`` (CPU, and CUDA once it is in use), ``random`` and numpy,
+    before every call: a call's random draws never depend on the calls before it."""
+    global _CUDA_SEEDED
     random.seed(0)
-    torch.manual_seed(0)
+    torch.default_generator.manual_seed(0)  # torch.manual_seed's own work on a CPU; ~70x cheaper
+    if torch.cuda.is_initialized() or not _CUDA_SEEDED:  # before CUDA starts, the seed waits for it
+        torch.cuda.manual_seed_all(0)
+        _CUDA_SEEDED = True
     try:
         import numpy
         numpy.random.seed(0)
@@ -574,6 +589,25 @@ def _hide_grader():
         del sys.modules[name]
 
 
+class _Dead(BaseException):
+    """A call of a learner function that is not run again (``ErrorKind.sticky``)."""
+
+    def __init__(self, name: str, kind: str, message: str):
+        super().__init__(message)
+        self.name, self.kind, self.message = name, kind, message
+
+
+def _bury(module, dead: dict):
+    """Replace the module's functions that failed for good (the grader's list) by ones that fail at
+    once: the learner's other functions and the drivers find them by the module's names."""
+    for name, (kind, message) in dead.items():
+        if not getattr(getattr(module, name, None), "__dlkata_dead__", False):
+            def buried(*args, _name=name, _kind=kind, _message=message, **kwargs):
+                raise _Dead(_name, _kind, _message)
+            buried.__dlkata_dead__ = True
+            setattr(module, name, buried)
+
+
 def child(req: dict):
     me = os.getpid()
     _limit(req.get("limits", {}))
@@ -600,6 +634,7 @@ def child(req: dict):
         msg = wire.read_message(IN, device_map=_device)
         if msg.get("op") != "call":
             return
+        _bury(module, msg.get("dead") or {})
         target = driver if msg.get("driver") else module
         fn = getattr(target, msg["fn"], None)
         if not callable(fn):
@@ -639,6 +674,9 @@ def child(req: dict):
             continue
         except Forbidden as e:
             _send({"error": ErrorKind.FORBIDDEN, "message": f"{watch.refused or e}: no credit for it"})
+            continue
+        except _Dead as e:
+            _send({"error": e.kind, "message": f"calls {e.name}, which failed before: {e.message}"})
             continue
         except MemoryError:
             _send({"error": ErrorKind.MEMORY, "message": f"ran out of memory (the limit is "

@@ -105,7 +105,7 @@ def unsandboxed_if_needed(env) -> list[str]:
 
 def sandbox_uids(report: dict) -> set[int]:
     """The uids that the grading processes of a ``run_grader`` report gave their sandboxes' children
-    (see ``grader.grade.run``: slot ``(pid * 16) % 3900 + k`` for chunk k, and ``Sandbox.uids``)."""
+    (see ``grader.grade.run``: slot ``(pid * 16) % 3900 + k`` for process k, and ``Sandbox.uids``)."""
     from grader.sandbox import Sandbox
     base = (report["_pid"] * 16) % 3900
     return {u for k in range(report["_jobs"]) for u in Sandbox(slot=base + k).uids()}
@@ -191,9 +191,9 @@ HOSTILE_CASES = ["missing_function", "wrong_returns", "nan_result", "infinite_lo
                  "forged_results", "read_solution", "read_hidden_suite", "network",
                  "proc_mem", "inherited_fds", "lingering", "classmate_files", "read_via_proc", "loopback_listener",
                  "fill_tmp"]
-# Right solutions; the grader deals submissions to grading processes in the order of the sha256 of their
-# names (``grader.grade._chunks``): "zz_good_427" comes last of all, "zipped_good" first.
-GOOD = ["a_good", "zz_good_1", "zz_good_2", "zz_good_427", "zipped_good"]
+# Right solutions; the grader's queue hands submissions to the grading processes in the order of their
+# names (``grader.grade.run``): these come first, between the hostile ones, and last of all.
+GOOD = ["a_good", "k_good", "r_good", "zz_good", "zipped_good"]
 
 
 def build_class(folder: str, *, out: str, markers: str, open_markers: str, port: int, listen_port: int = 0,

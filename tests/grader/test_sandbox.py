@@ -41,6 +41,20 @@ def hard_exit(code):
     os._exit(code)
 
 
+def spin_through(x):
+    """Calls the learner's own ``spin`` by its module name, as one function of a topic calls another."""
+    spin()
+    return x
+
+
+def exit_through(x):
+    sys.exit(3)
+
+
+def exit_via(x):
+    return exit_through(x)
+
+
 def segfault():
     return ctypes.string_at(0)
 
@@ -283,6 +297,27 @@ def test_timeout_then_the_sandbox_serves_the_next_open(box):
     fresh = _open(box)
     assert fresh.call("ok", torch.ones(1)).tolist() == [2.0]
     fresh.close()
+
+
+@pytest.mark.parametrize("fn, caller, kind", [("spin", "spin_through", "timeout"), ("exit_through", "exit_via", "exit")])
+def test_a_function_that_failed_for_good_is_not_run_again_by_anyone(box, fn, caller, kind):
+    """Sticky errors (a hang, an exit, ...): later calls fail at once, direct ones with the same
+    error, those from the learner's other functions or a driver saying which function failed."""
+    learner = box.open("hostile", {"hostile.py": HOSTILE},
+                       driver="def through(m, name, x):\n    return getattr(m, name)(x)\n")
+    with pytest.raises(LearnerError) as first:
+        learner.call(fn, *(() if fn == "spin" else (1,)), timeout=1.0)
+    assert first.value.kind == kind
+    start = time.monotonic()
+    for call in (lambda: learner.call(fn, 1), lambda: learner.call(caller, 1, timeout=1.0),
+                 lambda: learner.call("through", caller, 1, driver=True, timeout=1.0)):
+        with pytest.raises(LearnerError) as again:
+            call()
+        assert again.value.kind == kind, again.value.message
+    assert time.monotonic() - start < 0.5
+    assert f"calls {fn}, which failed before: {first.value.message}" in again.value.message
+    assert learner.call("ok", torch.ones(1)).tolist() == [2.0]  # the others go on
+    learner.close()
 
 
 @pytest.mark.parametrize("fn, args, message", [("hard_exit", (0,), "exited with code 0"),

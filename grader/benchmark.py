@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 
+from grader.cli import default_jobs
 from grader.examples.make_class import write_folder
 from grader.grade import ROOT, topics_of
 from grader.mutants import load
@@ -124,7 +125,7 @@ def main(argv=None) -> None:
     p.add_argument("--small", type=int, default=4, help="size of the small class for the marginal cost")
     p.add_argument("--naive", type=int, default=10, help="submissions timed with the naive loop (scaled to n)")
     p.add_argument("--topics", help="comma-separated subset of topics (default: all)")
-    p.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1))
+    p.add_argument("--jobs", type=int, default=default_jobs(), help="grading processes (default: the grader's)")
     p.add_argument("--loop-topic", default=None, help="topic of the learner-loop figure (default: the "
                                                       "first topic)")
     args = p.parse_args(argv)

@@ -46,6 +46,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def default_jobs() -> int:
+    """Grading processes: one per core, and one more. The queue keeps them all busy; a process also
+    costs its start-up (the suites, torch and a sandbox: seconds of CPU), so more only cost more."""
+    return (os.cpu_count() or 1) + 1
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in COMMANDS:
@@ -67,9 +73,9 @@ def grade_main(argv) -> int:
                                                           "gradescope/<student>.json (default: out/grading)")
     p.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's results.json for a single "
                                                         "submission here (e.g. /autograder/results/results.json)")
-    p.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1),
-                   help="grading processes (default: two per core, so that one waiting on a slow "
-                        "submission leaves the core to another)")
+    p.add_argument("--jobs", type=int, default=default_jobs(),
+                   help="grading processes, fed from one queue of submissions (default: one per core and "
+                        "one more, for the moments a process waits on its sandbox)")
     p.add_argument("--call-timeout", type=float, default=Limits.call_s, help="seconds per call into learner code")
     p.add_argument("--submission-timeout", type=float, default=Limits.submission_s,
                    help="seconds of learner code per submission")

@@ -118,9 +118,15 @@ def _read(s: Submission, path: str, topics, workdir: str) -> None:
     s.digest = sub.digest(s.root, topics)
 
 
+# pytest's plugins that the hidden suites do not use: each costs hook calls on every test case.
+UNUSED_PLUGINS = ("cacheprovider", "logging", "warnings", "doctest", "junitxml", "pastebin", "unittest", "stepwise",
+                  "setuponly", "setupplan", "threadexception", "unraisableexception", "debugging", "subtests",
+                  "legacypath", "tmpdir", "monkeypatch", "recwarn", "anyio")
+
+
 def _pytest(suites: list[str], impls: list[str], fd: int, extra=()) -> list[str]:
     return [sys.executable, "-m", "pytest", *suites, "-q", "--tb=no", "--assert=plain", "--capture=no",
-            "-p", "no:cacheprovider", "-p", "no:logging", "-p", "no:warnings", "-o", "addopts=",
+            *[a for name in UNUSED_PLUGINS for a in ("-p", f"no:{name}")], "-o", "addopts=",
             f"--rootdir={ROOT}", f"--results-fd={fd}", *extra, *[f"--impl={p}" for p in impls]]
 
 

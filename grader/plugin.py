@@ -216,7 +216,6 @@ def _slots(config) -> list[Slot]:
 def _fill(slot: Slot) -> None:
     """Ask the grader for the next submission of its queue: a line on our results pipe, the answer
     (a folder, or null when the queue is empty) on the queue's pipe."""
-    global _QUEUE
     slot.asked = True
     if _GRADER is None or _QUEUE is None or any(s.asked and s.path is None for s in _SLOTS if s is not slot):
         return

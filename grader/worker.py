@@ -462,6 +462,13 @@ def _refuse_function(fn, where: str, watch: Watch, home=None, seen=None):
         fn = getattr(fn, "__wrapped__", None)
 
 
+@functools.lru_cache(maxsize=1)
+def _registered_decompositions() -> frozenset:
+    """Ids of every function of PyTorch's decomposition tables (the fork server computes them once)."""
+    from torch._decomp import global_decomposition_table
+    return frozenset(id(inspect.unwrap(f)) for table in global_decomposition_table.values() for f in table.values())
+
+
 def _refuse_decompositions(overloads, watch: Watch):
     """PyTorch's Python implementations of the forbidden operators (``torch._decomp``, ``torch._refs``:
     ``_log_softmax``, ``native_layer_norm_backward``, ``lstm`` ... written with allowed operators)
@@ -470,7 +477,7 @@ def _refuse_decompositions(overloads, watch: Watch):
     found = [table[o] for table in global_decomposition_table.values() for o in overloads if o in table]
     # And the private helpers of the decompositions module that they call (lstm_impl -> one_layer_lstm ->
     # lstm_cell), not the operators they are made of (torch._refs.add, the meta kernel of aten.add).
-    registered = {id(inspect.unwrap(f)) for table in global_decomposition_table.values() for f in table.values()}
+    registered = _registered_decompositions()
     todo, chosen = list(found), {}
     while todo:
         fn = inspect.unwrap(todo.pop())
@@ -999,6 +1006,7 @@ def main():
     torch.set_num_threads(1)
     # The meta device's kernels load on first use (seconds): once here, not in every child.
     torch.tanh(torch.empty(1, 1, device="meta") @ torch.empty(1, 1, device="meta"))
+    _registered_decompositions()  # what every child's watch looks up, computed once
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     server = _Server(ctl, None if "--ns" in sys.argv else scratch, uid_base)
     wire.write_message(ctl.fileno(), {"ready": True, "pid": os.getpid()})

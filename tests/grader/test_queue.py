@@ -4,7 +4,6 @@ grade the rest of the class."""
 from __future__ import annotations
 
 import ast
-import os
 
 from grader import grade
 from grader.wire import Limits

@@ -177,7 +177,9 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
     Returns problems of the grading itself (empty when fine).
 
     ``jobs`` grading processes take the submissions from one queue, in order, each when it is done
-    with the one before: a slow submission holds up one process, not a share of the class."""
+    with the one before: a slow submission holds up one process, not a share of the class. A process
+    that ends in the middle of a submission (stopped at its time limit, or crashed) costs that
+    submission only: another process takes its place for the rest of the queue."""
     gradable = [s for s in submissions if s.root]
     queue = list(gradable)
     by_root = {s.root: s for s in gradable}
@@ -189,7 +191,9 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
     per_submission = limits.submission_s + 60 * len(topics)  # a process that takes longer is stopped
     procs: list[_Process] = []
     base = (os.getpid() * 16) % 3900
-    for k in range(jobs if gradable else 0):
+
+    def start() -> _Process:
+        k = len(procs)  # a process of its own index, sandbox slot and log, replacements included
         pipe = _Pipe()
         queue_r, queue_w = os.pipe()
         log = open(os.path.join(workdir, f"pytest-{k}.log"), "w")
@@ -200,6 +204,10 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
         os.close(pipe.write)
         os.close(queue_r)
         procs.append(_Process(proc, pipe, queue_w, log, time.monotonic() + 120 + per_submission))
+        return procs[-1]
+
+    for _ in range(jobs if gradable else 0):
+        start()
     problems = []
     pending = list(procs)
     while pending:
@@ -222,12 +230,14 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
                 problems.append(f"grading process {procs.index(p)} ran past its time limit and was stopped")
             if p.proc.poll() is not None and not p.pipe.open:
                 pending.remove(p)
-                p.current = None
+                lost, p.current = p.current, None
                 p.log.close()
                 os.close(p.queue)
                 if p.proc.returncode not in (0, 1):
                     problems.append(f"grading process {procs.index(p)} ended with code {p.proc.returncode} "
                                     f"(see {p.log.name})")
+                if lost is not None and queue:  # it ended in the middle of a submission: the rest is not lost
+                    pending.append(start())
     if queue:
         problems.append(f"{len(queue)} submission(s) were not graded: every grading process ended first")
     for p in procs:

@@ -4,6 +4,10 @@ grade the rest of the class."""
 from __future__ import annotations
 
 import ast
+import os
+import signal
+import threading
+import time
 
 from grader import grade
 from grader.wire import Limits
@@ -47,3 +51,35 @@ def test_a_slow_submission_holds_up_one_process_while_the_others_grade_the_rest(
     assert all(r.outcome == "passed" for s in others for r in s.results if r.outcome != "skipped")
     failed = [r for r in slow.results if r.outcome == "failed"]
     assert failed and all("no answer within 3 s" in r.message for r in failed), [r.message for r in failed]
+
+
+def test_a_grading_process_that_dies_costs_its_submission_only(tmp_path):
+    """A grading process stopped in the middle of a submission (here killed from outside, as its time
+    limit or a crash would end it): another process takes its place for the rest of the queue."""
+    subs = _class(tmp_path, ["a_slow", "b", "c"], slow="a_slow")
+    log = tmp_path / "pytest-0.log"
+
+    def kill_once_grading():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (log.exists() and log.stat().st_size > 0):
+            time.sleep(0.05)  # the log's first output: a_slow's first case is done
+        for pid in filter(str.isdigit, os.listdir("/proc")):  # our own grading process only
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if parent == os.getpid() and b"--queue-fd" in f.read():
+                        os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError, IndexError):
+                pass
+
+    killer = threading.Thread(target=kill_once_grading)
+    killer.start()
+    problems = grade.run(subs, [c.TOPIC], jobs=1, workdir=str(tmp_path), limits=Limits(call_s=3))
+    killer.join()
+    slow, others = subs[0], subs[1:]
+    assert slow.graded_by == 0 and all(s.graded_by == 1 for s in others)
+    assert any("grading process 0 ended with code -9" in p for p in problems), problems
+    assert len(slow.results) < len(slow.cases)  # what it had not reached counts as failed (no result)
+    for s in others:
+        assert _cases(s.results) == _cases(s.cases) and {r.outcome for r in s.results} == {"passed", "skipped"}

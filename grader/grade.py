@@ -241,6 +241,7 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
     if queue:
         problems.append(f"{len(queue)} submission(s) were not graded: every grading process ended first")
     for p in procs:
+        taken = {id(s) for s in p.slots.values()}  # a result counts only for a submission this process took
         for r in p.pipe.lines:
             for case in map(CaseResult.parse, r.get("catalogue", [])):
                 s = p.slots.get(case.params.pop("submission", "").removeprefix("slot:"))
@@ -249,7 +250,7 @@ def run(submissions: list[Submission], topics: list[str], *, jobs: int, workdir:
             if "params" in r and "catalogue" not in r:
                 result = CaseResult.parse(r)
                 s = by_root.get(result.params.pop("submission", None))
-                if s is not None and any(s is t for t in p.slots.values()):
+                if s is not None and id(s) in taken:
                     s.results.append(result)
     return problems
 

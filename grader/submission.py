@@ -61,13 +61,15 @@ def _topic_files(root: str, topic: str) -> dict[str, str]:
 
 def find_root(folder: str, topics) -> str | None:
     """The folder holding the topic folders: ``folder`` itself, its ``exercises/``, or a single
-    subfolder (as zips made by archiving a folder have); None when there is none."""
+    subfolder (as zips made by archiving a folder have); None when there is none. A symbolic link is
+    never followed there: it could point at a classmate's work or the solutions (``topic_files``
+    refuses linked topic folders and files for the same reason)."""
     candidates = [folder, os.path.join(folder, "exercises")]
     entries = [e for e in os.scandir(folder) if not e.name.startswith((".", "__"))]
     if len(entries) == 1 and entries[0].is_dir(follow_symlinks=False):  # a zip of one top folder
         candidates += [entries[0].path, os.path.join(entries[0].path, "exercises")]
     for c in candidates:
-        if os.path.isdir(c) and any(os.path.isdir(os.path.join(c, t)) for t in topics):
+        if os.path.isdir(c) and not os.path.islink(c) and any(os.path.isdir(os.path.join(c, t)) for t in topics):
             return c
     return None
 

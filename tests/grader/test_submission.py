@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from grader import grade
 from grader import submission as sub
 from grader.sandbox import LearnerError
 from tests.grader import classroom as c
@@ -97,6 +98,22 @@ def test_a_linked_topic_folder_is_not_followed(tmp_path):
     os.symlink(os.path.dirname(c.SOLUTION), tmp_path / "perplexity")
     with pytest.raises(LearnerError, match="no folder perplexity/"):
         sub.topic_files(str(tmp_path), "perplexity")
+
+
+@pytest.mark.parametrize("where", ["exercises", "work/exercises"])
+def test_a_linked_exercises_folder_is_not_followed(tmp_path, where):
+    """A folder submission whose ``exercises`` is a link to a classmate's work or to the solutions:
+    no topic folder is found there, so nothing of theirs is graded as its own."""
+    classmate = c.good(str(tmp_path / "class" / "alice"))
+    link = tmp_path / "class" / "mallory" / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(classmate, link)
+    assert sub.find_root(str(tmp_path / "class" / "mallory"), ["perplexity"]) is None
+    subs = {s.name: s for s in grade.collect(str(tmp_path / "class"), ["perplexity"], str(tmp_path))}
+    s = subs["mallory"]
+    assert s.problem.startswith("no topic folder found") and subs["alice"].problem is None
+    with pytest.raises(LearnerError, match="no folder perplexity/"):
+        sub.topic_files(s.root, "perplexity")
 
 
 def _damaged(data: bytes, what: str) -> bytes:

@@ -128,7 +128,13 @@ class Impl:
         ``tests/driver.py`` (every topic's) or of ``tests/<topic>/driver.py`` (the topic's own)."""
         return self._call(fn, args, kwargs, driver=True)
 
-    def _call(self, fn, args, kwargs, driver):
+    def device_pass(self, where: str, fn: str, *args, **kwargs):
+        """Call ``fn`` with its meta inputs given values (the same every time): ``where="elsewhere"``,
+        tensors that are on the meta device as far as the learner's code can tell and still carry the
+        values (``worker.Elsewhere``); ``where="cpu"``, those values as plain CPU tensors."""
+        return self._call(fn, args, kwargs, driver=False, device_pass=where)
+
+    def _call(self, fn, args, kwargs, driver, device_pass=None):
         if isinstance(self._learner, LearnerError):
             raise SubmissionError(self._learner.message)
         # A driver function (tests/driver.py, tests/<topic>/driver.py) may call any of the learner's functions; its own
@@ -143,7 +149,7 @@ class Impl:
         if timeout <= 0:
             raise SubmissionError("the submission used up its time limit; later tests are not run")
         try:
-            return self._learner.call(fn, *args, driver=driver, timeout=timeout, **kwargs)
+            return self._learner.call(fn, *args, driver=driver, timeout=timeout, device_pass=device_pass, **kwargs)
         except LearnerError as e:
             if e.kind == ErrorKind.NOT_IMPLEMENTED:
                 raise SubmissionError(f"{e.message or fn}: not implemented yet") from None

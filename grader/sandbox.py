@@ -388,7 +388,8 @@ class Learner:
             raise LearnerError(ErrorKind.CRASH, "the worker running your code sent garbage")
         return reply
 
-    def call(self, fn: str, *args, driver: bool = False, timeout: float | None = None, **kwargs):
+    def call(self, fn: str, *args, driver: bool = False, timeout: float | None = None, device_pass: str | None = None,
+             **kwargs):
         if self.broken:
             raise self.broken
         key = f"driver:{fn}" if driver else fn
@@ -401,7 +402,7 @@ class Learner:
             # The child stops itself after `timeout` (SIGALRM): cheap, the server lives on. Our own
             # deadline, a little later, is the backstop for code that blocks or ignores the alarm.
             self._send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs, "driver": driver,
-                        "timeout": timeout, "dead": self._dead_functions()})
+                        "timeout": timeout, "dead": self._dead_functions(), "values": device_pass})
             reply = self._reply(timeout + BACKSTOP, alarm=timeout)
         except LearnerError as err:
             self.dead[key] = err

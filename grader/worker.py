@@ -8,7 +8,7 @@ Channels: the server's own channel (a Unix socket, the control channel) carries
 ``{"op": "open", "topic", "files", "driver", "forbidden", "limits"}`` from the grading process. For
 each open the server makes a fresh socket pair, passes one end to the grading process (SCM_RIGHTS,
 then ``{"child": serial}``) and gives the other to the child, which holds no other descriptor: the
-child can only ever answer for itself. ``{"op": "call", "fn", "args", "kwargs", "driver"}`` and
+child can only ever answer for itself. ``{"op": "call", "fn", "args", "kwargs", "driver", "values"}`` (``values``: the device pass) and
 ``{"op": "close"}`` go to the child on its own channel. When a child has ended, for whatever reason,
 and everything it left running is gone, the server sends ``{"event": "exit", "child": serial, ...}``
 on the control channel.
@@ -615,6 +615,117 @@ def _bury(module, dead: dict):
             setattr(module, name, buried)
 
 
+# ---- The device pass: values that live on another device (``tests/devices.py``) ---------------
+
+# What PyTorch says when data meets the wrong device, or leaves it (the same words for cuda and meta).
+_DEVICE_ERRORS = ("is not on the expected device", "same device", "found at least two devices",
+                  "Cannot copy out of meta tensor", "can't convert meta device type tensor to numpy")
+
+
+class Elsewhere(torch.Tensor):
+    """A tensor that is on PyTorch's ``meta`` device as far as any code can tell, and still carries
+    values (on the CPU, out of sight). Every operation is run twice: by PyTorch's meta kernels, which
+    decide the device rules exactly as for a meta tensor (mixing with a CPU tensor, copying out), and
+    on the values. So code that follows the device of its inputs runs to the end with real values
+    (``.item()``, ``if t > 0:``, ``.tolist()`` included), and code that does not fails as on a GPU."""
+
+    @staticmethod
+    def __new__(cls, values: torch.Tensor):
+        return torch.Tensor._make_wrapper_subclass(
+            cls, values.size(), strides=values.stride(), storage_offset=values.storage_offset(),
+            dtype=values.dtype, layout=values.layout, device="meta", requires_grad=values.requires_grad)
+
+    def __init__(self, values: torch.Tensor):
+        self.values = values
+
+    def __repr__(self):
+        return f"tensor(..., device='meta', size={tuple(self.shape)}, dtype={self.dtype})"
+
+    def __tensor_flatten__(self):
+        return ["values"], None
+
+    @staticmethod
+    def __tensor_unflatten__(inner, meta, outer_size, outer_stride):
+        return Elsewhere(inner["values"])
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.tolist:  # reads values, which works on any device
+            return args[0].values.tolist()
+        if func is torch.Tensor.numpy:
+            raise TypeError("can't convert meta device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                            "to host memory first.")
+        with torch._C.DisableTorchFunctionSubclass():
+            return func(*args, **(kwargs or {}))
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        return _elsewhere(func, args, kwargs or {})
+
+
+def _meta_device(x) -> bool:
+    return (isinstance(x, torch.device) and x.type == "meta") or (isinstance(x, str) and x == "meta")
+
+
+def _elsewhere(func, args, kwargs):
+    """Run ``func`` where some tensors are ``Elsewhere`` (or that makes one, ``device=x.device``)."""
+    from torch.utils import _pytree as pytree
+    from torch.utils._python_dispatch import return_and_correct_aliasing
+
+    def as_meta(x):
+        if isinstance(x, Elsewhere):
+            return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+        return x.clone() if isinstance(x, torch.Tensor) and x.device.type == "cpu" else x  # left unchanged
+
+    try:  # the device rules, from PyTorch's own meta kernels
+        meta_out = func(*pytree.tree_map(as_meta, args), **pytree.tree_map(as_meta, kwargs))
+    except Exception as e:  # noqa: BLE001
+        if any(s in str(e) for s in _DEVICE_ERRORS):
+            raise
+        meta_out = None  # no meta kernel, or values are needed: the values decide
+
+    def on_cpu(x):
+        return x.values if isinstance(x, Elsewhere) else "cpu" if _meta_device(x) else x
+
+    out = func(*pytree.tree_map(on_cpu, args), **pytree.tree_map(on_cpu, kwargs))
+    flat, spec = pytree.tree_flatten(out)
+    where = pytree.tree_leaves(meta_out) if meta_out is not None else [None] * len(flat)
+    flat = [Elsewhere(o) if isinstance(o, torch.Tensor) and (m is None or getattr(m, "is_meta", False)) else o
+            for o, m in zip(flat, where)]
+    return return_and_correct_aliasing(func, args, kwargs, pytree.tree_unflatten(flat, spec))
+
+
+class _MadeElsewhere(TorchDispatchMode):
+    """Tensors that the learner makes on the device of its inputs (``torch.zeros(..., device=x.device)``)
+    are ``Elsewhere`` too."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:  # as the watch's: no torch.compile here
+        return False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if _meta_device(kwargs.get("device")):
+            return _elsewhere(func, args, kwargs)
+        return func(*args, **kwargs)
+
+
+def _with_values(x, elsewhere: bool, gen: torch.Generator):
+    """Meta inputs of the device pass with values, the same ones every time: floats uniform in [0, 1),
+    integers 0 (a valid index everywhere), booleans True; ``Elsewhere``, or plain CPU tensors."""
+    if isinstance(x, torch.Tensor) and x.device.type == "meta":
+        if x.dtype.is_floating_point or x.dtype.is_complex:
+            t = torch.rand(x.shape, dtype=x.dtype, generator=gen)
+        else:
+            t = torch.ones(x.shape, dtype=x.dtype) if x.dtype == torch.bool else torch.zeros(x.shape, dtype=x.dtype)
+        return Elsewhere(t) if elsewhere else t
+    if isinstance(x, (list, tuple)):
+        return type(x)(_with_values(v, elsewhere, gen) for v in x)
+    if isinstance(x, dict):
+        return {k: _with_values(v, elsewhere, gen) for k, v in x.items()}
+    return x
+
+
 def child(req: dict):
     me = os.getpid()
     _limit(req.get("limits", {}))
@@ -649,6 +760,10 @@ def child(req: dict):
             continue
         watch.refused = None
         args, kwargs = _materialize(msg.get("args", [])), _materialize(msg.get("kwargs", {}))
+        elsewhere = msg.get("values") == "elsewhere"
+        if msg.get("values"):  # the device pass: meta inputs get values, Elsewhere or on the CPU
+            gen = torch.Generator().manual_seed(0)
+            args, kwargs = _with_values(args, elsewhere, gen), _with_values(kwargs, elsewhere, gen)
         if msg.get("driver"):
             args = [watch.scoped(module), *args]
         kept = _inputs(fn, args, kwargs)
@@ -657,7 +772,8 @@ def child(req: dict):
             if msg.get("timeout"):  # SIGALRM's default action ends this child; the server lives on
                 signal.setitimer(signal.ITIMER_REAL, float(msg["timeout"]))
             try:
-                with watch.call("" if msg.get("driver") else msg["fn"]):
+                with (_MadeElsewhere() if elsewhere else contextlib.nullcontext()), \
+                        watch.call("" if msg.get("driver") else msg["fn"]):
                     result = fn(*args, **kwargs)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)

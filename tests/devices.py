@@ -1,18 +1,21 @@
 """The device pass: a learner function called with every tensor input on PyTorch's ``meta`` device.
 
 Device bugs show on a GPU only (``torch.zeros(B, H)`` without ``device=``, a ``.cpu()`` round trip, a
-tensor built from a Python list), and the machines that grade rarely have one. A ``meta`` tensor has a
-shape, a dtype and a device but no values, and PyTorch refuses to mix it with a CPU tensor just as it
-refuses to mix a CUDA tensor with a CPU tensor. So calling a function with its inputs on ``meta`` shows,
-on any machine, whether its own tensors follow the device of its inputs:
+tensor built from a Python list), and the machines that grade rarely have one. PyTorch refuses to mix
+a ``meta`` tensor with a CPU tensor just as it refuses to mix a CUDA tensor with a CPU tensor, so a
+function whose inputs are on ``meta`` shows, on any machine, whether its own tensors follow the device
+of its inputs. A plain meta tensor has no values, though, and code that reads one (``.item()``,
+``if t > 0:``) could not be followed past that line. So the sandbox gives the inputs values
+(``worker.Elsewhere``: the same values every time; floats in [0, 1), integers 0, booleans True): to the
+learner's code they are on ``meta`` in every way, every operation is checked by PyTorch's meta kernels
+for the device rules, and the values ride along.
 
 * a device-mismatch error, data moved to the CPU (``.cpu()``, ``.numpy()``, a result written into a
   tensor made on the CPU), a returned tensor that is not on ``meta``, or no tensor returned at all
   (``return None`` does no work): a failure, with what to do;
-* an error that only says a value is needed (``.item()``, ``if t > 0:``, an operation without a
-  ``meta`` implementation), or any other error: inconclusive, the case is skipped and counts neither
-  for nor against (like a CUDA case without a GPU). The values are the other tests' business; a
-  correct solution never fails here, and code that does not run earns nothing here either.
+* any other error: the same call is made again with the same values on the CPU. If it raises there
+  too, the case is inconclusive and skipped (the value tests report that error; this test judges
+  devices); if it runs there, the function behaves differently off the CPU: a failure.
 
 A test module declares which functions take part, with small fixed inputs (their values do not
 matter), in one test ``test_device_propagation`` parametrized over them.
@@ -29,8 +32,6 @@ from grader.plugin import LearnerFunctionError
 _MIXED = ("is not on the expected device", "same device", "found at least two devices")
 # Data leaving the inputs' device: ``.cpu()``, ``.to("cpu")``, ``.numpy()``, ``cpu_tensor[i] = t``.
 _MOVED = ("Cannot copy out of meta tensor", "can't convert meta device type tensor to numpy")
-# ... except ``.tolist()``, which only reads values (and works on a GPU).
-_READS_VALUES = (".tolist(",)
 
 _FIX = ("create new tensors on the device of the inputs: `torch.zeros(..., dtype=x.dtype, device=x.device)`, "
         "`x.new_zeros(...)` or `torch.zeros_like(x)`, and no tensors built from Python lists")
@@ -71,24 +72,34 @@ def _where(message: str) -> str:
     return lines[-1] if lines else ""
 
 
+def _first_line(message: str) -> str:
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "(no message)"
+
+
 def check_devices(impl, fn: str, *args, **kwargs) -> None:
     """Call ``impl.<fn>`` with every tensor argument on ``meta``; fail on a device bug (see above)."""
+    args, kwargs = to_meta(args), to_meta(kwargs)
     try:
-        result = getattr(impl, fn)(*to_meta(args), **to_meta(kwargs))
+        result = impl.device_pass("elsewhere", fn, *args, **kwargs)
     except LearnerFunctionError as e:
         message, where = str(e), _where(str(e))
         at = f" At {where}." if where else ""
         if any(s in message for s in _MIXED):
             raise Mismatch(f"`{fn}` created a tensor on the CPU while its inputs were elsewhere: {_FIX} {_HOW}.{at}") \
                 from None
-        if any(s in message for s in _MOVED) and not any(s in where for s in _READS_VALUES):
+        if any(s in message for s in _MOVED):
             raise Mismatch(f"`{fn}` moved data to the CPU while its inputs were elsewhere (`.cpu()`, `.numpy()`, "
                            f"`.to('cpu')`, or results written into a tensor made on the CPU): keep every tensor on "
                            f"the device of the inputs {_HOW}.{at}") from None
-        # A value was needed, or another error that the value tests report: inconclusive, a case that
-        # counts neither for nor against (like a CUDA case without a GPU), so that neither correct
-        # code that reads values nor code that does not run at all is graded here.
-        pytest.skip(f"`{fn}` could not be followed on the meta device (it needs values): inconclusive, not counted")
+        try:  # another error: does it depend on the device?
+            impl.device_pass("cpu", fn, *args, **kwargs)
+        except LearnerFunctionError:
+            # It raises on the CPU too, with the same values: the value tests report it; this case
+            # counts neither for nor against (like a CUDA case without a GPU).
+            pytest.skip(f"`{fn}` raised on these inputs on the CPU too: inconclusive here, not counted")
+        raise Mismatch(f"`{fn}` raised off the CPU, and not on the CPU with the same values: {_first_line(message)} "
+                       f"{_HOW}.{at}") from None
     tensors = list(_tensors(result))
     if not tensors:  # nothing to judge: a function of a tensor topic that returns no tensor has not done its work
         raise Mismatch(f"`{fn}` returned {type(result).__name__} for tensor inputs, not a tensor")

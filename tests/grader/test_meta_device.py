@@ -1,5 +1,7 @@
 """Meta tensors through the sandbox: they go and come back as a header alone, and an error that torch
-raises as ``NotImplementedError`` (``.cpu()`` of a meta tensor) is the learner's error, not a stub."""
+raises as ``NotImplementedError`` (``.cpu()`` of a meta tensor) is the learner's error, not a stub.
+The device pass's inputs (``device_pass="elsewhere"``): on ``meta`` as far as the learner's code can
+tell, with values, so that code reading values runs to the end and device bugs still show."""
 from __future__ import annotations
 
 import os
@@ -10,6 +12,8 @@ import torch
 from grader.sandbox import LearnerError, Sandbox
 
 SOURCE = '''
+import math
+
 import torch
 
 
@@ -27,6 +31,36 @@ def fresh_zeros(x):
 
 def stub(x):
     raise NotImplementedError
+
+
+def reads_values(x, w):  # right on any device: values read, new tensors on the inputs' device
+    h = torch.zeros(x.shape[0], w.shape[0], dtype=x.dtype, device=x.device)
+    if (x >= 0).all() and x.sum().item() > 0 and len(x.tolist()) == x.shape[0]:
+        h = h + torch.tanh(x @ w.T)
+    return h, torch.tensor([1.0, 2.0]).to(x.device), x.new_ones(()) * float(x.max())
+
+
+def reads_values_then_cpu(x, w):  # reads a value, then answers with a tensor made on the CPU
+    return torch.tensor(math.exp(x.sum().item()))
+
+
+def mixes_after_reading(x, w):  # reads a value first, then mixes devices
+    if x.sum().item() < 0:
+        return x
+    return torch.zeros(x.shape[0], w.shape[0]) + x @ w.T
+
+
+def only_off_the_cpu(x, w):  # raises on another device, and only there
+    if x.is_meta:
+        raise ValueError("not here")
+    return x @ w.T
+
+
+def in_place_on_a_copy(x, w):
+    y = x.clone()
+    y += 1
+    y[0] = 5.0
+    return y
 '''
 
 
@@ -53,3 +87,33 @@ def test_a_not_implemented_error_from_torch_is_not_a_stub(learner):
     with pytest.raises(LearnerError) as e:
         learner.call("stub", torch.empty(2, device="meta"))
     assert e.value.kind == "not_implemented"
+
+
+def _meta_pair():
+    return torch.empty(2, 3, device="meta"), torch.empty(4, 3, device="meta")
+
+
+def test_device_pass_inputs_carry_values_and_stay_on_meta(learner):
+    out = learner.call("reads_values", *_meta_pair(), device_pass="elsewhere")
+    assert [(t.device.type, tuple(t.shape)) for t in out] == [("meta", (2, 4)), ("meta", (2,)), ("meta", ())]
+    out = learner.call("in_place_on_a_copy", *_meta_pair(), device_pass="elsewhere")
+    assert out.device.type == "meta" and out.shape == (2, 3)
+
+
+def test_device_bugs_show_after_values_are_read(learner):
+    out = learner.call("reads_values_then_cpu", *_meta_pair(), device_pass="elsewhere")
+    assert out.device.type == "cpu"
+    with pytest.raises(LearnerError) as e:
+        learner.call("mixes_after_reading", *_meta_pair(), device_pass="elsewhere")
+    assert "is not on the expected device" in e.value.message
+
+
+def test_the_same_values_on_the_cpu(learner):
+    a = learner.call("in_place_on_a_copy", *_meta_pair(), device_pass="cpu")
+    b = learner.call("in_place_on_a_copy", *_meta_pair(), device_pass="cpu")
+    assert a.device.type == "cpu" and torch.equal(a, b)
+    assert torch.equal(a[0], torch.full((3,), 5.0)) and bool(((a[1] >= 1) & (a[1] < 2)).all())
+    assert learner.call("only_off_the_cpu", *_meta_pair(), device_pass="cpu").device.type == "cpu"
+    with pytest.raises(LearnerError) as e:
+        learner.call("only_off_the_cpu", *_meta_pair(), device_pass="elsewhere")
+    assert "not here" in e.value.message

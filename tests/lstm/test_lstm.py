@@ -209,7 +209,7 @@ def _device_case(fn, with_hc0=False):
         return (x, h, c, *weights), {}
     if fn == "lstm_cell_backward":
         return (x, h, c, *weights, h, c), {}
-    xs = randn(ONE.seq_len, ONE.batch, ONE.input, seed=0)
+    xs = randn(ONE.seq_len, ONE.batch, ONE.input, seed=0, dtype=torch.float32)
     return (xs, *weights), ({"hc0": (h.unsqueeze(0), c.unsqueeze(0))} if with_hc0 else {})
 
 

@@ -200,7 +200,7 @@ def _device_case(fn, case, batch_first=False, with_h0=False, layers=1):
     weights = _weights(case, torch.float32, "cpu", layers=layers)
     x, h0 = _inputs(case, torch.float32, "cpu", batch_first, with_h0, layers=layers)
     if fn == "rnn_cell":
-        return (x[0], randn(case.batch, case.hidden, seed=0), *weights[0]), {}
+        return (x[0], randn(case.batch, case.hidden, seed=0, dtype=torch.float32), *weights[0]), {}
     kwargs = {"batch_first": batch_first, **({"h0": h0} if with_h0 else {})}
     return ((x, *weights[0]) if fn == "rnn_forward" else (x, weights)), kwargs
 

@@ -667,32 +667,57 @@ def _meta_device(x) -> bool:
     return (isinstance(x, torch.device) and x.type == "meta") or (isinstance(x, str) and x == "meta")
 
 
+def _map(x, f):
+    """``f`` on every leaf of aten's arguments or results (lists and tuples, as aten nests them)."""
+    return type(x)(_map(v, f) for v in x) if isinstance(x, (list, tuple)) else f(x)
+
+
+def _values(x):
+    return x.values if isinstance(x, Elsewhere) else "cpu" if _meta_device(x) else x
+
+
+def _plain(x) -> bool:
+    """A tensor that is not ``Elsewhere`` (a CPU tensor met by one), or a device named."""
+    if isinstance(x, (list, tuple)):
+        return any(_plain(v) for v in x)
+    return isinstance(x, torch.device) or (isinstance(x, torch.Tensor) and not isinstance(x, Elsewhere))
+
+
+_ALIASING: dict = {}  # operator -> whether it mutates or returns a view (its results need aliasing fixed)
+
+
 def _elsewhere(func, args, kwargs):
     """Run ``func`` where some tensors are ``Elsewhere`` (or that makes one, ``device=x.device``)."""
-    from torch.utils import _pytree as pytree
     from torch.utils._python_dispatch import return_and_correct_aliasing
 
-    def as_meta(x):
-        if isinstance(x, Elsewhere):
-            return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
-        return x.clone() if isinstance(x, torch.Tensor) and x.device.type == "cpu" else x  # left unchanged
+    meta_out = None
+    if "device" in kwargs or any(_plain(a) for a in args) or any(_plain(v) for v in kwargs.values()):
+        def as_meta(x):
+            if isinstance(x, Elsewhere):
+                return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+            return x.clone() if isinstance(x, torch.Tensor) and x.device.type == "cpu" else x  # left unchanged
 
-    try:  # the device rules, from PyTorch's own meta kernels
-        meta_out = func(*pytree.tree_map(as_meta, args), **pytree.tree_map(as_meta, kwargs))
-    except Exception as e:  # noqa: BLE001
-        if any(s in str(e) for s in _DEVICE_ERRORS):
-            raise
-        meta_out = None  # no meta kernel, or values are needed: the values decide
-
-    def on_cpu(x):
-        return x.values if isinstance(x, Elsewhere) else "cpu" if _meta_device(x) else x
-
-    out = func(*pytree.tree_map(on_cpu, args), **pytree.tree_map(on_cpu, kwargs))
-    flat, spec = pytree.tree_flatten(out)
-    where = pytree.tree_leaves(meta_out) if meta_out is not None else [None] * len(flat)
-    flat = [Elsewhere(o) if isinstance(o, torch.Tensor) and (m is None or getattr(m, "is_meta", False)) else o
-            for o, m in zip(flat, where)]
-    return return_and_correct_aliasing(func, args, kwargs, pytree.tree_unflatten(flat, spec))
+        try:  # the device rules, from PyTorch's own meta kernels
+            meta_out = func(*_map(args, as_meta), **{k: _map(v, as_meta) for k, v in kwargs.items()})
+        except Exception as e:  # noqa: BLE001
+            if any(s in str(e) for s in _DEVICE_ERRORS):
+                raise
+            meta_out = None  # no meta kernel, or values are needed: the values decide
+    # Else only Elsewhere tensors meet, and nothing can leave their device: the results stay with them.
+    out = func(*_map(args, _values), **{k: _map(v, _values) for k, v in kwargs.items()})
+    if meta_out is None:
+        out = _map(out, lambda o: Elsewhere(o) if isinstance(o, torch.Tensor) else o)
+    else:
+        from torch.utils import _pytree as pytree
+        flat, spec = pytree.tree_flatten(out)
+        flat = [Elsewhere(o) if isinstance(o, torch.Tensor) and getattr(m, "is_meta", False) else o
+                for o, m in zip(flat, pytree.tree_leaves(meta_out))]
+        out = pytree.tree_unflatten(flat, spec)
+    aliasing = _ALIASING.get(func)
+    if aliasing is None:
+        schema = func._schema
+        aliasing = _ALIASING[func] = any(a.alias_info is not None for a in (*schema.arguments, *schema.returns))
+    return return_and_correct_aliasing(func, args, kwargs, out) if aliasing else out
 
 
 class _MadeElsewhere(TorchDispatchMode):

@@ -620,13 +620,21 @@ def _bury(module, dead: dict):
 # What PyTorch says when data meets the wrong device, or leaves it (the same words for cuda and meta).
 _DEVICE_ERRORS = ("is not on the expected device", "same device", "found at least two devices",
                   "Cannot copy out of meta tensor", "can't convert meta device type tensor to numpy")
+# A tensor on the meta device that the pass could not give values (made in another thread, ...): the
+# case is inconclusive (tests/devices.py says so), never the learner's device bug.
+VALUES_UNKNOWN = "the device pass could not give it values"
+# Operators that take CPU tensors beside tensors of another device on a GPU too: indices, copies.
+_TAKE_CPU = {"index", "_unsafe_index", "index_put", "index_put_", "_index_put_impl_", "_unsafe_index_put",
+             "copy", "copy_", "_to_copy", "_copy_from", "_copy_from_and_resize"}
 
 
 class Elsewhere(torch.Tensor):
     """A tensor that is on PyTorch's ``meta`` device as far as any code can tell, and still carries
-    values (on the CPU, out of sight). Every operation is run twice: by PyTorch's meta kernels, which
-    decide the device rules exactly as for a meta tensor (mixing with a CPU tensor, copying out), and
-    on the values. So code that follows the device of its inputs runs to the end with real values
+    values (on the CPU, out of sight). Operations that meet a plain tensor or name a device are run
+    by PyTorch's meta kernels first, which decide the device rules exactly as for a meta tensor
+    (mixing with a CPU tensor, copying out; and a CPU tensor of more than one element refused where
+    a GPU refuses it too, which some meta kernels let through); then every operation is run on the
+    values. So code that follows the device of its inputs runs to the end with real values
     (``.item()``, ``if t > 0:``, ``.tolist()`` included), and code that does not fails as on a GPU."""
 
     @staticmethod
@@ -641,6 +649,9 @@ class Elsewhere(torch.Tensor):
     def __repr__(self):
         return f"tensor(..., device='meta', size={tuple(self.shape)}, dtype={self.dtype})"
 
+    def __format__(self, spec):  # f"{loss:.3f}" of a 0-dim tensor works on any device
+        return self.values.item().__format__(spec) if self.dim() == 0 else object.__format__(self, spec)
+
     def __tensor_flatten__(self):
         return ["values"], None
 
@@ -652,15 +663,30 @@ class Elsewhere(torch.Tensor):
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         if func is torch.Tensor.tolist:  # reads values, which works on any device
             return args[0].values.tolist()
-        if func is torch.Tensor.numpy:
+        if func in (torch.Tensor.numpy, torch.Tensor.__array__):
             raise TypeError("can't convert meta device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
                             "to host memory first.")
+        if func in (torch.Tensor.__getitem__, torch.Tensor.__setitem__) and len(args) > 1:
+            args = (args[0], _index(args[1]), *args[2:])
         with torch._C.DisableTorchFunctionSubclass():
             return func(*args, **(kwargs or {}))
 
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
         return _elsewhere(func, args, kwargs or {})
+
+
+def _index(index):
+    """Python lists and ranges of numbers in an index as CPU tensors, which a GPU takes as indices
+    too (PyTorch would make them on the meta device, without values)."""
+    if isinstance(index, tuple):
+        return tuple(_index(i) for i in index)
+
+    def numbers(x):
+        return isinstance(x, (bool, int)) or (isinstance(x, (list, range)) and all(numbers(v) for v in x))
+    if isinstance(index, (list, range)) and len(index) and numbers(index):
+        return torch.tensor(list(index))
+    return index
 
 
 def _meta_device(x) -> bool:
@@ -683,6 +709,14 @@ def _plain(x) -> bool:
     return isinstance(x, torch.device) or (isinstance(x, torch.Tensor) and not isinstance(x, Elsewhere))
 
 
+def _leaves(x):
+    if isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _leaves(v)
+    else:
+        yield x
+
+
 _ALIASING: dict = {}  # operator -> whether it mutates or returns a view (its results need aliasing fixed)
 
 
@@ -692,6 +726,11 @@ def _elsewhere(func, args, kwargs):
 
     meta_out = None
     if "device" in kwargs or any(_plain(a) for a in args) or any(_plain(v) for v in kwargs.values()):
+        plain = [t for t in _leaves((args, list(kwargs.values())))
+                 if isinstance(t, torch.Tensor) and not isinstance(t, Elsewhere)]
+        if any(t.is_meta for t in plain):
+            raise RuntimeError(f"a tensor on the meta device that {VALUES_UNKNOWN} (made in another thread?)")
+
         def as_meta(x):
             if isinstance(x, Elsewhere):
                 return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
@@ -703,6 +742,10 @@ def _elsewhere(func, args, kwargs):
             if any(s in str(e) for s in _DEVICE_ERRORS):
                 raise
             meta_out = None  # no meta kernel, or values are needed: the values decide
+        if func._overloadpacket.__name__ not in _TAKE_CPU and any(t.dim() > 0 for t in plain) \
+                and any(isinstance(t, Elsewhere) for t in _leaves((args, list(kwargs.values())))):
+            raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
+                               "meta and cpu!")
     # Else only Elsewhere tensors meet, and nothing can leave their device: the results stay with them.
     out = func(*_map(args, _values), **{k: _map(v, _values) for k, v in kwargs.items()})
     if meta_out is None:
@@ -732,6 +775,25 @@ class _MadeElsewhere(TorchDispatchMode):
         kwargs = kwargs or {}
         if _meta_device(kwargs.get("device")):
             return _elsewhere(func, args, kwargs)
+        return func(*args, **kwargs)
+
+
+_BUILT_FROM_DATA = (torch.tensor, torch.as_tensor, torch.asarray)
+
+
+class _BuiltElsewhere(TorchFunctionMode):
+    """Tensors built from Python data on the device of the inputs (``torch.tensor(v, device=x.device)``,
+    ``x.new_tensor(v)``) never reach the dispatcher as an operator: they are ``Elsewhere`` too."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _BUILT_FROM_DATA and args and _meta_device(kwargs.get("device")):
+            return Elsewhere(func(_map(args[0], _values), *args[1:], **{**kwargs, "device": "cpu"}))
+        if func in (torch.Tensor.new_tensor, torch.Tensor.new) and args and isinstance(args[0], Elsewhere) \
+                and (kwargs.get("device") is None or _meta_device(kwargs.get("device"))):
+            made = func(args[0].values, *_map(args[1:], _values), **{**kwargs, "device": "cpu"} if "device" in kwargs
+                        else kwargs)
+            return Elsewhere(made)
         return func(*args, **kwargs)
 
 
@@ -797,7 +859,8 @@ def child(req: dict):
             if msg.get("timeout"):  # SIGALRM's default action ends this child; the server lives on
                 signal.setitimer(signal.ITIMER_REAL, float(msg["timeout"]))
             try:
-                with (_MadeElsewhere() if elsewhere else contextlib.nullcontext()), \
+                with (_BuiltElsewhere() if elsewhere else contextlib.nullcontext()), \
+                        (_MadeElsewhere() if elsewhere else contextlib.nullcontext()), \
                         watch.call("" if msg.get("driver") else msg["fn"]):
                     result = fn(*args, **kwargs)
             finally:

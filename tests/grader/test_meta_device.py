@@ -13,6 +13,7 @@ from grader.sandbox import LearnerError, Sandbox
 
 SOURCE = '''
 import math
+import threading
 
 import torch
 
@@ -54,6 +55,32 @@ def only_off_the_cpu(x, w):  # raises on another device, and only there
     if x.is_meta:
         raise ValueError("not here")
     return x @ w.T
+
+
+def built_from_data(x, w):  # torch.tensor(..., device=x.device) and x.new_tensor never reach aten as operators
+    eps = torch.tensor(0.1, dtype=x.dtype, device=x.device)
+    diag = torch.tensor([x[0, 0], x[1, 1]], device=x.device)
+    return x * (1 - eps) + x.new_tensor([1.0, 2.0, 3.0]) + torch.as_tensor([0.0, 1.0, 2.0], device=x.device), diag
+
+
+def indexed_by_lists(x, w):  # a GPU takes Python lists and ranges as indices
+    out = torch.zeros(2, 3, dtype=x.dtype, device=x.device)
+    out[range(2), [0, 1]] = 1
+    if out.sum().item() != 2:
+        raise ValueError("wrong values")
+    return x[[1, 0]] + out, f"{x.sum():.3f}"
+
+
+def weight_made_on_the_cpu(x, w):  # x @ cpu: PyTorch's meta kernel lets it through, a GPU does not
+    return x @ torch.ones(3, 2)
+
+
+def made_in_a_thread(x, w):
+    made = {}
+    t = threading.Thread(target=lambda: made.setdefault("z", torch.zeros(3, device=x.device)))
+    t.start()
+    t.join()
+    return x + made["z"]
 
 
 def in_place_on_a_copy(x, w):
@@ -117,3 +144,23 @@ def test_the_same_values_on_the_cpu(learner):
     with pytest.raises(LearnerError) as e:
         learner.call("only_off_the_cpu", *_meta_pair(), device_pass="elsewhere")
     assert "not here" in e.value.message
+
+
+def test_tensors_built_from_data_and_list_indices_follow_the_inputs(learner):
+    out, diag = learner.call("built_from_data", *_meta_pair(), device_pass="elsewhere")
+    assert out.device.type == "meta" and diag.device.type == "meta" and diag.shape == (2,)
+    out, text = learner.call("indexed_by_lists", *_meta_pair(), device_pass="elsewhere")
+    assert out.device.type == "meta" and float(text) > 0
+
+
+def test_a_cpu_tensor_that_a_gpu_refuses_is_refused(learner):
+    with pytest.raises(LearnerError) as e:
+        learner.call("weight_made_on_the_cpu", *_meta_pair(), device_pass="elsewhere")
+    assert "found at least two devices" in e.value.message
+
+
+def test_what_the_pass_cannot_follow_says_so(learner):
+    from grader.worker import VALUES_UNKNOWN
+    with pytest.raises(LearnerError) as e:
+        learner.call("made_in_a_thread", *_meta_pair(), device_pass="elsewhere")
+    assert VALUES_UNKNOWN in e.value.message

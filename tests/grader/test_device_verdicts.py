@@ -1,0 +1,76 @@
+"""The device pass's verdicts (``tests/devices.py``), from what the learner's function does off the
+CPU and on it: the decision table alone, with a stand-in for the sandboxed learner."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from grader.plugin import LearnerFunctionError
+from grader.worker import VALUES_UNKNOWN
+from tests.compare import Mismatch
+from tests.devices import check_devices, meta
+
+
+class Learner:
+    """``device_pass(where, fn, ...)``: ``elsewhere`` and ``cpu`` answer as told (a value, or an
+    exception raised)."""
+
+    def __init__(self, elsewhere, cpu=None):
+        self.answers, self.calls = {"elsewhere": elsewhere, "cpu": cpu}, []
+
+    def device_pass(self, where, fn, *args, **kwargs):
+        self.calls.append(where)
+        answer = self.answers[where]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def _raised(message):
+    return LearnerFunctionError(f"f raised Traceback:\n  f.py, line 3, in f\nRuntimeError: {message}")
+
+
+def test_results_on_the_inputs_device_pass():
+    learner = Learner(elsewhere=(meta(2, 3), [meta(4)]))
+    check_devices(learner, "f", meta(2, 3))
+    assert learner.calls == ["elsewhere"]
+
+
+@pytest.mark.parametrize("result", [torch.zeros(3), (meta(2), torch.zeros(2)), None, 3.0],
+                         ids=["a CPU tensor", "one of two on the CPU", "None", "a float"])
+def test_a_result_off_the_inputs_device_or_without_a_tensor_fails(result):
+    with pytest.raises(Mismatch):
+        check_devices(Learner(elsewhere=result), "f", meta(2, 3))
+
+
+@pytest.mark.parametrize("message", ["Tensor on device meta is not on the expected device cpu!",
+                                     "Expected all tensors to be on the same device, but found at least two "
+                                     "devices, meta and cpu!",
+                                     "Cannot copy out of meta tensor; no data!"])
+def test_mixing_devices_or_moving_data_fails_without_asking_the_cpu(message):
+    learner = Learner(elsewhere=_raised(message))
+    with pytest.raises(Mismatch, match="CPU"):
+        check_devices(learner, "f", meta(2, 3))
+    assert learner.calls == ["elsewhere"]
+
+
+def test_an_error_off_the_cpu_only_fails():
+    learner = Learner(elsewhere=_raised("not here"), cpu=torch.zeros(2))
+    with pytest.raises(Mismatch, match="raised off the CPU"):
+        check_devices(learner, "f", meta(2, 3))
+    assert learner.calls == ["elsewhere", "cpu"]
+
+
+def test_an_error_on_the_cpu_too_is_inconclusive():
+    learner = Learner(elsewhere=_raised("bad shapes"), cpu=_raised("bad shapes"))
+    with pytest.raises(pytest.skip.Exception):
+        check_devices(learner, "f", meta(2, 3))
+
+
+@pytest.mark.parametrize("message", [f"a tensor on the meta device that {VALUES_UNKNOWN}",
+                                     "META device type not an accelerator."])
+def test_what_the_pass_cannot_follow_is_inconclusive(message):
+    learner = Learner(elsewhere=_raised(message), cpu=torch.zeros(2))
+    with pytest.raises(pytest.skip.Exception):
+        check_devices(learner, "f", meta(2, 3))
+    assert learner.calls == ["elsewhere"]

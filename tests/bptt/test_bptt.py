@@ -12,7 +12,7 @@ What the stub promises, and where it is tested:
 | the gradient through time shrinks with small recurrent weights | ``test_gradient_vanishes_*`` |
 | truncated: windows ``[0, k), [k, 2k), ...``, the last shorter; state carried, gradient cut | ``test_truncated_bptt`` |
 | truncated: ``k = 1``; ``k >= T`` is full BPTT | ``test_truncated_bptt`` examples |
-| clipping: one global factor ``min(1, max_norm / (norm + eps))``, never above 1 | ``test_clip_grad_norm`` |
+| clipping: one global factor ``min(1, max_norm / (norm + eps))``, never above 1, below 1 from ``max_norm - eps`` on | ``test_clip_grad_norm`` (``BELOW``) |
 | clipping: any shapes (a 0-dim tensor too), tensors of very different scales, zeros | ``test_clip_grad_norm`` examples |
 | clipping: ``eps`` given or left at its default 1e-6 | ``test_clip_grad_norm`` (``eps``) |
 | ``total_norm`` a 0-dim tensor of the gradients' dtype, before clipping | ``test_clip_grad_norm`` |
@@ -183,6 +183,8 @@ clip_cases = cases(shapes=st.lists(st.lists(dims(1, 3), min_size=0, max_size=2),
 SEVERAL = Case(shapes=[[2, 3], [3], [1], [1, 2]], scales=[3.0, 3.0, 3.0, 3.0], seed=4)
 ZEROS = Case(shapes=[[2, 2], [3]], scales=[0.0, 0.0], seed=5)
 MIXED = Case(shapes=[[], [4], [2, 2]], scales=[30.0, 1e-3, 0.5], seed=6)  # a 0-dim tensor; scales apart
+# A norm (about 0.53) between max_norm - eps and max_norm: clipped although below max_norm.
+BELOW = Case(shapes=[[2, 3]], scales=[0.5, 0.5, 0.5, 0.5], seed=1)
 
 
 @given(case=clip_cases, max_norm=st.sampled_from([0.1, 1.0, 4.0, 1e3]), eps=st.sampled_from(["default", 0.5]))
@@ -191,6 +193,7 @@ MIXED = Case(shapes=[[], [4], [2, 2]], scales=[30.0, 1e-3, 0.5], seed=6)  # a 0-
 @example(case=ZEROS, max_norm=1.0, eps="default")
 @example(case=MIXED, max_norm=4.0, eps="default")
 @example(case=SEVERAL, max_norm=4.0, eps=0.5)
+@example(case=BELOW, max_norm=1.0, eps=0.5)
 def test_clip_grad_norm(impl, device, dtype, case, max_norm, eps):
     grads = [randn(*(shape or [1]), seed=case.seed + i, dtype=dtype, device=device, scale=scale).reshape(shape)
              for i, (shape, scale) in enumerate(zip(case.shapes, case.scales))]

@@ -4,38 +4,45 @@
 Promise (stub docstring)                                    -> test
 lookup of any ids shape, (*ids.shape, D)                     -> test_embedding (ids of 1 to 3 dims)
 padding row: forward unchanged, no gradient through autograd -> test_embedding_gradient
-negative padding_idx counts from the end                     -> every test (padding drawn in -V..V-1)
+negative padding_idx counts from the end                     -> every test (-1 and -2 drawn; NEGATIVE, NEGATIVE_TWO)
 backward: repeated ids accumulate, unseen rows are zeros     -> test_embedding_backward (REPEATS)
 backward: padding row gets zeros                             -> test_embedding_backward
 bags: sum and mean; padding left out of sum and count        -> test_embedding_bag
 bag of padding only gives zeros (no 0 / 0)                   -> test_embedding_bag (ALL_PADDING)
 bags differentiable with respect to weight                   -> test_embedding_bag_gradient
+any other mode raises ValueError                             -> test_embedding_bag_refuses_an_unknown_mode
 device and dtype of the inputs                               -> every test, over devices and dtypes
 """
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from grader.plugin import LearnerFunctionError
 from tests.compare import Mismatch, check, unpack
 from tests.strategies import Case, cases, dims, randint, randn, seeds
 
+PADDINGS = ["none", "first", "last", "negative", "negative_two"]
 lookups = cases(ids_shape=st.lists(dims(1, 4), min_size=1, max_size=3), vocab=dims(2, 6), dim=dims(1, 4),
-                padding=st.sampled_from(["none", "first", "last", "negative"]), seed=seeds())
+                padding=st.sampled_from(PADDINGS), seed=seeds())
 bags = cases(batch=dims(1, 3), length=dims(1, 4), vocab=dims(2, 6), dim=dims(1, 4),
-             padding=st.sampled_from(["none", "first", "last", "negative"]), seed=seeds())
+             padding=st.sampled_from(PADDINGS), seed=seeds())
 
 # Explicit cases, run first. REPEATS: ids repeat (0 three times, 2 twice) and row 4 never appears;
 # ALL_PADDING: one bag holds only the padding id, another mixes it with real ids.
 REPEATS = Case(ids=[[0, 2, 0], [2, 0, 1]], vocab=5, dim=3, padding="none", seed=1)
 PADDED = Case(ids=[[3, 1, 0], [0, 0, 2]], vocab=4, dim=2, padding="first", seed=2)
 NEGATIVE = Case(ids=[[3, 1], [2, 3]], vocab=4, dim=3, padding="negative", seed=3)
+# padding_idx=-2 is row 2 (not the last row); ONE_DIM: ids of one dimension, a repeated id.
+NEGATIVE_TWO = Case(ids=[[2, 1], [2, 3]], vocab=4, dim=3, padding="negative_two", seed=5)
+ONE_DIM = Case(ids=[3, 0, 3], vocab=4, dim=2, padding="none", seed=6)
 ALL_PADDING = Case(ids=[[0, 0, 0], [1, 0, 2]], vocab=3, dim=2, padding="first", seed=4)
 
 
 def _padding_idx(case):
-    """The ``padding_idx`` argument of a case: None, a first or last row, or -1 (the last row)."""
-    return {"none": None, "first": 0, "last": case.vocab - 1, "negative": -1}[case.padding]
+    """The ``padding_idx`` argument of a case: None, a first or last row, -1 (the last row) or -2."""
+    return {"none": None, "first": 0, "last": case.vocab - 1, "negative": -1, "negative_two": -2}[case.padding]
 
 
 def _ids(case, device):
@@ -74,6 +81,7 @@ def _check_gradient(what, out, grad, expected_out, expected_grad):
 @given(case=lookups)
 @example(case=REPEATS)
 @example(case=NEGATIVE)
+@example(case=ONE_DIM)
 def test_embedding(impl, device, dtype, case):
     ids, weight = _ids(case, device), _weight(case, dtype, device)
     padding_idx = _padding_idx(case)
@@ -84,7 +92,7 @@ def test_embedding(impl, device, dtype, case):
 
 @given(case=lookups)
 @example(case=PADDED)
-@example(case=NEGATIVE)
+@example(case=NEGATIVE_TWO)
 def test_embedding_gradient(impl, device, dtype, case):
     ids, weight = _ids(case, device), _weight(case, dtype, device)
     padding_idx = _padding_idx(case)
@@ -99,6 +107,8 @@ def test_embedding_gradient(impl, device, dtype, case):
 @example(case=REPEATS)
 @example(case=PADDED)
 @example(case=NEGATIVE)
+@example(case=NEGATIVE_TWO)
+@example(case=ONE_DIM)
 def test_embedding_backward(impl, device, dtype, case):
     ids, weight = _ids(case, device), _weight(case, dtype, device)
     padding_idx = _padding_idx(case)
@@ -113,6 +123,8 @@ def test_embedding_backward(impl, device, dtype, case):
 @example(case=ALL_PADDING, mode="mean")
 @example(case=ALL_PADDING, mode="sum")
 @example(case=REPEATS, mode="mean")
+@example(case=NEGATIVE, mode="sum")
+@example(case=NEGATIVE_TWO, mode="mean")
 def test_embedding_bag(impl, device, dtype, case, mode):
     ids, weight = _ids(case, device), _weight(case, dtype, device)
     padding_idx = _padding_idx(case)
@@ -124,6 +136,7 @@ def test_embedding_bag(impl, device, dtype, case, mode):
 @given(case=bags, mode=st.sampled_from(["sum", "mean"]))
 @example(case=ALL_PADDING, mode="mean")
 @example(case=PADDED, mode="sum")
+@example(case=NEGATIVE, mode="mean")
 def test_embedding_bag_gradient(impl, device, dtype, case, mode):
     ids, weight = _ids(case, device), _weight(case, dtype, device)
     padding_idx = _padding_idx(case)
@@ -136,8 +149,25 @@ def test_embedding_bag_gradient(impl, device, dtype, case, mode):
                     expected_out, expected_grad)
 
 
+@pytest.mark.parametrize("mode", ["max", "Sum"])
+def test_embedding_bag_refuses_an_unknown_mode(impl, device, mode):
+    ids, weight = _ids(REPEATS, device), _weight(REPEATS, torch.float64, device)
+    try:
+        result = impl.embedding_bag(ids, weight, mode=mode)
+    except LearnerFunctionError as e:
+        if "ValueError" in str(e):
+            return
+        raise Mismatch(f"embedding_bag(mode={mode!r}) should raise ValueError; it raised {_last_line(e)}") from None
+    raise Mismatch(f"embedding_bag(mode={mode!r}) returned {type(result).__name__}: a mode other than 'sum' and "
+                   "'mean' should raise ValueError")
+
+
+def _last_line(e) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(e).__name__
+
+
 # The device pass (tests/devices.py): every tensor input on the meta device.
-import pytest  # noqa: E402  (kept with the test it serves, at the end of the module)
 
 from tests.devices import check_devices, meta  # noqa: E402
 

@@ -52,7 +52,17 @@ def grads_through(m, fn, args, kwargs, d_outs):
     wanted = [t for t in leaves if t.requires_grad]
     if not terms:
         return _detached(result), None
-    grads = iter(_grad(sum(terms), wanted, allow_unused=True))
+    try:
+        grads = iter(_grad(sum(terms), wanted, allow_unused=True))
+    except RuntimeError as e:
+        if "modified by an inplace operation" not in str(e):
+            raise
+        # The forward ran; autograd's own message names none of the learner's lines.
+        raise RuntimeError(f"the backward pass through your {fn} failed: a tensor its gradient needs was "
+                           "changed in place after it was used (a write into a tensor made in advance, "
+                           "`out[t] = h`, then `h = out[t]`; or `+=`, `.add_()`, `[...] =` on a result "
+                           "that later steps use): collect the steps in a list and `torch.stack` them, "
+                           "and use out-of-place operations") from None
     return _detached(result), [next(grads) if t.requires_grad else None for t in leaves]
 
 

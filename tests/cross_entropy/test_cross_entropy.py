@@ -6,7 +6,7 @@ Every promise of the stub, and the test that holds it to it (fixed ``@example``s
 =============================================================  ====================================
 logits ``(N, C)``, ``(N, C, d1)``, ``(N, C, d1, d2)``           every test (PLAIN, SPATIAL, SPATIAL2)
 classes in dim 1, not the last dim                              test_class_index_targets (SPATIAL*)
-class-index targets, ``ignore_index`` -100 or a valid class     test_class_index_targets, *_gradient_*
+class-index targets, ``ignore_index`` -100, -1, a valid class, or beyond the classes (99)   test_class_index_targets, *_gradient_*
 probability targets, ``ignore_index`` does not apply to them    test_probability_targets (ignore=0)
 ``reduction`` mean / sum / none                                 loss and gradient tests (each one)
 mean over the counted samples only                              test_class_index_targets (PLAIN)
@@ -38,7 +38,7 @@ reductions = st.sampled_from(["mean", "sum", "none"])
 smoothings = st.sampled_from([0.0, 0.1, 0.5])
 # How targets are ignored: "no ignore_index" passes none (no target is ignored); otherwise the value
 # given as ignore_index, held by some of the targets.
-ignores = st.sampled_from(["no ignore_index", -100, 0])
+ignores = st.sampled_from(["no ignore_index", -100, 0, -1, 99])
 
 # Explicit cases, run first: (N, C), (N, C, d1) and (N, C, d1, d2) logits, extreme logits, and
 # samples of very different scale.
@@ -140,6 +140,8 @@ def test_log_softmax(impl, device, dtype, case, axis, negative):
 @example(case=EXTREME, reduction="none", ignore="no ignore_index", label_smoothing=0.1)
 @example(case=SPATIAL2, reduction="none", ignore=-100, label_smoothing=0.5)
 @example(case=ROWS, reduction="sum", ignore=0, label_smoothing=0.0)
+@example(case=PLAIN, reduction="mean", ignore=99, label_smoothing=0.0)
+@example(case=SPATIAL, reduction="sum", ignore=-1, label_smoothing=0.1)
 def test_class_index_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)
@@ -166,6 +168,7 @@ def test_probability_targets(impl, device, dtype, case, reduction, ignore, label
 @example(case=SPATIAL2, reduction="sum", ignore=-100, label_smoothing=0.5)
 @example(case=ROWS, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
 @example(case=EXTREME, reduction="mean", ignore="no ignore_index", label_smoothing=0.1)
+@example(case=PLAIN, reduction="mean", ignore=99, label_smoothing=0.1)
 def test_gradient_class_index_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)

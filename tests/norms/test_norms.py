@@ -149,6 +149,7 @@ def test_layer_norm(impl, device, dtype, case, eps):
 @example(case=ALONE, eps=None)
 @example(case=SPREAD, eps="default")
 @example(case=FLAT, eps=None)
+@example(case=TINY, eps=0.0)  # no eps at all, not the default: `eps or default` mixes them up
 def test_rms_norm(impl, device, dtype, case, eps):
     x, weight, _, _, ns = _inputs(case, dtype, device)
     expected = F.rms_norm(x, _ns(ns), weight, None if eps == "default" else eps)
@@ -181,6 +182,7 @@ def test_layer_norm_backward(impl, device, dtype, case, eps):
 @example(case=ALONE, eps=None)
 @example(case=NONE, eps=None)
 @example(case=SPREAD, eps=1e-6)
+@example(case=TINY, eps=0.0)
 def test_rms_norm_backward(impl, device, dtype, case, eps):
     x, weight, _, d_out, ns = _inputs(case, dtype, device, gradient=True)
     dx, dw, _ = _reference_grads(lambda a, w, b: F.rms_norm(a, _ns(ns), w, eps), x, weight, None, d_out)

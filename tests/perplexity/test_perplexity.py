@@ -4,7 +4,7 @@ Every promise of the stub, and the test that holds it to it (fixed ``@example``s
 
 ==============================================================  ======================================
 ``token_nll``: ``-log softmax[target]``, logits ``(..., V)``      test_token_nll (1 to 3 leading dims)
-``token_nll``: ids outside ``[0, V)`` give a finite value         test_token_nll (padding -100)
+``token_nll``: ids outside ``[0, V)`` give a finite value         test_token_nll (padding -100, -1, 99)
 stable for logits of 1e4, positions of very different scale       test_token_nll, test_perfect_*  
 perplexity = exp of the MEAN NLL, natural log                     test_perplexity_and_gradient
 differentiable with respect to the logits                         every perplexity test but the nan one
@@ -31,7 +31,7 @@ from tests.strategies import Case, cases, dims, randint, randn, seeds
 # max keeps every position finite).
 shapes = cases(lead=st.lists(dims(1, 4), min_size=1, max_size=3), vocab=dims(2, 9), seed=seeds())
 scales = st.sampled_from([3.0, 1e4, "rows"])
-pads = st.sampled_from([-100, 0])
+pads = st.sampled_from([-100, 0, -1, 99])  # 99: beyond any vocabulary drawn
 
 BT = Case(lead=[2, 4], vocab=5, seed=1)  # (B, T, V), some sequences padded
 NV = Case(lead=[6], vocab=4, seed=2)  # (N, V)
@@ -86,20 +86,23 @@ def _shape(case):
     return f"logits of shape {(*case.lead, case.vocab)}"
 
 
-@given(case=shapes, scale=scales, pad=st.sampled_from([None, -100]))
+@given(case=shapes, scale=scales, pad=st.sampled_from([None, -100, -1, 99]))
 @example(case=BT, scale=3.0, pad=None)
 @example(case=NV, scale=1e4, pad=-100)
 @example(case=DEEP, scale="rows", pad=-100)
+@example(case=BT, scale=3.0, pad=99)
+@example(case=NV, scale=3.0, pad=-1)
 def test_token_nll(impl, device, dtype, case, scale, pad):
-    """The NLL of each token; with padding ids (-100) among the targets, any finite value there."""
+    """The NLL of each token; with padding ids (-100, -1, 99: outside [0, V)) among the targets, any
+    finite value there."""
     logits, targets = _logits(case, dtype, device, scale), _targets(case, device)
     keep = torch.ones_like(targets, dtype=torch.bool)
     if pad is not None:
         targets, keep = _padded(case, targets, pad)
-    what = f"token_nll({_shape(case)}, targets{' holding -100 as padding' if pad is not None else ''})"
+    what = f"token_nll({_shape(case)}, targets{f' holding {pad} as padding' if pad is not None else ''})"
     got = impl.token_nll(logits, targets)
     expected = F.cross_entropy(logits.reshape(-1, case.vocab), targets.reshape(-1), reduction="none",
-                               ignore_index=-100).reshape(targets.shape)
+                               ignore_index=-100 if pad is None else pad).reshape(targets.shape)
     if isinstance(got, torch.Tensor) and got.shape == expected.shape and pad is not None:
         if not got.isfinite()[~keep].all():
             raise Mismatch(f"{what} is not finite at a padded position: return any finite value there")
@@ -120,6 +123,7 @@ def test_perplexity_and_gradient(impl, device, dtype, case):
 @given(case=shapes, pad=pads)
 @example(case=BT, pad=-100)
 @example(case=DEEP, pad=0)
+@example(case=NV, pad=99)
 def test_ignore_index_leaves_padding_out(impl, device, dtype, case, pad):
     logits, targets = _logits(case, dtype, device), _targets(case, device)
     targets, _ = _padded(case, targets, pad)

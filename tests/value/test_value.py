@@ -11,7 +11,8 @@ each operation's data and local derivative (the table)             test_each_ope
 relu's gradient 0 for negative inputs and at 0                     test_each_operation (relu_zero)
 powers: int, float, negative, fractional exponents                 test_each_operation (pow_*)
 plain numbers on either side (radd, rsub, rmul, rdiv)              test_each_operation
-``+=`` in backward: a node used twice                              test_each_operation (a * a, a + a)
+``+=`` in backward: a node used twice                              test_each_operation (a * a, a + a, *_and_its_input)
+``math.tanh``, finite for any input                                 test_each_operation (tanh_large)
 graphs of any shape, chain rule through all of them                test_random_expression_graphs
 an operation never changes its operands' data                      run_program's check, every graph
 a chain 10 000 operations deep (no recursion)                      test_deep_chain_of_10000_operations
@@ -238,13 +239,24 @@ OPERATIONS = {  # id: (expression, step, inputs)
     "rmul": ("3.0 * a", ["rmul", 3.0, 0], ANY),
     "div_float": ("a / 4.0", ["divc", 0, 4.0], ANY),
     "rdiv": ("1.0 / a", ["rdiv", 1.0, 0], ANY),
+    "tanh_large": ("a.tanh() at |a| = 400 (math.tanh; exp(2a) overflows)", ["tanh", 0], [[400.0, 0.0], [-400.0, 0.0]]),
+    # Each operation's result added to its own input: whatever the order of the backward steps,
+    # the add's contribution to a.grad reaches it first, so one that `=` overwrites shows at once.
+    "tanh_and_its_input": ("a.tanh() + a", [["tanh", 0], ["add", 2, 0]], ANY),
+    "exp_and_its_input": ("a.exp() + a", [["exp", 0], ["add", 2, 0]], ANY),
+    "log_and_its_input": ("a.log() + a", [["log", 0], ["add", 2, 0]], POSITIVE),
+    "relu_and_its_input": ("a.relu() + a", [["relu", 0], ["add", 2, 0]], [[1.5, 0.0], [-0.8, 0.0]]),
+    "pow_and_its_input": ("a ** 3 + a", [["pow", 0, 3], ["add", 2, 0]], ANY),
+    "mul_float_and_its_input": ("a * 3.0 + a", [["mulc", 0, 3.0], ["add", 2, 0]], ANY),
+    "div_float_and_its_input": ("a / 4.0 + a", [["divc", 0, 4.0], ["add", 2, 0]], ANY),
 }
 
 
 @pytest.mark.parametrize("op", list(OPERATIONS))
 def test_each_operation(impl, op):
     expr, step, inputs = OPERATIONS[op]
-    progs = [Program(list(ab), [step]) for ab in inputs]
+    steps = step if isinstance(step[0], list) else [step]
+    progs = [Program(list(ab), steps) for ab in inputs]
     results = impl.drive("run_programs", [[p.leaves, p.steps] for p in progs])
     for prog, result in zip(progs, results):
         a, b = prog.leaves

@@ -1,7 +1,7 @@
 """Runs beside the learner's code in the sandbox: builds graphs of the learner's ``Value`` objects.
 
 Functions here take the learner's module first and return plain floats (data of outputs, grads of
-leaves), which the hidden suite compares with PyTorch.
+leaves and of the nodes between), which the hidden suite compares with PyTorch.
 
 A program is a list of steps over a list of nodes (the leaves first); each step appends one node:
 ``["add", i, j]`` is ``nodes[i] + nodes[j]`` (also ``sub``, ``mul``, ``div``), ``["tanh", i]`` is
@@ -44,13 +44,14 @@ def _run(m, leaves, program, passes):
         out.backward()
     changed = next(([k, made[k], float(v.data)] for k, v in enumerate(nodes)
                     if float(v.data) != made[k] and made[k] == made[k]), None)
-    return float(out.data), [float(v.grad) for v in nodes[:len(leaves)]], changed
+    grads = [float(v.grad) for v in nodes]
+    return float(out.data), grads[:len(leaves)], changed, grads[len(leaves):]
 
 
 def run_program(m, leaves, program, passes=1):
-    """``(output data, [grad of each leaf], changed)`` after ``passes`` calls of ``output.backward()``;
-    ``changed`` is ``[node, data when made, data now]`` for the first node whose data an operation or
-    ``backward()`` changed afterwards (None when none did)."""
+    """``(output data, [grad of each leaf], changed, [grad of each other node])`` after ``passes``
+    calls of ``output.backward()``; ``changed`` is ``[node, data when made, data now]`` for the first
+    node whose data an operation or ``backward()`` changed afterwards (None when none did)."""
     return _run(m, leaves, program, passes)
 
 

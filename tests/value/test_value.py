@@ -14,6 +14,7 @@ plain numbers on either side (radd, rsub, rmul, rdiv)              test_each_ope
 ``+=`` in backward: a node used twice                              test_each_operation (a * a, a + a, *_and_its_input)
 ``math.tanh``, finite for any input                                 test_each_operation (tanh_large)
 graphs of any shape, chain rule through all of them                test_random_expression_graphs
+the grad of every node, the nodes between leaves and output too    every graph (the driver returns them)
 an operation never changes its operands' data                      run_program's check, every graph
 a chain 10 000 operations deep (no recursion)                      test_deep_chain_of_10000_operations
 ``_prev`` a set of exactly the operands, ``_op`` a str, leaves     test_graph_structure
@@ -153,20 +154,29 @@ def programs(draw, min_ops=1, max_ops=8):
 
 
 def _torch_reference(prog, passes=1):
+    """The output's data, the leaves' grads after ``passes`` backward passes (they add up), and the
+    other nodes' grads (those of one pass: backward() resets them first)."""
     leaves = [torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in prog.leaves]
     nodes = list(leaves)
     for op, *args in prog.steps:
         nodes.append(_apply(op, args, nodes, torch))
+        if nodes[-1].requires_grad:
+            nodes[-1].retain_grad()
     out = nodes[-1]
+    inner = None
     for _ in range(passes):
         out.backward(retain_graph=True)
-    grads = torch.stack([x.grad if x.grad is not None else torch.zeros((), dtype=torch.float64) for x in leaves])
-    return out.item(), grads
+        if inner is None:
+            inner = [x.grad.clone() if x.grad is not None else torch.zeros((), dtype=torch.float64)
+                     for x in nodes[len(leaves):]]
+    zero = torch.zeros((), dtype=torch.float64)
+    grads = torch.stack([x.grad if x.grad is not None else zero for x in leaves])
+    return out.item(), grads, torch.stack(inner) if inner else torch.zeros(0, dtype=torch.float64)
 
 
 def _compare(result, prog, what, passes=1, names=None, advice=""):
-    data, grads, changed = unpack(result, 3, "the driver")
-    ref_data, ref_grads = _torch_reference(prog, passes)
+    data, grads, changed, inner = unpack(result, 4, "the driver")
+    ref_data, ref_grads, ref_inner = _torch_reference(prog, passes)
     names = names or [f"x{k}" for k in range(len(prog.leaves))]
     if changed is not None:
         k, before, after = changed
@@ -177,6 +187,10 @@ def _compare(result, prog, what, passes=1, names=None, advice=""):
     check(f"{what}: the output's data", data, ref_data)
     check(f"{what}: [{', '.join(n + '.grad' for n in names)}]{advice}", torch.tensor(grads, dtype=torch.float64),
           ref_grads)
+    others = [_name(k, len(prog.leaves)) for k in range(len(prog.leaves), len(prog.leaves) + len(inner))]
+    check(f"{what}: the grads of the nodes between the leaves and the output [{', '.join(n + '.grad' for n in others)}]"
+          " (backward() fills the grad of every node the output depends on)",
+          torch.tensor(inner, dtype=torch.float64).reshape(-1), ref_inner)
 
 
 CHAIN_WITH_REUSE = Program([1.3, -0.6], [["mul", 0, 1], ["tanh", 2], ["rsub", 2.0, 3], ["mul", 4, 0],

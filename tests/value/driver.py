@@ -99,6 +99,22 @@ def graph_structure(m):
     return report
 
 
+def layer_outputs(m, x):
+    """What ``Layer(len(x), nout)(x)`` returns for one neuron and for three: ``[kind, count]`` each,
+    kind "Value" or "list" (of Values: count) or the type's name."""
+    random.seed(0)
+    shapes = []
+    for nout in (1, 3):
+        out = m.Layer(len(x), nout)([m.Value(float(v)) for v in x])
+        if isinstance(out, m.Value):
+            shapes.append(["Value", 1])
+        elif isinstance(out, list) and all(isinstance(v, m.Value) for v in out):
+            shapes.append(["list", len(out)])
+        else:
+            shapes.append([type(out).__name__, len(out) if isinstance(out, (list, tuple)) else 1])
+    return shapes
+
+
 def mlp_step(m, seed, xs, ys):
     """Build ``MLP(3, [4, 4, 1])`` (weights drawn after ``random.seed(seed)``), run the squared-error
     loss over the examples and backward; then ``zero_grad()``."""

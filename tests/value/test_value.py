@@ -1,7 +1,7 @@
 """Hidden suite for value: the learner's scalar autograd against PyTorch autograd in float64.
 
 The graphs are built beside the learner's code (``driver.py``); only floats come back: the output's
-data and the grad of every leaf. Each graph is rebuilt here from float64 tensors that require grad.
+data and the grad of every node. Each graph is rebuilt here from float64 tensors that require grad.
 
 Every promise of the stub, and the test that holds it to it (fixed ``@example``s and parametrized
 cases run in every profile):
@@ -12,7 +12,7 @@ relu's gradient 0 for negative inputs and at 0                     test_each_ope
 powers: int, float, negative, fractional exponents                 test_each_operation (pow_*)
 plain numbers on either side (radd, rsub, rmul, rdiv)              test_each_operation
 ``+=`` in backward: a node used twice                              test_each_operation (a * a, a + a, *_and_its_input)
-``math.tanh``, finite for any input                                 test_each_operation (tanh_large)
+``math.tanh``, finite for any input                              test_each_operation (tanh_large)
 graphs of any shape, chain rule through all of them                test_random_expression_graphs
 the grad of every node, the nodes between leaves and output too    every graph (the driver returns them)
 an operation never changes its operands' data                      run_program's check, every graph
@@ -21,6 +21,7 @@ a chain 10 000 operations deep (no recursion)                      test_deep_cha
 ``__repr__``                                                       test_graph_structure
 backward twice: leaves add up, intermediate grads reset            test_backward_twice_accumulates
 Neuron/Layer/MLP: ReLU hidden, linear last, parameter order        test_mlp_forward_and_backward
+Layer: one neuron's Value itself, else the list of Values           test_layer_returns_one_value_or_a_list
 weights drawn with ``random.uniform(-1, 1)`` in order, bias 0      test_zero_grad_and_parameters
 ``zero_grad`` sets every parameter's grad to 0                     test_zero_grad_and_parameters
 ===============================================================  ===================================
@@ -385,6 +386,21 @@ def _expected_weights(seed):
         return [random.uniform(-1, 1) if k not in _bias_positions() else 0.0 for k in range(N_PARAMS)]
     finally:
         random.setstate(state)
+
+
+def test_layer_returns_one_value_or_a_list(impl):
+    one, three = unpack(impl.drive("layer_outputs", [0.5, -1.0, 2.0]), 2, "the driver")
+    if list(one) != ["Value", 1]:
+        raise Mismatch(f"Layer(3, 1)(x) returned {_kind(one)}: with one neuron, a layer returns that neuron's "
+                       "Value itself, not a list")
+    if list(three) != ["list", 3]:
+        raise Mismatch(f"Layer(3, 3)(x) returned {_kind(three)}: a layer of three neurons returns the list of "
+                       "their three Values")
+
+
+def _kind(shape):
+    kind, count = shape
+    return f"a list of {count} Values" if kind == "list" else "a Value" if kind == "Value" else f"a {kind}"
 
 
 @settings(report_multiple_bugs=False)

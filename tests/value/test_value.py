@@ -9,7 +9,7 @@ cases run in every profile):
 ===============================================================  ===================================
 each operation's data and local derivative (the table)             test_each_operation
 relu's gradient 0 for negative inputs and at 0                     test_each_operation (relu_zero)
-powers: int, float, negative, fractional exponents                 test_each_operation (pow_*)
+powers: int, float, negative, fractional exponents; a base of 0   test_each_operation (pow_*)
 plain numbers on either side (radd, rsub, rmul, rdiv)              test_each_operation
 ``+=`` in backward: a node used twice                              test_each_operation (a * a, a + a, *_and_its_input)
 ``math.tanh``, finite for any input                              test_each_operation (tanh_large)
@@ -240,6 +240,7 @@ OPERATIONS = {  # id: (expression, step, inputs)
     "pow_half": ("a ** 0.5", ["pow", 0, 0.5], POSITIVE),
     "pow_minus_half": ("a ** -0.5", ["pow", 0, -0.5], POSITIVE),
     "pow_1.5": ("a ** 1.5", ["pow", 0, 1.5], POSITIVE),
+    "pow_at_zero": ("a ** 2 at a = 0 (gradient 0; no division by a)", ["pow", 0, 2], [[0.0, 1.0]]),
     "relu_negative": ("a.relu() with a < 0", ["relu", 0], [[-1.5, 0.0], [-0.2, 0.0]]),
     "relu_positive": ("a.relu() with a > 0", ["relu", 0], [[1.5, 0.0], [0.2, 0.0]]),
     "relu_zero": ("a.relu() with a = 0 (gradient 0 there, as in torch)", ["relu", 0], [[0.0, 0.0]]),

@@ -33,6 +33,50 @@ def _step(nodes, step):
     return _LEFT[op](args[0], nodes[args[1]])
 
 
+class _InOrder(set):
+    """A node's children (``_prev``), iterated in a fixed order. A plain set of Values iterates in
+    the order of their addresses, which differ from run to run: a backward whose result depends on
+    that order (one that overwrites a grad with ``=``) would pass or fail by chance."""
+
+    def __init__(self, items, order):
+        super().__init__(items)
+        self._order = list(order)
+
+    def __iter__(self):
+        return iter(self._order)
+
+
+def _fix_order(out, known):
+    """Give every set ``_prev`` below ``out`` a fixed order: the nodes in ``known`` by their place
+    there, then the others (made inside the learner's operations) by data and operation."""
+    place = {id(v): k for k, v in enumerate(known)}
+
+    def key(v):
+        try:
+            data = float(v.data)
+        except (TypeError, ValueError, AttributeError):
+            data = 0.0
+        return place.get(id(v), len(known)), data if data == data else float("inf"), str(getattr(v, "_op", ""))
+
+    stack, seen = [out], set()
+    while stack:
+        v = stack.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        prev = getattr(v, "_prev", None)
+        if not isinstance(prev, (set, frozenset, list, tuple)):
+            continue
+        if isinstance(prev, set) and len(prev) > 1:
+            order = sorted(prev, key=key)
+            try:
+                v._prev = _InOrder(prev, order)
+            except Exception:  # noqa: BLE001 - the learner's Value decides what it accepts
+                pass
+            prev = order
+        stack.extend(prev)
+
+
 def _run(m, leaves, program, passes):
     nodes = [m.Value(float(x)) for x in leaves]
     made = [float(x) for x in leaves]  # each node's data when it was made
@@ -40,6 +84,7 @@ def _run(m, leaves, program, passes):
         nodes.append(_step(nodes, step))
         made.append(float(nodes[-1].data))
     out = nodes[-1]
+    _fix_order(out, nodes)
     for _ in range(passes):
         out.backward()
     changed = next(([k, made[k], float(v.data)] for k, v in enumerate(nodes)
@@ -126,6 +171,7 @@ def mlp_step(m, seed, xs, ys):
     loss = (outputs[0] - ys[0]) ** 2
     for out, y in zip(outputs[1:], ys[1:]):
         loss = loss + (out - y) ** 2
+    _fix_order(loss, params)
     loss.backward()
     grads = [float(p.grad) for p in params]
     model.zero_grad()

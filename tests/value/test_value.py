@@ -15,6 +15,7 @@ plain numbers on either side (radd, rsub, rmul, rdiv)              test_each_ope
 ``math.tanh``, finite for any input                              test_each_operation (tanh_large)
 graphs of any shape, chain rule through all of them                test_random_expression_graphs
 the grad of every node, the nodes between leaves and output too    every graph (the driver returns them)
+the same grade every run (children visited in a fixed order)      every graph (the driver's ``_fix_order``)
 an operation never changes its operands' data                      run_program's check, every graph
 a chain 10 000 operations deep (no recursion)                      test_deep_chain_of_10000_operations
 ``_prev`` a set of exactly the operands, ``_op`` a str, leaves     test_graph_structure

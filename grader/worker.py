@@ -617,9 +617,11 @@ def _bury(module, dead: dict):
 
 # ---- The device pass: values that live on another device (``tests/devices.py``) ---------------
 
-# What PyTorch says when data meets the wrong device, or leaves it (the same words for cuda and meta).
-_DEVICE_ERRORS = ("is not on the expected device", "same device", "found at least two devices",
-                  "Cannot copy out of meta tensor", "can't convert meta device type tensor to numpy")
+# What PyTorch says when tensors of two devices meet, and when data leaves the inputs' device
+# (``.cpu()``, ``.numpy()``, ``cpu_tensor[i] = t``): the same words for cuda and meta. The device
+# pass's verdicts (tests/devices.py) read them too.
+DEVICES_MIXED = ("is not on the expected device", "same device", "found at least two devices")
+DATA_MOVED = ("Cannot copy out of meta tensor", "can't convert meta device type tensor to numpy")
 # A tensor on the meta device that the pass could not give values (made in another thread, ...): the
 # case is inconclusive (tests/devices.py says so), never the learner's device bug.
 VALUES_UNKNOWN = "the device pass could not give it values"
@@ -702,13 +704,6 @@ def _values(x):
     return x.values if isinstance(x, Elsewhere) else "cpu" if _meta_device(x) else x
 
 
-def _plain(x) -> bool:
-    """A tensor that is not ``Elsewhere`` (a CPU tensor met by one), or a device named."""
-    if isinstance(x, (list, tuple)):
-        return any(_plain(v) for v in x)
-    return isinstance(x, torch.device) or (isinstance(x, torch.Tensor) and not isinstance(x, Elsewhere))
-
-
 def _leaves(x):
     if isinstance(x, (list, tuple)):
         for v in x:
@@ -725,9 +720,9 @@ def _elsewhere(func, args, kwargs):
     from torch.utils._python_dispatch import return_and_correct_aliasing
 
     meta_out = None
-    if "device" in kwargs or any(_plain(a) for a in args) or any(_plain(v) for v in kwargs.values()):
-        plain = [t for t in _leaves((args, list(kwargs.values())))
-                 if isinstance(t, torch.Tensor) and not isinstance(t, Elsewhere)]
+    leaves = list(_leaves((args, list(kwargs.values()))))
+    plain = [t for t in leaves if isinstance(t, torch.Tensor) and not isinstance(t, Elsewhere)]
+    if plain or "device" in kwargs or any(isinstance(t, torch.device) for t in leaves):
         if any(t.is_meta for t in plain):
             raise RuntimeError(f"a tensor on the meta device that {VALUES_UNKNOWN} (made in another thread?)")
 
@@ -738,12 +733,11 @@ def _elsewhere(func, args, kwargs):
 
         try:  # the device rules, from PyTorch's own meta kernels
             meta_out = func(*_map(args, as_meta), **{k: _map(v, as_meta) for k, v in kwargs.items()})
-        except Exception as e:  # noqa: BLE001
-            if any(s in str(e) for s in _DEVICE_ERRORS):
+        except Exception as e:  # noqa: BLE001 - no meta kernel, or values are needed: the values decide
+            if any(s in str(e) for s in DEVICES_MIXED + DATA_MOVED):
                 raise
-            meta_out = None  # no meta kernel, or values are needed: the values decide
         if func._overloadpacket.__name__ not in _TAKE_CPU and any(t.dim() > 0 for t in plain) \
-                and any(isinstance(t, Elsewhere) for t in _leaves((args, list(kwargs.values())))):
+                and any(isinstance(t, Elsewhere) for t in leaves):
             raise RuntimeError("Expected all tensors to be on the same device, but found at least two devices, "
                                "meta and cpu!")
     # Else only Elsewhere tensors meet, and nothing can leave their device: the results stay with them.

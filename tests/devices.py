@@ -30,12 +30,7 @@ import torch
 
 from tests.compare import Mismatch
 from grader.plugin import LearnerFunctionError
-from grader.worker import VALUES_UNKNOWN
-
-# What PyTorch says when tensors of two devices meet (the same words for cuda and meta).
-_MIXED = ("is not on the expected device", "same device", "found at least two devices")
-# Data leaving the inputs' device: ``.cpu()``, ``.to("cpu")``, ``.numpy()``, ``cpu_tensor[i] = t``.
-_MOVED = ("Cannot copy out of meta tensor", "can't convert meta device type tensor to numpy")
+from grader.worker import DATA_MOVED, DEVICES_MIXED, VALUES_UNKNOWN
 
 # What the pass cannot follow: a meta tensor it could not give values (made in another thread), a
 # generator asked for on the meta device (a GPU has generators; meta has none).
@@ -80,7 +75,8 @@ def _where(message: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _first_line(message: str) -> str:
+def last_line(message: str) -> str:
+    """The last line of a learner's error (``ValueError: ...``), for a message of our own."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     return lines[-1][:300] if lines else "(no message)"
 
@@ -93,10 +89,10 @@ def check_devices(impl, fn: str, *args, **kwargs) -> None:
     except LearnerFunctionError as e:
         message, where = str(e), _where(str(e))
         at = f" At {where}." if where else ""
-        if any(s in message for s in _MIXED):
+        if any(s in message for s in DEVICES_MIXED):
             raise Mismatch(f"`{fn}` created a tensor on the CPU while its inputs were elsewhere: {_FIX} {_HOW}.{at}") \
                 from None
-        if any(s in message for s in _MOVED):
+        if any(s in message for s in DATA_MOVED):
             raise Mismatch(f"`{fn}` moved data to the CPU while its inputs were elsewhere (`.cpu()`, `.numpy()`, "
                            f"`.to('cpu')`, or results written into a tensor made on the CPU): keep every tensor on "
                            f"the device of the inputs {_HOW}.{at}") from None
@@ -108,7 +104,7 @@ def check_devices(impl, fn: str, *args, **kwargs) -> None:
             # It raises on the CPU too, with the same values: the value tests report it; this case
             # counts neither for nor against (like a CUDA case without a GPU).
             pytest.skip(f"`{fn}` raised on these inputs on the CPU too: inconclusive here, not counted")
-        raise Mismatch(f"`{fn}` raised off the CPU, and not on the CPU with the same values: {_first_line(message)} "
+        raise Mismatch(f"`{fn}` raised off the CPU, and not on the CPU with the same values: {last_line(message)} "
                        f"{_HOW}.{at}") from None
     tensors = list(_tensors(result))
     if not tensors:  # nothing to judge: a function of a tensor topic that returns no tensor has not done its work

@@ -157,19 +157,14 @@ def test_embedding_bag_refuses_an_unknown_mode(impl, device, mode):
     except LearnerFunctionError as e:
         if "ValueError" in str(e):
             return
-        raise Mismatch(f"embedding_bag(mode={mode!r}) should raise ValueError; it raised {_last_line(e)}") from None
+        raise Mismatch(f"embedding_bag(mode={mode!r}) should raise ValueError; it raised {last_line(str(e))}") from None
     raise Mismatch(f"embedding_bag(mode={mode!r}) returned {type(result).__name__}: a mode other than 'sum' and "
                    "'mean' should raise ValueError")
 
 
-def _last_line(e) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[-1] if lines else type(e).__name__
-
-
 # The device pass (tests/devices.py): every tensor input on the meta device.
 
-from tests.devices import check_devices, meta  # noqa: E402
+from tests.devices import check_devices, last_line, meta  # noqa: E402
 
 DEVICE_CASES = {
     "embedding(padding_idx)": lambda: ((meta(2, 3, dtype=torch.int64), meta(5, 4)), {"padding_idx": 0}),

@@ -79,6 +79,8 @@ def grade_main(argv) -> int:
     p.add_argument("--call-timeout", type=float, default=Limits.call_s, help="seconds per call into learner code")
     p.add_argument("--submission-timeout", type=float, default=Limits.submission_s,
                    help="seconds of learner code per submission")
+    p.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
+                   help="address space of a learner's process, in MiB above what torch itself maps (CPU only)")
     p.add_argument("--brief", action="store_true", help="one line per topic, no per-test lines")
     p.add_argument("--db", help="record the run in this gradebook: a SQLite file or any SQLAlchemy URL "
                                 "(default: gradebook.sqlite beside --out, i.e. out/gradebook.sqlite; 'none': do not record)")
@@ -114,7 +116,7 @@ def grade_main(argv) -> int:
             p.error(str(e))
         if not subs:
             p.error(f"no submission found in {args.path}")
-        limits = Limits(call_s=args.call_timeout, submission_s=args.submission_timeout)
+        limits = Limits(call_s=args.call_timeout, submission_s=args.submission_timeout, memory_mb=args.memory_mb)
         graded = grade.grade_class(subs, topics, config, limits=limits, jobs=args.jobs, workdir=workdir,
                                    isolation=mode,
                                    progress=_progress(len(subs) > 1 and not args.json and sys.stderr.isatty()))

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import gc
 import importlib
 import inspect
 import linecache
@@ -1206,6 +1207,10 @@ def main():
     torch.tanh(torch.empty(1, 1, device="meta") @ torch.empty(1, 1, device="meta"))
     _registered_decompositions()  # what every child's watch looks up, computed once
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # Every object made so far is shared with each child until written to: a collection in a child
+    # must not walk them (it writes to each one's header, copying most of the heap, page by page).
+    gc.collect()
+    gc.freeze()
     server = _Server(ctl, None if "--ns" in sys.argv else scratch, uid_base)
     wire.write_message(ctl.fileno(), {"ready": True, "pid": os.getpid()})
     while True:

@@ -2,14 +2,15 @@
 submission, measured in the same run. Prints figures; asserts nothing (speed is not a test).
 
     python -m grader.benchmark --n 100            # a class of 100 generated submissions
-    python -m grader.benchmark --n 20 --naive 5   # quicker: naive loop timed on 5, scaled to 20
+    python -m grader.benchmark --n 20 --naive 5   # quicker: naive loop timed on about 5, scaled to 20
 
 The class mixes correct submissions (the reference solutions), partly wrong ones (stubs and
 mutants from ``tests/<topic>/mutants.toml``) and hostile ones (an infinite loop, ``os._exit``, a
 memory bomb). Figures, in one run:
 
 - the class: wall and CPU seconds; the marginal wall and CPU seconds per submission (from a small and
-  a large class); the naive loop per submission and the ratio;
+  a large class); the naive loop per submission and the ratio (the naive loop timed on a sample of
+  every kind of submission, each kind weighted by its share of the class);
 - where a grading process spends its time (one process profiled on the small class): waiting on the
   learner's sandboxed code, and the trusted process's own work;
 - the learner's loop: ``pytest exercises/<topic>`` on the stubs against a bare ``python -c "import
@@ -36,7 +37,8 @@ from grader.mutants import load
 HOSTILE = {
     "infinite_loop": "def {fn}(*a, **k):\n    while True:\n        pass\n",
     "exit": "import os\n\ndef {fn}(*a, **k):\n    os._exit(0)\n",
-    "memory_bomb": "def {fn}(*a, **k):\n    x = [bytearray(1 << 30) for _ in range(64)]\n    return x\n",
+    # 64 MiB at a time: the bomb fills whatever limit it is given, as a real one would
+    "memory_bomb": "def {fn}(*a, **k):\n    x = [bytearray(1 << 26) for _ in range(1 << 12)]\n    return x\n",
 }
 
 
@@ -46,9 +48,11 @@ def _functions(topic: str) -> list[str]:
     return [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")]
 
 
-def make_class(folder: str, n: int, topics: list[str], seed: int = 0) -> None:
-    """``n`` submissions: 6 in 10 correct, 3 in 10 partly wrong (stubs and mutants), 1 in 10 hostile."""
+def make_class(folder: str, n: int, topics: list[str], seed: int = 0) -> dict[str, str]:
+    """``n`` submissions: 6 in 10 correct, 3 in 10 partly wrong (stubs and mutants), 1 in 10 hostile.
+    Returns each one's kind: "correct", "partial" or "hostile: <what>"."""
     rng = random.Random(seed)
+    kinds = {}
     mutants = {t: [m.name for m in load(t)] for t in topics}
     for i in range(n):
         kind = "correct" if i % 10 < 6 else ("partial" if i % 10 < 9 else "hostile")
@@ -59,11 +63,28 @@ def make_class(folder: str, n: int, topics: list[str], seed: int = 0) -> None:
                 plan[t] = "stub" if r < 0.3 else (rng.choice(mutants[t]) if r < 0.7 and mutants[t] else "solution")
         sub = os.path.join(folder, f"{kind}-{i:03d}")
         write_folder(sub, plan)
+        kinds[os.path.basename(sub)] = kind
         if kind == "hostile":
             topic = topics[i % len(topics)]
-            src = HOSTILE[sorted(HOSTILE)[i % len(HOSTILE)]]
+            what = sorted(HOSTILE)[i % len(HOSTILE)]
+            kinds[os.path.basename(sub)] = f"hostile: {what}"
             with open(os.path.join(sub, topic, f"{topic}.py"), "a") as f:
-                f.write("\n\n" + "\n".join(src.format(fn=fn) for fn in _functions(topic)))
+                f.write("\n\n" + "\n".join(HOSTILE[what].format(fn=fn) for fn in _functions(topic)))
+    return kinds
+
+
+def naive_sample(kinds: dict[str, str], k: int) -> dict[str, list[str]]:
+    """About ``k`` submissions to time the naive loop on, spread over every kind in proportion to
+    its share of the class and at least one of each: a hostile kind costs far more or less than
+    the rest, so the estimate of the class must see each one."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(kinds):
+        groups.setdefault(kinds[name], []).append(name)
+    chosen = {}
+    for kind, names in groups.items():
+        m = max(1, round(k * len(names) / len(kinds)))
+        chosen[kind] = names[:: max(1, len(names) // m)][:m]
+    return chosen
 
 
 def _machine_busy() -> float:
@@ -133,18 +154,23 @@ def main(argv=None) -> None:
     work = tempfile.mkdtemp(prefix="dlkata-bench-")
     try:
         big, small = os.path.join(work, "class"), os.path.join(work, "small")
-        make_class(big, args.n, topics)
+        kinds = make_class(big, args.n, topics)
         make_class(small, args.small, topics)
         grader = [sys.executable, "-m", "grader", "--json", f"--jobs={args.jobs}", f"--topics={','.join(topics)}",
                   f"--out={os.path.join(work, 'out')}", "--call-timeout=5", "--submission-timeout=60"]
         t_small, c_small = _timed(grader + [small])
         t_big, c_big = _timed(grader + [big])
-        names = sorted(os.listdir(big))[:: max(1, args.n // max(1, args.naive))][: args.naive]
-        naive = [_timed(_pytest_cmd(topics, [os.path.join(big, name)])) for name in names]
+        # The naive loop's cost of the class: each kind's mean, weighted by how many the class holds.
+        sample = naive_sample(kinds, args.naive)
+        naive = {kind: [_timed(_pytest_cmd(topics, [os.path.join(big, name)])) for name in names]
+                 for kind, names in sample.items()}
+        share = {kind: sum(1 for v in kinds.values() if v == kind) for kind in naive}
+        naive_wall = sum(share[k] * statistics.mean(w for w, _ in runs) for k, runs in naive.items())
+        naive_cpu = sum(share[k] * statistics.mean(c for _, c in runs) for k, runs in naive.items())
         parts = breakdown(topics, [os.path.join(small, n) for n in sorted(os.listdir(small))], work)
         loop_topic = args.loop_topic or topics[0]
         loop, bare, loop_ratio = learner_loop(loop_topic)
-        naive_each = sum(w for w, _ in naive) / len(naive)
+        naive_each = naive_wall / args.n
         marginal_wall = (t_big - t_small) / (args.n - args.small)
         marginal_cpu = (c_big - c_small) / (args.n - args.small)
         print(f"topics: {', '.join(topics)}; grading processes: {args.jobs}; machine cores: {os.cpu_count()}")
@@ -153,9 +179,12 @@ def main(argv=None) -> None:
         print(f"class of {args.n}: grader wall {t_big:.1f} s, CPU {c_big:.1f} s")
         print(f"class of {args.small}: grader wall {t_small:.1f} s, CPU {c_small:.1f} s")
         print(f"marginal cost per submission: {marginal_wall:.2f} s wall, {marginal_cpu:.2f} s CPU")
-        print(f"naive loop (one pytest process per submission), timed on {len(naive)}: "
-              f"{naive_each:.2f} s wall, {sum(c for _, c in naive) / len(naive):.2f} s CPU each "
-              f"-> {naive_each * args.n:.0f} s for {args.n}")
+        print(f"naive loop (one pytest process per submission), timed on {sum(map(len, naive.values()))} "
+              f"(each kind's mean, weighted by its share of the class): {naive_each:.2f} s wall, "
+              f"{naive_cpu / args.n:.2f} s CPU each -> {naive_wall:.0f} s for {args.n}")
+        for kind, runs in naive.items():
+            print(f"  {kind:<24} {share[kind]:3d} in the class, timed on {len(runs)}: "
+                  f"{statistics.mean(w for w, _ in runs):6.2f} s wall each")
         print(f"speed-up over the naive loop at n={args.n}: {naive_each * args.n / t_big:.1f}x")
         print(f"one grading process over the class of {args.small}, profiled: {parts.pop('total'):.1f} s")
         for what, seconds in parts.items():

@@ -183,6 +183,7 @@ class Forbidden(Exception):
 _AUTOGRAD = {"backward", "grad", "requires_grad_", "_make_dual", "make_dual"}
 
 
+@functools.lru_cache(maxsize=None)
 def _composite(name: str) -> bool:
     """Whether aten ``name`` decomposes above the dispatch mode (into other operators)."""
     packet = getattr(torch.ops.aten, name, None)
@@ -199,17 +200,27 @@ def _refuse_composites(names, watch: "Watch"):
         return None
     import warnings
     library = torch.library.Library("aten", "IMPL")
-    for name in names:
-        def refused(*args, _name=name, **kwargs):
-            watch.refuse(f"uses aten.{_name} (torch's {_name}), which this exercise asks you to write by hand")
-        packet = getattr(torch.ops.aten, name)
-        for o in packet.overloads():
-            schema = getattr(packet, o)._schema
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
+        for name in names:
+            def refused(*args, _name=name, **kwargs):
+                watch.refuse(f"uses aten.{_name} (torch's {_name}), which this exercise asks you to write by hand")
+            for overload in _overloads((name,)):
+                schema = overload._schema
                 library.impl(name + (f".{schema.overload_name}" if schema.overload_name else ""), refused,
                              "CompositeImplicitAutograd")
     return library
+
+
+@functools.lru_cache(maxsize=None)
+def _overloads(names: tuple) -> frozenset:
+    """Every overload of the aten operators ``names`` (resolving them is slow the first time)."""
+    found = set()
+    for name in names:
+        packet = getattr(torch.ops.aten, name, None)
+        for o in (packet.overloads() if packet is not None else []):
+            found.add(getattr(packet, o))
+    return frozenset(found)
 
 
 class Watch:
@@ -224,17 +235,13 @@ class Watch:
         self.hand_all, self.hand = "*" in hand, hand - {"*"}
         if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
             self.names |= {"_make_dual"}
-        self.overloads = set()
-        for name in self.names:
-            packet = getattr(torch.ops.aten, name, None)
-            for o in (packet.overloads() if packet is not None else []):
-                self.overloads.add(getattr(packet, o))
+        self.overloads = set(_overloads(tuple(sorted(self.names))))
         # Composites decompose before the dispatch mode sees them: their own kernels refuse instead.
         self._library = _refuse_composites([n for n in self.names if _composite(n)], self)
         for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
-            _refuse_python_functions(module, self)
+            _refuse(_python_functions(module), self)
         if not self.everything:
-            _refuse_decompositions(self.overloads, self)
+            _refuse(_decompositions(frozenset(self.overloads)), self)
         self.folder = folder
         self.watching, self.leaving = 0, False
         if self.everything or self.names:
@@ -427,40 +434,72 @@ def _lock(watch: Watch):
             locked(owner, name)
 
 
-def _refuse_python_functions(module_name: str, watch: Watch):
+# What to refuse is worked out once, in the fork server (``warm``), and every child only applies it:
+# a plan is a tuple of (function, the code that refuses in its place).
+
+def warm(rules) -> None:
+    """Work out in this process what a watch with ``rules`` refuses, so that forked children only apply it."""
+    ops = {r[len("aten."):] for r in rules if r.startswith("aten.")}
+    hand = any(r.startswith("autograd:") for r in rules)
+    names = (ops - {"*"}) | ({"_make_dual"} if hand else set())
+    overloads = _overloads(tuple(sorted(names)))
+    for name in names:
+        _composite(name)
+    for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
+        _python_functions(module)
+    if "*" not in ops:
+        _decompositions(overloads)
+
+
+@functools.lru_cache(maxsize=None)
+def _python_functions(module_name: str) -> tuple:
     """Every Python function of ``module_name`` (private helpers, the methods of its classes and the
-    functions that decorators wrap included) refuses to run: its code is replaced, so that no name,
-    alias or computed attribute reaches the original."""
+    functions that decorators wrap included): their code is replaced, so that no name, alias or
+    computed attribute reaches the original."""
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        return
+        return ()
     home = getattr(module, "__file__", None)
-    seen = set()
     values = list(vars(module).values())
     for cls in [v for v in values if isinstance(v, type) and v.__module__ == module.__name__]:
         values += [getattr(m, "__func__", m) for m in vars(cls).values()]  # static and class methods too
-    for value in values:
-        _refuse_function(value, module_name, watch, home, seen)
+    return _plan(values, module_name, home)
 
 
-def _refuse_function(fn, where: str, watch: Watch, home=None, seen=None):
-    """``fn`` (and the functions it wraps, defined in ``home`` when given) refuses to run: its code is replaced."""
-    seen = set() if seen is None else seen
-    while isinstance(fn, types.FunctionType) and fn.__code__.co_filename == (home or fn.__code__.co_filename) \
-            and id(fn) not in seen:
-        seen.add(id(fn))
-        label = f"{where}.{fn.__qualname__}"
-        free = fn.__code__.co_freevars
-        src = ("def outer():\n" + "".join(f"    {v} = None\n" for v in free)
-               + "    def refused(*args, **kwargs):\n" + "".join(f"        {v}\n" for v in free)
-               + f"        __dlkata_refuse__({label!r})\n    return refused\n")
-        scope: dict = {}
-        exec(compile(src, fn.__code__.co_filename, "exec"), scope)
-        fn.__globals__["__dlkata_refuse__"] = lambda what: watch.refuse(f"uses {what}, which this exercise asks you to write by hand")
-        # at the original's line: torch.func reads the source of some decompositions (inspect.getsource)
-        fn.__code__ = scope["outer"]().__code__.replace(co_firstlineno=fn.__code__.co_firstlineno)
-        fn = getattr(fn, "__wrapped__", None)
+def _plan(functions, where=None, home=None) -> tuple:
+    """(function, the code that refuses in its place) for ``functions`` and the functions they wrap
+    (defined in ``home`` when given); each function once."""
+    plan, seen = [], set()
+    for fn in functions:
+        label = where or getattr(fn, "__module__", "torch")
+        while isinstance(fn, types.FunctionType) and fn.__code__.co_filename == (home or fn.__code__.co_filename) \
+                and id(fn) not in seen:
+            seen.add(id(fn))
+            plan.append((fn, _refusing_code(f"{label}.{fn.__qualname__}", fn.__code__)))
+            fn = getattr(fn, "__wrapped__", None)
+    return tuple(plan)
+
+
+def _refusing_code(label: str, code: types.CodeType) -> types.CodeType:
+    """Code for a function with ``code``'s free variables that refuses, naming ``label``."""
+    free = code.co_freevars
+    src = ("def outer():\n" + "".join(f"    {v} = None\n" for v in free)
+           + "    def refused(*args, **kwargs):\n" + "".join(f"        {v}\n" for v in free)
+           + f"        __dlkata_refuse__({label!r})\n    return refused\n")
+    scope: dict = {}
+    exec(compile(src, code.co_filename, "exec"), scope)
+    # at the original's line: torch.func reads the source of some decompositions (inspect.getsource)
+    return scope["outer"]().__code__.replace(co_firstlineno=code.co_firstlineno)
+
+
+def _refuse(plan, watch: Watch):
+    """Apply a plan: each function refuses to run, through ``watch``."""
+    def refuse(what):
+        watch.refuse(f"uses {what}, which this exercise asks you to write by hand")
+    for fn, code in plan:
+        fn.__globals__["__dlkata_refuse__"] = refuse
+        fn.__code__ = code
 
 
 @functools.lru_cache(maxsize=1)
@@ -470,10 +509,11 @@ def _registered_decompositions() -> frozenset:
     return frozenset(id(inspect.unwrap(f)) for table in global_decomposition_table.values() for f in table.values())
 
 
-def _refuse_decompositions(overloads, watch: Watch):
+@functools.lru_cache(maxsize=None)
+def _decompositions(overloads: frozenset) -> tuple:
     """PyTorch's Python implementations of the forbidden operators (``torch._decomp``, ``torch._refs``:
-    ``_log_softmax``, ``native_layer_norm_backward``, ``lstm`` ... written with allowed operators)
-    refuse to run, whatever name reaches them."""
+    ``_log_softmax``, ``native_layer_norm_backward``, ``lstm`` ... written with allowed operators),
+    to refuse whatever name reaches them."""
     from torch._decomp import global_decomposition_table
     found = [table[o] for table in global_decomposition_table.values() for o in overloads if o in table]
     # And the private helpers of the decompositions module that they call (lstm_impl -> one_layer_lstm ->
@@ -491,9 +531,7 @@ def _refuse_decompositions(overloads, watch: Watch):
             if isinstance(helper, types.FunctionType) and helper.__module__ == "torch._decomp.decompositions" \
                     and id(helper) not in registered:
                 todo.append(helper)
-    seen: set = set()
-    for fn in [*found, *chosen.values()]:
-        _refuse_function(fn, getattr(fn, "__module__", "torch"), watch, seen=seen)
+    return _plan([*found, *chosen.values()])
 
 
 @contextlib.contextmanager
@@ -808,6 +846,12 @@ def _with_values(x, elsewhere: bool, gen: torch.Generator):
     return x
 
 
+@functools.lru_cache(maxsize=64)
+def _compiled(driver: str) -> types.CodeType:
+    """The drivers' code (the grader's), compiled once in the fork server."""
+    return compile(driver, "driver.py", "exec")
+
+
 def child(req: dict):
     me = os.getpid()
     _limit(req.get("limits", {}))
@@ -817,7 +861,7 @@ def child(req: dict):
     driver = None
     if req.get("driver"):
         driver = types.ModuleType("driver")
-        exec(compile(req["driver"], "driver.py", "exec"), driver.__dict__)
+        exec(_compiled(req["driver"]), driver.__dict__)
     watch = Watch(req.get("forbidden", []), folder)  # operator rules; the API names are checked statically
     _hide_grader()
     try:
@@ -1141,6 +1185,12 @@ class _Server:
 
     def serve(self, req: dict):
         self.serial += 1
+        try:  # the grader's rules and drivers, worked out once for every child (which redoes what fails)
+            warm(req.get("forbidden", []))
+            if req.get("driver"):
+                _compiled(req["driver"])
+        except Exception:  # noqa: BLE001
+            pass
         uid = self.uid()
         mine, theirs = socket.socketpair()
         status_r, status_w = os.pipe()

@@ -29,6 +29,7 @@ DTYPES = {
     "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
 }
 _NAMES = {v: k for k, v in DTYPES.items()}
+_NUMPY = set(DTYPES.values()) - {torch.bfloat16}  # the dtypes numpy has
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +108,10 @@ def encode(obj) -> bytes:
             if t.device.type == "meta":
                 return {"__tensor__": [_NAMES[t.dtype], list(t.shape), "meta", 0]}
             try:  # a subclass that raises must not read as the learner's own error
-                data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+                if type(t) is torch.Tensor and t.device.type == "cpu" and t.dtype in _NUMPY and not t.is_neg():
+                    data = t.contiguous().numpy().tobytes()  # the same bytes, in fewer steps
+                else:
+                    data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
             except Exception as e:  # noqa: BLE001
                 raise WireError(f"cannot send a tensor on device {t.device} ({type(e).__name__})") from None
             blobs.append(data)
@@ -165,11 +169,14 @@ def decode(header: bytes, blob: bytes, device_map=None):
             numel = math.prod(shape)
             if nbytes != numel * dtype.itemsize or offset + nbytes > len(blob):
                 raise WireError("tensor byte count does not match its shape")
-            raw = bytearray(blob[offset:offset + nbytes])
+            raw = bytearray(memoryview(blob)[offset:offset + nbytes])  # a copy of its own, writable
             offset += nbytes
-            t = torch.frombuffer(raw, dtype=torch.uint8) if nbytes else torch.empty(0, dtype=torch.uint8)
-            t = t.view(dtype).reshape(shape)
-            return t.to(device_map(dev)) if device_map else t
+            try:
+                t = torch.frombuffer(raw, dtype=dtype).reshape(shape) if nbytes else torch.empty(shape, dtype=dtype)
+            except (RuntimeError, OverflowError, TypeError, ValueError):
+                raise WireError(f"bad tensor header {val!r}") from None
+            where = device_map(dev) if device_map else "cpu"
+            return t if where == "cpu" else t.to(where)
         if kind == "__generator__":
             return Generator(*val)
         if kind == "__float__":
@@ -215,7 +222,8 @@ def read_message(fd: int, device_map=None, deadline: float | None = None):
     hlen, blen = _PREFIX.unpack(read_exact(fd, _PREFIX.size, deadline))
     if hlen > MAX_HEADER or blen > MAX_BLOB:
         raise WireError("message too large")
-    return decode(read_exact(fd, hlen, deadline), read_exact(fd, blen, deadline), device_map)
+    body = read_exact(fd, hlen + blen, deadline)  # one read for the header and the tensors' bytes
+    return decode(body[:hlen], memoryview(body)[hlen:], device_map)
 
 
 def write_message(fd: int, obj) -> None:

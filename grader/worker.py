@@ -183,32 +183,51 @@ class Forbidden(Exception):
 _AUTOGRAD = {"backward", "grad", "requires_grad_", "_make_dual", "make_dual"}
 
 
+def _dispatch_keys() -> tuple:
+    """Every dispatch key an operator can have a kernel for (some names are only markers)."""
+    keys = []
+    for key in torch._C.DispatchKey.__members__:
+        try:
+            torch._C._dispatch_has_kernel_for_dispatch_key("aten::add.Tensor", key)
+        except RuntimeError:
+            continue
+        keys.append(key)
+    return tuple(keys)
+
+
+_DISPATCH_KEYS = _dispatch_keys()
+
+
 @functools.lru_cache(maxsize=None)
-def _composite(name: str) -> bool:
-    """Whether aten ``name`` decomposes above the dispatch mode (into other operators)."""
-    packet = getattr(torch.ops.aten, name, None)
-    return packet is not None and any(
-        torch._C._dispatch_has_kernel_for_dispatch_key(getattr(packet, o).name(), "CompositeImplicitAutograd")
-        for o in packet.overloads())
+def _kernels(names: tuple) -> tuple:
+    """``(operator.overload, dispatch key)`` of every kernel registered for the aten operators
+    ``names``: backends (CPU, CUDA, Meta, sparse ...), autograd, batching, autocast, and the
+    composites that decompose into other operators (``rnn_tanh`` runs as ``addmm`` and ``tanh``)."""
+    found = []
+    for overload in _overloads(names):
+        schema = overload._schema
+        name = schema.name.split("::", 1)[1] + (f".{schema.overload_name}" if schema.overload_name else "")
+        found += [(name, key) for key in _DISPATCH_KEYS
+                  if torch._C._dispatch_has_kernel_for_dispatch_key(overload.name(), key)]
+    return tuple(sorted(found))
 
 
-def _refuse_composites(names, watch: "Watch"):
-    """Replace the kernels of composite operators (``rnn_tanh`` runs as ``addmm`` and ``tanh``, which
-    are allowed) by one that refuses: whatever calls the operator (``torch._VF``, ``torch.ops``,
-    ``nn.RNN``) reaches it. This process only ever runs learner code (and drivers that do not use them)."""
-    if not names:
+def _refuse_kernels(names, watch: "Watch"):
+    """Replace every kernel of the forbidden operators by one that refuses: whatever reaches the
+    operator (``torch._VF``, ``torch.ops``, ``nn.RNN``, a redispatch, a kernel called by key, another
+    thread, a dispatch mode of the learner's) meets it, and allowed operators run at full speed, with
+    nothing in their way. This process only ever runs learner code (and drivers that do not use them)."""
+    kernels = _kernels(tuple(sorted(names)))
+    if not kernels:
         return None
     import warnings
     library = torch.library.Library("aten", "IMPL")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
-        for name in names:
-            def refused(*args, _name=name, **kwargs):
-                watch.refuse(f"uses aten.{_name} (torch's {_name}), which this exercise asks you to write by hand")
-            for overload in _overloads((name,)):
-                schema = overload._schema
-                library.impl(name + (f".{schema.overload_name}" if schema.overload_name else ""), refused,
-                             "CompositeImplicitAutograd")
+        for name, key in kernels:
+            def refused(*args, _name=name.split(".")[0], **kwargs):
+                watch.refuse(f"uses aten.{_name}, which this exercise asks you to write by hand")
+            library.impl(name, refused, key)
     return library
 
 
@@ -224,7 +243,10 @@ def _overloads(names: tuple) -> frozenset:
 
 
 class Watch:
-    """Refuses forbidden operators while learner code runs: ``with watch.call(fn): fn(...)``; the
+    """Refuses forbidden operators and APIs in learner code: the kernels of forbidden operators and
+    PyTorch's Python versions of them refuse for this process's lifetime; ``with watch.call(fn):
+    fn(...)`` adds what depends on the function (autograd in a hand-written gradient, any operator
+    for a plain-Python topic) and on the moment (threads, the ways around a dispatch mode). The
     first refusal is kept in ``refused`` (the learner's code cannot catch it away)."""
 
     def __init__(self, rules, folder: str = ""):
@@ -236,8 +258,7 @@ class Watch:
         if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
             self.names |= {"_make_dual"}
         self.overloads = set(_overloads(tuple(sorted(self.names))))
-        # Composites decompose before the dispatch mode sees them: their own kernels refuse instead.
-        self._library = _refuse_composites([n for n in self.names if _composite(n)], self)
+        self._library = _refuse_kernels(self.names, self)
         for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
             _refuse(_python_functions(module), self)
         if not self.everything:
@@ -297,7 +318,8 @@ class Watch:
         leaving = self.leaving
         try:
             with contextlib.ExitStack() as stack:
-                stack.enter_context(_DispatchMode(self))
+                if self.everything:  # any operator at all is refused: a dispatch mode sees them all
+                    stack.enter_context(_DispatchMode(self))
                 stack.enter_context(_threads_watched(self))
                 if self.hand_all or fn in self.hand:
                     stack.enter_context(self.by_hand())
@@ -312,14 +334,18 @@ class Watch:
 
     @contextlib.contextmanager
     def by_hand(self):
-        """Autograd refused while a function whose gradient is written by hand runs."""
-        was = self.strict
+        """Autograd refused while a function whose gradient is written by hand runs: a dispatch mode
+        checks every operator for gradient recording or a backward pass."""
+        was, leaving = self.strict, self.leaving
         self.strict = True
         try:
-            with torch.no_grad(), _FunctionMode(self):
-                yield
+            with torch.no_grad(), _FunctionMode(self), _DispatchMode(self):
+                try:
+                    yield
+                finally:
+                    self.leaving = True  # the modes are popped by us now
         finally:
-            self.strict = was
+            self.strict, self.leaving = was, leaving
 
     def scoped(self, module):
         """``module`` as a driver sees it: the functions whose gradient is written by hand refuse
@@ -346,7 +372,8 @@ class _Scoped:
 
 
 class _DispatchMode(TorchDispatchMode):
-    """Sees every aten operator below autograd: a set lookup, then the operator."""
+    """Sees every aten operator below autograd, in a hand-written gradient and in a plain-Python
+    topic: a set lookup, then the operator."""
 
     def __init__(self, watch: Watch):
         super().__init__()
@@ -443,8 +470,7 @@ def warm(rules) -> None:
     hand = any(r.startswith("autograd:") for r in rules)
     names = (ops - {"*"}) | ({"_make_dual"} if hand else set())
     overloads = _overloads(tuple(sorted(names)))
-    for name in names:
-        _composite(name)
+    _kernels(tuple(sorted(names)))
     for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
         _python_functions(module)
     if "*" not in ops:
@@ -606,6 +632,18 @@ def _seed():
         numpy.random.seed(0)
     except ImportError:
         pass
+
+
+def _release(exc: BaseException | None):
+    """Free what a failed call still holds through its exceptions' tracebacks (their frames' locals:
+    a memory bomb's lists), so that the answer can be built and sent. The first MemoryError may have
+    been replaced by another, raised on the way out while the memory was still held."""
+    while exc is not None:
+        traceback.clear_frames(exc.__traceback__)
+        exc.__traceback__ = None
+        nxt = exc.__context__ or exc.__cause__
+        exc.__context__ = exc.__cause__ = None
+        exc = nxt
 
 
 def _contain(me: int):
@@ -874,6 +912,7 @@ def child(req: dict):
         _send({"error": ErrorKind.IMPORT, "message": _learner_trace(e, folder)})
         return
     _send({"ok": sorted(n for n in dir(module) if not n.startswith("_"))})
+    out_of_memory = f"ran out of memory (the limit is {req.get('limits', {}).get('memory_mb', '?')} MiB)"
     while True:
         msg = wire.read_message(IN, device_map=_device)
         if msg.get("op") != "call":
@@ -928,9 +967,10 @@ def child(req: dict):
         except _Dead as e:
             _send({"error": e.kind, "message": f"calls {e.name}, which failed before: {e.message}"})
             continue
-        except MemoryError:
-            _send({"error": ErrorKind.MEMORY, "message": f"ran out of memory (the limit is "
-                                                 f"{req.get('limits', {}).get('memory_mb', '?')} MiB)"})
+        except MemoryError as e:
+            _release(e)
+            _contain(me)  # again: it may have failed for want of memory
+            _send({"error": ErrorKind.MEMORY, "message": out_of_memory})
             continue
         except SystemExit as e:
             _send({"error": ErrorKind.EXIT, "message": f"called sys.exit({e.code!r})"[:500]})
@@ -941,6 +981,9 @@ def child(req: dict):
         except BaseException as e:  # noqa: BLE001
             if watch.refused:
                 _send({"error": ErrorKind.FORBIDDEN, "message": f"{watch.refused}: no credit for it"})
+            elif isinstance(e, RuntimeError) and "can't allocate memory" in str(e):  # torch's CPU allocator
+                _release(e)
+                _send({"error": ErrorKind.MEMORY, "message": out_of_memory})
             else:
                 _send({"error": ErrorKind.RAISED, "message": _learner_trace(e, folder)})
             continue

@@ -117,9 +117,11 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -> None
     zf.writestr(info, data, zipfile.ZIP_DEFLATED)
 
 
-def build(out: str, topics: list[str], call_timeout: float, submission_timeout: float) -> list[str]:
+def build(out: str, topics: list[str], call_timeout: float, submission_timeout: float,
+          memory_mb: int = Limits.memory_mb) -> list[str]:
     """Write the bundle to ``out``; returns the names it holds."""
-    config = {"topics": topics, "call_timeout": call_timeout, "submission_timeout": submission_timeout}
+    config = {"topics": topics, "call_timeout": call_timeout, "submission_timeout": submission_timeout,
+              "memory_mb": memory_mb}
     names = []
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with zipfile.ZipFile(out, "w") as zf:
@@ -143,12 +145,14 @@ def main(argv) -> int:
     p.add_argument("--call-timeout", type=float, default=Limits.call_s, help="seconds per call into learner code")
     p.add_argument("--submission-timeout", type=float, default=Limits.submission_s,
                    help="seconds of learner code per submission")
+    p.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
+                   help="address space of a learner's process, in MiB above what torch itself maps (CPU only)")
     args = p.parse_args(argv)
     try:
         topics = grade.chosen_topics(args.topics, all_topics)
     except ValueError as e:
         p.error(str(e))
-    names = build(args.out, topics, args.call_timeout, args.submission_timeout)
+    names = build(args.out, topics, args.call_timeout, args.submission_timeout, args.memory_mb)
     print(f"wrote {args.out}: {len(names)} files, {os.path.getsize(args.out) // 1024} KiB; "
           f"topics: {', '.join(topics)}")
     print("upload it as the autograder of a Gradescope programming assignment (Ubuntu base image)")
@@ -211,7 +215,7 @@ def autograde(root: str) -> dict:
     notes = []
     cmd = [sys.executable, "-m", "grader", "", "--topics", ",".join(topics), "--gradescope", results_path,
            "--call-timeout", str(config["call_timeout"]), "--submission-timeout", str(config["submission_timeout"]),
-           "--brief", "--db", "none"]
+           "--memory-mb", str(config.get("memory_mb", Limits.memory_mb)), "--brief", "--db", "none"]
     if mode != "bwrap":
         notes.append("This submission was graded UNSANDBOXED: bubblewrap could not run in the grading "
                      "container (not installed, or namespaces not allowed), so learner code ran in separate "

@@ -97,18 +97,30 @@ class Generator:
         return f"Generator(seed={self.seed})"
 
 
-def encode(obj) -> bytes:
+# Tensors that carry no code of their own (a subclass's methods run whatever it defines).
+PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+
+
+def encode(obj, subclass=None) -> bytes:
+    """Plain data to bytes. Only the types themselves are looked at, never a method that a subclass
+    could override: encoding what learner code returned runs none of its code (a subclass of list,
+    tuple, dict or a number is read as the base type; a tensor subclass is refused, or given to
+    ``subclass``, which returns a plain tensor for it or raises WireError)."""
     blobs: list[bytes] = []
 
     def walk(x):
-        if isinstance(x, torch.Tensor):
+        kind = type(x)
+        if subclass is not None and kind not in PLAIN_TENSORS and issubclass(kind, torch.Tensor):
+            x = subclass(x)
+            kind = type(x)
+        if kind in PLAIN_TENSORS:
             t = x.detach()
             if t.dtype not in _NAMES:
                 raise WireError(f"unsupported dtype {t.dtype}")
             if t.device.type == "meta":
                 return {"__tensor__": [_NAMES[t.dtype], list(t.shape), "meta", 0]}
-            try:  # a subclass that raises must not read as the learner's own error
-                if type(t) is torch.Tensor and t.device.type == "cpu" and t.dtype in _NUMPY and not t.is_neg():
+            try:
+                if t.device.type == "cpu" and t.dtype in _NUMPY and not t.is_neg():
                     data = t.contiguous().numpy().tobytes()  # the same bytes, in fewer steps
                 else:
                     data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
@@ -116,19 +128,24 @@ def encode(obj) -> bytes:
                 raise WireError(f"cannot send a tensor on device {t.device} ({type(e).__name__})") from None
             blobs.append(data)
             return {"__tensor__": [_NAMES[t.dtype], list(t.shape), str(t.device), len(data)]}
-        if isinstance(x, Generator):
+        if issubclass(kind, torch.Tensor):
+            raise WireError(f"a tensor subclass ({kind.__name__}): return plain tensors")
+        if kind is Generator:
             return {"__generator__": [x.seed, x.device]}
-        if isinstance(x, bool) or x is None or isinstance(x, (int, str)):
-            return x
-        if isinstance(x, float):
-            return x if math.isfinite(x) else {"__float__": repr(x)}
-        if isinstance(x, (list, tuple)):
-            return {"__tuple__": [walk(v) for v in x]} if isinstance(x, tuple) else [walk(v) for v in x]
-        if isinstance(x, dict):
-            if not all(k is None or isinstance(k, (str, int, float)) for k in x):  # what decode accepts
+        if x is None or issubclass(kind, (bool, int, str)):
+            return x  # json writes the base type's value
+        if issubclass(kind, float):
+            return x if math.isfinite(x) else {"__float__": float.__repr__(x)}
+        if issubclass(kind, list):
+            return [walk(v) for v in list.__iter__(x)]
+        if issubclass(kind, tuple):
+            return {"__tuple__": [walk(v) for v in tuple.__iter__(x)]}
+        if issubclass(kind, dict):
+            items = list(dict.items(x))
+            if not all(k is None or issubclass(type(k), (str, int, float)) for k, _ in items):  # what decode accepts
                 raise WireError("dict keys must be strings, numbers, booleans or None")
-            return {"__dict__": [[walk(k), walk(v)] for k, v in x.items()]}
-        raise WireError(f"cannot send a {type(x).__name__}")
+            return {"__dict__": [[walk(k), walk(v)] for k, v in items]}
+        raise WireError(f"cannot send a {kind.__name__}")
 
     header = json.dumps(walk(obj)).encode()
     blob = b"".join(blobs)

@@ -73,7 +73,7 @@ def bundle(tmp_path_factory):
     base = tmp_path_factory.mktemp("bundle")
     out = base / "autograder.zip"
     done = subprocess.run([sys.executable, "-m", "grader", "gradescope-bundle", str(out), "--topics", TOPIC,
-                           "--call-timeout", "3", "--submission-timeout", "30"],
+                           "--call-timeout", "3", "--submission-timeout", "30", "--memory-mb", "700"],
                           cwd=c.ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"wrote {out}" in done.stdout
@@ -118,7 +118,7 @@ def test_the_bundle_holds_what_grading_needs_and_no_solution(bundle):
     assert not [n for n in infos if n.startswith(("solutions/", "tests/kata/", "tests/grader/", "grader/examples/"))
                 or (n.startswith("exercises/") and not n.startswith("exercises/dlkata/")) or "__pycache__" in n]
     assert "torch==2.13.0" in requirements and all("==" in r for r in requirements)
-    assert config == {"topics": [TOPIC], "call_timeout": 3.0, "submission_timeout": 30.0}
+    assert config == {"topics": [TOPIC], "call_timeout": 3.0, "submission_timeout": 30.0, "memory_mb": 700}
     assert "apt-get install -y -qq bubblewrap" in setup and "-r requirements.txt" in setup
     assert subprocess.run(["bash", "-n", "-c", setup]).returncode == 0
 

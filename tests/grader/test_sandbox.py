@@ -234,6 +234,38 @@ def stdout_flood():
         os.write(1, b"\\x00" * 10000)
         os.write(2, b"\\x00" * 10000)
     return 7
+
+
+class Lazy(torch.Tensor):  # its code would run where nothing watches it: while the answer is sent
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.detach:
+            raise RuntimeError("the subclass ran while the answer was sent")
+        with torch._C.DisableTorchFunctionSubclass():
+            return func(*args, **(kwargs or {}))
+
+
+class Items(list):
+    def __iter__(self):
+        raise RuntimeError("the list ran while the answer was sent")
+
+
+class Pairs(dict):
+    def items(self):
+        raise RuntimeError("the dict ran while the answer was sent")
+
+
+class Number(float):
+    def __repr__(self):
+        raise RuntimeError("the number ran while the answer was sent")
+
+
+def returns_a_tensor_subclass():
+    return torch.ones(2).as_subclass(Lazy)
+
+
+def returns_containers_of_its_own():
+    return Items([1, Number(2.5), Number("inf"), Pairs(a=torch.ones(1)), (Number(1.0),)])
 '''
 
 
@@ -337,6 +369,19 @@ def test_crashes_are_reported_and_contained(box, fn, args, message):
     fresh = _open(box)
     assert fresh.call("ok", torch.ones(1)).tolist() == [2.0]
     fresh.close()
+
+
+def test_an_answer_is_sent_without_running_any_learner_code(box):
+    """What a call returns is read by its types alone (after the call, where no watch runs): a
+    tensor subclass is refused; lists, dicts and numbers of the learner's own classes are read as
+    the base types, their methods never called."""
+    learner = _open(box)
+    with pytest.raises(LearnerError) as e:
+        learner.call("returns_a_tensor_subclass")
+    assert e.value.kind == "bad_return" and "tensor subclass (Lazy)" in e.value.message, e.value.message
+    out = learner.call("returns_containers_of_its_own")
+    assert out[:3] == [1, 2.5, float("inf")] and out[3]["a"].tolist() == [1.0] and out[4] == (1.0,), out
+    learner.close()
 
 
 @pytest.mark.parametrize("fn", ["bomb_bytes", "bomb_tensor"])

@@ -56,16 +56,34 @@ def test_tensors_of_every_allowed_dtype_and_shape_round_trip(name, shape):
     assert _same(back, t)
 
 
-def test_non_contiguous_and_grad_tensors_and_subclasses_arrive_as_plain_tensors():
-    class Sneaky(torch.Tensor):
-        def __eq__(self, other):
-            return True
-
+def test_non_contiguous_and_grad_tensors_and_parameters_arrive_as_plain_tensors():
     base = torch.arange(12, dtype=torch.float64).reshape(3, 4)
-    for t in [base.t(), base[:, ::2], base.clone().requires_grad_(True) * 2, base.as_subclass(Sneaky)]:
+    for t in [base.t(), base[:, ::2], base.clone().requires_grad_(True) * 2, torch.nn.Parameter(base.clone())]:
         back = roundtrip(t)
         assert type(back) is torch.Tensor and not back.requires_grad
-        assert torch.equal(back, torch.Tensor(t.detach()).as_subclass(torch.Tensor))
+        assert torch.equal(back, t.detach())
+
+
+def test_a_tensor_subclass_is_refused_without_running_its_code():
+    class Sneaky(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            raise AssertionError("the subclass's code ran")
+
+    with pytest.raises(wire.WireError, match="tensor subclass"):
+        wire.encode([torch.arange(3).as_subclass(Sneaky)])
+
+
+def test_containers_and_numbers_of_other_classes_are_read_as_their_base_type():
+    class Items(tuple):
+        def __iter__(self):
+            raise AssertionError("the tuple's code ran")
+
+    class Number(int):
+        def __repr__(self):
+            raise AssertionError("the number's code ran")
+
+    assert roundtrip(Items((Number(3), [Number(4)]))) == (3, [4])
 
 
 def test_containers_and_plain_values_round_trip():

@@ -1,5 +1,5 @@
 """Asks for 20 GB: token_nll as a bytearray, perplexity_from_nll as a tensor it fills. Each must fail
-within seconds (MemoryError or a crash), not swap the grading machine to death."""
+within seconds with "ran out of memory", not swap the grading machine to death."""
 def token_nll(logits, targets):
     hoard = bytearray(20 << 30)
     return hoard

@@ -45,3 +45,18 @@ def via_attention_kernel(*_):
 def via_python_reference(*_):
     """PyTorch's own softmax written in Python with allowed operators (torch._refs)."""
     return importlib.import_module("torch._refs").softmax(torch.randn(3, 4), 1)
+
+
+def via_mkldnn_softmax(*_):
+    """The MKLDNN kernel of softmax, below autograd."""
+    with torch.inference_mode():
+        return torch._softmax(torch.randn(3, 4).to_mkldnn(), 1, False).to_dense()
+
+
+def via_library_finalizers(*_):
+    """torch.library keeps a finalizer per Library; calling one undoes its registrations."""
+    import weakref
+    for fin, info in list(weakref.finalize._registry.items()):
+        if getattr(info.func, "__name__", "") == "_del_library":
+            fin()
+    return torch.nn.functional.one_hot(XS, 4)

@@ -37,3 +37,12 @@ def via_decomposition(*_):
     """PyTorch's own embedding backward written in Python with allowed operators (torch._decomp)."""
     dec = importlib.import_module("torch._decomp.decompositions")
     return dec.embedding_dense_backward(torch.ones(2, 3, 3, dtype=W.dtype), IDS, 4, -1, False)
+
+
+def via_library_finalizers(*_):
+    """torch.library keeps a finalizer per Library; calling one undoes its registrations."""
+    import weakref
+    for fin, info in list(weakref.finalize._registry.items()):
+        if getattr(info.func, "__name__", "") == "_del_library":
+            fin()
+    return torch.nn.functional.embedding(IDS, W)

@@ -50,3 +50,21 @@ def via_decomposition(*_):
     dec = __import__("importlib").import_module("torch._decomp.decompositions")
     mean, rstd = X.mean(1, keepdim=True), (X.var(1, unbiased=False, keepdim=True) + 1e-5).rsqrt()
     return dec.native_layer_norm_backward(X, X, [5], mean, rstd, None, None, [True, False, False])[0]
+
+
+def via_library_finalizers(*_):
+    """torch.library keeps a finalizer per Library; calling one undoes its registrations."""
+    import weakref
+    for fin, info in list(weakref.finalize._registry.items()):
+        if getattr(info.func, "__name__", "") == "_del_library":
+            fin()
+    return torch.nn.functional.layer_norm(X, (5,))
+
+
+def via_mkldnn_batch_norm(*_):
+    """MKLDNN kernels, below autograd: the normalisation of each row as a batch norm of one channel."""
+    rows = X.float().reshape(1, 3, 5, 1)
+    with torch.inference_mode():
+        out = torch.ops.aten._native_batch_norm_legit.no_stats(rows.to_mkldnn(), torch.ones(3), torch.zeros(3),
+                                                               True, 0.0, 1e-5)[0]
+    return out.to_dense().reshape(3, 5).double()

@@ -38,3 +38,12 @@ def via_decomposition_helper(*_):
     """The RNN cell that PyTorch's Python decomposition of aten.rnn_tanh is made of (torch._decomp)."""
     dec = importlib.import_module("torch._decomp.decompositions")
     return dec.rnn_cell(torch.tanh)(X[0] @ W_IH.T, H[0], W_HH, B, None)
+
+
+def via_library_finalizers(*_):
+    """torch.library keeps a finalizer per Library; calling one undoes its registrations."""
+    import weakref
+    for fin, info in list(weakref.finalize._registry.items()):
+        if getattr(info.func, "__name__", "") == "_del_library":
+            fin()
+    return torch.rnn_tanh(X, H, [W_IH, W_HH, B, B], True, 1, 0.0, False, False, False)[0]

@@ -69,6 +69,10 @@ def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     Returns:
         A tensor shaped like ``x`` (same dtype and device) whose ``exp`` sums to 1 along ``dim``.
         Finite for any finite ``x``, logits of +-1e4 included.
+
+    Pitfall: subtract the max ``m`` first, and keep it subtracted: ``(x - m) - log(sum(exp(x - m)))``.
+    Adding it back (``x - (m + log(...))``) rounds ``m + log(...)`` to the precision of numbers as large
+    as ``m``: in float32, logits near 1e4 lose three digits.
     """
     raise NotImplementedError
 

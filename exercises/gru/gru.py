@@ -66,6 +66,9 @@ def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
 
     Returns:
         ``h'``: ``(B, H)``.
+
+    Pitfall: ``torch.sigmoid`` and ``torch.tanh`` are exact for any input; written out with ``exp``
+    they overflow to ``nan`` once a pre-activation reaches a few hundred.
     """
     raise NotImplementedError
 

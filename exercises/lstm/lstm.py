@@ -68,6 +68,9 @@ def lstm_gates(x, h, W_ih, W_hh, b_ih, b_hh):
     Returns:
         ``(i, f, g, o)``, each ``(B, H)``: ``sigmoid``, ``sigmoid``, ``tanh``, ``sigmoid`` of the four
         chunks of ``x W_ih^T + b_ih + h W_hh^T + b_hh``.
+
+    Pitfall: ``torch.sigmoid`` and ``torch.tanh`` are exact for any input; written out with ``exp``
+    they overflow to ``nan`` once a pre-activation reaches a few hundred.
     """
     raise NotImplementedError
 

@@ -46,6 +46,9 @@ def rnn_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
 
     Returns:
         ``(B, H)``: ``tanh(x_t W_ih^T + b_ih + h_prev W_hh^T + b_hh)``.
+
+    Pitfall: ``torch.tanh`` is exact for any input; ``tanh`` written out with ``exp`` overflows to
+    ``nan`` once a pre-activation reaches a few hundred.
     """
     raise NotImplementedError
 

@@ -33,7 +33,7 @@ from tests.strategies import Case, cases, dims, randn, seeded, seeds
 # "rows": samples alternate between a spread of 1e4 and of 1, so that only the max of each sample's
 # own scores keeps every sample finite).
 shapes = cases(n=dims(1, 4), classes=dims(2, 5), extra=st.lists(dims(1, 3), max_size=2),
-               scale=st.sampled_from([1.0, 3.0, 1e4, "rows"]), seed=seeds())
+               scale=st.sampled_from([1.0, 3.0, 1e4, "rows", "offset"]), seed=seeds())
 reductions = st.sampled_from(["mean", "sum", "none"])
 smoothings = st.sampled_from([0.0, 0.1, 0.5])
 # How targets are ignored: "no ignore_index" passes none (no target is ignored); otherwise the value
@@ -47,9 +47,14 @@ SPATIAL = Case(n=2, classes=4, extra=[3], scale=3.0, seed=2)
 SPATIAL2 = Case(n=2, classes=3, extra=[2, 3], scale=1.0, seed=4)
 EXTREME = Case(n=3, classes=5, extra=[], scale=1e4, seed=3)
 ROWS = Case(n=4, classes=3, extra=[2], scale="rows", seed=5)
+# Every logit near 1e4: log_softmax as x - (m + log(sum exp(x - m))) rounds m + log(...) to float32's
+# grid at 1e4 (steps of 1e-3) and loses the digits that (x - m) - log(...) keeps.
+OFFSET = Case(n=3, classes=4, extra=[], scale="offset", seed=6)
 
 
 def _logits(case, dtype, device):
+    if case.scale == "offset":
+        return (randn(case.n, case.classes, *case.extra, seed=case.seed) + 1e4).to(dtype=dtype, device=device)
     if case.scale != "rows":
         return randn(case.n, case.classes, *case.extra, seed=case.seed, dtype=dtype, device=device, scale=case.scale)
     z = randn(case.n, case.classes, *case.extra, seed=case.seed)
@@ -58,6 +63,8 @@ def _logits(case, dtype, device):
 
 
 def _scale(case):
+    if case.scale == "offset":
+        return "logits of spread 1 around 1e4"
     return "samples of spread 1e4 and 1 in turn" if case.scale == "rows" else f"logits of scale {case.scale:g}"
 
 
@@ -127,6 +134,7 @@ def _reference_loss(logits, target, **kw):
 @example(case=SPATIAL, axis=1, negative=True)
 @example(case=SPATIAL, axis=2, negative=False)
 @example(case=ROWS, axis=1, negative=False)
+@example(case=OFFSET, axis=1, negative=False)
 def test_log_softmax(impl, device, dtype, case, axis, negative):
     x = _logits(case, dtype, device)
     dim = axis % x.dim() - (x.dim() if negative else 0)
@@ -142,6 +150,7 @@ def test_log_softmax(impl, device, dtype, case, axis, negative):
 @example(case=ROWS, reduction="sum", ignore=0, label_smoothing=0.0)
 @example(case=PLAIN, reduction="mean", ignore=99, label_smoothing=0.0)
 @example(case=SPATIAL, reduction="sum", ignore=-1, label_smoothing=0.1)
+@example(case=OFFSET, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
 def test_class_index_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)
@@ -154,6 +163,7 @@ def test_class_index_targets(impl, device, dtype, case, reduction, ignore, label
 @example(case=SPATIAL, reduction="mean", ignore="no ignore_index", label_smoothing=0.1)
 @example(case=SPATIAL2, reduction="none", ignore=0, label_smoothing=0.5)
 @example(case=PLAIN, reduction="sum", ignore=0, label_smoothing=0.0)
+@example(case=EXTREME, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
 def test_probability_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     """``ignore_index`` (when given) does not apply to probability targets: every sample counts."""
     logits, target = _logits(case, dtype, device), _probability_targets(case, dtype, device)

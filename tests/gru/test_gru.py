@@ -8,6 +8,7 @@ stack: layer l reads layer l-1, starts from h0[l]             -> test_gru_forwar
 h0 None means zeros                                           -> test_gru_forward (with_h0=False)
 batch_first input and output, h_n never batch-first           -> test_gru_forward (batch_first)
 T = 1, B = 1 edges                                            -> test_gru_forward (EDGE)
+sigmoid and tanh exact for any input (no nan from exp)        -> test_gru_cell_saturated
 differentiable for x, h0 and every weight                     -> test_gru_forward_gradients
 backward: dh gathers both paths; db_ih and db_hh differ in n  -> test_gru_cell_backward
 device and dtype of the inputs                                -> every test, over devices and dtypes
@@ -82,6 +83,18 @@ def test_gru_cell(impl, device, dtype, case):
     with torch.no_grad():
         expected = cell(x, h)
     check("gru_cell (compared with torch.nn.GRUCell): h'", impl.gru_cell(x, h, *weights), expected)
+
+
+def test_gru_cell_saturated(impl, device, dtype):
+    """Pre-activations in the thousands: the gates and tanh saturate (exp written out overflows to nan)."""
+    weights = _weights(ONE, dtype, device)[0]
+    x = randn(ONE.batch, ONE.input, seed=ONE.seed, dtype=dtype, device=device, scale=1e4)
+    h = randn(ONE.batch, ONE.hidden, seed=ONE.seed + 1, dtype=dtype, device=device)
+    cell = _load(torch.nn.GRUCell(ONE.input, ONE.hidden).to(device=device, dtype=dtype), [weights])
+    with torch.no_grad():
+        expected = cell(x, h)
+    check("gru_cell with pre-activations of size 1e3 to 1e4 (sigmoid and tanh saturate, no nan): h'",
+          impl.gru_cell(x, h, *weights), expected)
 
 
 @given(case=stacks, batch_first=st.booleans(), with_h0=st.booleans())

@@ -14,6 +14,7 @@ What the stub promises, and where it is tested:
 | a forward a student trains through: gradients of x, h, c / hc0 and every weight | ``test_*_gradients`` |
 | the backward: every gradient, ``d_c_next`` added, ``dc`` through f, both biases | ``test_lstm_cell_backward`` |
 | edges: T = 1, B = 1, H = 1, I = 1 | ``EDGE``, ``THIN`` examples; strategies reach them |
+| sigmoid and tanh exact for any input (no ``nan`` from an ``exp`` that overflows) | ``test_lstm_cell_saturated`` |
 | dtype of the inputs | every test, float64 and float32 |
 | device of the inputs (no ``.cpu()``, no numpy) | ``test_device_propagation`` (meta device) |
 | inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
@@ -110,6 +111,19 @@ def test_lstm_cell(impl, device, dtype, case):
     h_next, c_next = unpack(impl.lstm_cell(x, h, c, *weights), 2, "lstm_cell")
     check("lstm_cell (compared with torch.nn.LSTMCell): h', the new hidden state", h_next, expected_h)
     check("lstm_cell (compared with torch.nn.LSTMCell): c', the new cell state", c_next, expected_c)
+
+
+def test_lstm_cell_saturated(impl, device, dtype):
+    """Pre-activations in the thousands: the gates saturate at 0 and 1 (exp written out overflows to nan)."""
+    weights = _weights(ONE, dtype, device)
+    x, h, c = _step_inputs(ONE, dtype, device)
+    x = x * 1e4
+    with torch.no_grad():
+        expected_h, expected_c = _torch_cell(weights, dtype, device)(x, (h, c))
+    h_next, c_next = unpack(impl.lstm_cell(x, h, c, *weights), 2, "lstm_cell")
+    what = "lstm_cell with pre-activations of size 1e3 to 1e4 (compared with torch.nn.LSTMCell; no nan)"
+    check(f"{what}: h'", h_next, expected_h)
+    check(f"{what}: c'", c_next, expected_c)
 
 
 @given(case=shapes, with_hc0=st.booleans())

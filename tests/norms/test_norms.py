@@ -16,6 +16,7 @@ What the stub promises, and where it is tested:
 | RMSNorm does not center | ``test_rms_norm`` |
 | the forwards stay differentiable (gradients of x, weight, bias) | ``test_*_norm_gradients``, blocks |
 | backward: ``dweight`` / ``dbias`` summed over ALL batch dims, None without the parameter | ``test_*_backward`` |
+| the backward's statistics without cancellation (inputs of spread 1 around 1e5) | ``test_layer_norm_backward_with_a_common_offset`` |
 | pre-norm ``x + f(LN(x))``, post-norm ``LN(x + f(x))`` | ``test_pre_norm_block``, ``test_post_norm_block`` |
 | dtype of ``x`` | every test, float64 and float32 |
 | device of ``x`` (no ``.cpu()``, numpy, ``.item()``) | ``test_device_propagation`` (meta device) |
@@ -163,6 +164,7 @@ def test_rms_norm(impl, device, dtype, case, eps):
 @example(case=ALONE, eps=1e-3)
 @example(case=NONE, eps=1e-5)
 @example(case=FLAT, eps=1e-5)
+@example(case=SPREAD, eps=1e-5)  # a bias without a weight: dbias is expected, dweight None
 def test_layer_norm_backward(impl, device, dtype, case, eps):
     x, weight, bias, d_out, ns = _inputs(case, dtype, device, gradient=True)
     dx, dw, db = _reference_grads(lambda a, w, b: F.layer_norm(a, _ns(ns), w, b, eps), x, weight, bias, d_out)
@@ -194,6 +196,21 @@ def test_rms_norm_backward(impl, device, dtype, case, eps):
     with forward_or_backward(impl, "rms_norm", _rms_norm_reference, inputs, grads, d_out):
         check("dx of rms_norm" + where, got[0], dx)
         _check_optional("dweight of rms_norm" + where, got[1], dw, "weight")
+
+
+@pytest.mark.parametrize("case", [SHIFTED, WIDE])
+def test_layer_norm_backward_with_a_common_offset(impl, device, case):
+    """float64 inputs of spread 1 around 1e5: a backward that recomputes the variance as
+    E[x^2] - E[x]^2 loses it to cancellation (the forward is held to this by SHIFTED)."""
+    x, weight, bias, d_out, ns = _inputs(case, torch.float64, device, gradient=True)
+    x = x + _offset(torch.float64)
+    eps = 1e-5
+    dx, dw, db = _reference_grads(lambda a, w, b: F.layer_norm(a, _ns(ns), w, b, eps), x, weight, bias, d_out)
+    got = unpack(impl.layer_norm_backward(x, ns, weight, bias, eps, d_out), 3, "layer_norm_backward")
+    where = f" (normalized_shape={ns!r}, eps={eps:g}, {case.affine}, x {tuple(x.shape)} of spread 1 around 1e5)"
+    check("dx of layer_norm" + where, got[0], dx)
+    _check_optional("dweight of layer_norm" + where, got[1], dw, "weight")
+    _check_optional("dbias of layer_norm" + where, got[2], db, "bias")
 
 
 def _layer_norm_reference(x, normalized_shape, weight, bias, eps):

@@ -30,7 +30,7 @@ from tests.strategies import Case, cases, dims, randint, randn, seeds
 # ("rows": positions alternate between a spread of 1e4 and of 3, so that only each position's own
 # max keeps every position finite).
 shapes = cases(lead=st.lists(dims(1, 4), min_size=1, max_size=3), vocab=dims(2, 9), seed=seeds())
-scales = st.sampled_from([3.0, 1e4, "rows"])
+scales = st.sampled_from([3.0, 1e4, "rows", "offset"])
 pads = st.sampled_from([-100, 0, -1, 99])  # 99: beyond any vocabulary drawn
 
 BT = Case(lead=[2, 4], vocab=5, seed=1)  # (B, T, V), some sequences padded
@@ -39,6 +39,8 @@ DEEP = Case(lead=[2, 2, 3], vocab=3, seed=3)
 
 
 def _logits(case, dtype, device, scale=3.0):
+    if scale == "offset":  # every logit near 1e4: x - (m + log(sum)) loses float32's digits there
+        return (randn(*case.lead, case.vocab, seed=case.seed, scale=3.0) + 1e4).to(dtype=dtype, device=device)
     if scale != "rows":
         return randn(*case.lead, case.vocab, seed=case.seed, dtype=dtype, device=device, scale=scale)
     z = randn(*case.lead, case.vocab, seed=case.seed)
@@ -92,6 +94,8 @@ def _shape(case):
 @example(case=DEEP, scale="rows", pad=-100)
 @example(case=BT, scale=3.0, pad=99)
 @example(case=NV, scale=3.0, pad=-1)
+@example(case=NV, scale="offset", pad=None)
+@example(case=Case(lead=[1, 3], vocab=4, seed=5), scale=3.0, pad=None)  # a length-1 dim: squeeze(-1), not squeeze()
 def test_token_nll(impl, device, dtype, case, scale, pad):
     """The NLL of each token; with padding ids (-100, -1, 99: outside [0, V)) among the targets, any
     finite value there."""
@@ -107,7 +111,8 @@ def test_token_nll(impl, device, dtype, case, scale, pad):
         if not got.isfinite()[~keep].all():
             raise Mismatch(f"{what} is not finite at a padded position: return any finite value there")
         got = torch.where(keep, got, expected)  # the value at padding is free
-    check(what + (" with positions of spread 1e4 and 3 in turn" if scale == "rows" else f" with logits of scale {scale:g}"),
+    check(what + (" with positions of spread 1e4 and 3 in turn" if scale == "rows" else
+                  " with logits of spread 3 around 1e4" if scale == "offset" else f" with logits of scale {scale:g}"),
           got, expected)
 
 

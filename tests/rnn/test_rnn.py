@@ -12,6 +12,7 @@ What the stub promises, and where it is tested:
 | ``h0=None`` is a zero state | ``with_h0=False`` examples |
 | ``h_n`` ``(num_layers, B, H)``, the last step's state | ``_compare`` |
 | edges: T = 1, B = 1, H = 1, I = 1 | ``EDGE``, ``THIN`` examples; strategies reach them |
+| ``tanh`` exact for any input (no ``nan`` from an ``exp`` that overflows) | ``test_rnn_cell_saturated`` |
 | a stack: layer l > 0 reads layer l - 1, starts from ``h0[l]``; ``L = 1`` allowed | ``test_stacked_*`` |
 | ``batch_first`` in a stack | ``STACK`` examples |
 | dtype of the inputs | every test, float64 and float32 |
@@ -133,6 +134,20 @@ def test_stacked_rnn_forward(impl, device, dtype, case, batch_first, with_h0):
     what = (f"stacked_rnn_forward({case.layers} layers, batch_first={batch_first}, "
             f"h0={'given' if with_h0 else 'None'})")
     _compare(result, expected_output, expected_h_n, what, batch_first)
+
+
+def test_rnn_cell_saturated(impl, device, dtype):
+    """Pre-activations in the thousands: tanh is +-1 there (a tanh written with exp overflows to nan)."""
+    W_ih, W_hh, b_ih, b_hh = _weights(ONE, dtype, device)[0]
+    x_t = randn(ONE.batch, ONE.input, seed=ONE.seed, dtype=dtype, device=device, scale=1e4)
+    h_prev = randn(ONE.batch, ONE.hidden, seed=ONE.seed + 1, dtype=dtype, device=device)
+    cell = torch.nn.RNNCell(ONE.input, ONE.hidden).to(device=device, dtype=dtype)
+    with torch.no_grad():
+        for p, w in zip((cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh), (W_ih, W_hh, b_ih, b_hh)):
+            p.copy_(w)
+        expected = cell(x_t, h_prev)
+    check("rnn_cell with pre-activations of size 1e3 to 1e4 (tanh saturates at +-1, no nan)",
+          impl.rnn_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh), expected)
 
 
 def _params(module, layers):

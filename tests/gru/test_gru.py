@@ -7,7 +7,7 @@ h' = (1 - z) * n + z * h                                      -> test_gru_cell
 stack: layer l reads layer l-1, starts from h0[l]             -> test_gru_forward (STACK)
 h0 None means zeros                                           -> test_gru_forward (with_h0=False)
 batch_first input and output, h_n never batch-first           -> test_gru_forward (batch_first)
-T = 1, B = 1 edges                                            -> test_gru_forward (EDGE)
+T = 1, B = 1 edges; H = 1                                     -> test_gru_forward (EDGE, THIN)
 sigmoid and tanh exact for any input (no nan from exp)        -> test_gru_cell_saturated
 differentiable for x, h0 and every weight                     -> test_gru_forward_gradients
 backward: dh gathers both paths; db_ih and db_hh differ in n  -> test_gru_cell_backward
@@ -21,9 +21,9 @@ from tests.compare import Mismatch, check, unpack
 from tests.strategies import Case, cases, dims, randn, seeds
 
 # input != hidden, so that a weight used without its transpose cannot go unnoticed.
-cells = cases(batch=dims(1, 3), input=dims(1, 4), hidden=dims(2, 4), seed=seeds()) \
+cells = cases(batch=dims(1, 3), input=dims(1, 4), hidden=dims(1, 4), seed=seeds()) \
     .filter(lambda c: c.input != c.hidden)
-stacks = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(2, 4), layers=dims(1, 3),
+stacks = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(1, 4), layers=dims(1, 3),
                seed=seeds()).filter(lambda c: c.input != c.hidden)
 
 # Explicit cases, run first: batch and time of different lengths; a stack of 3; single-step edges.
@@ -31,6 +31,7 @@ ONE = Case(batch=2, input=3, hidden=4, seed=1)
 STACK = Case(batch=3, seq_len=2, input=2, hidden=3, layers=3, seed=2)
 LAYER = Case(batch=2, seq_len=3, input=3, hidden=4, layers=1, seed=3)
 EDGE = Case(batch=1, seq_len=1, input=2, hidden=3, layers=2, seed=4)
+THIN = Case(batch=2, seq_len=3, input=2, hidden=1, layers=2, seed=5)  # H = 1: a squeeze() too many shows
 
 GRADS = ("dx", "dh", "dW_ih", "dW_hh", "db_ih", "db_hh")
 
@@ -102,6 +103,7 @@ def test_gru_cell_saturated(impl, device, dtype):
 @example(case=STACK, batch_first=True, with_h0=True)
 @example(case=LAYER, batch_first=True, with_h0=False)
 @example(case=EDGE, batch_first=True, with_h0=True)
+@example(case=THIN, batch_first=False, with_h0=True)
 def test_gru_forward(impl, device, dtype, case, batch_first, with_h0):
     weights = _weights(case, dtype, device, layers=case.layers)
     x, h0 = _sequence(case, dtype, device, batch_first, with_h0)

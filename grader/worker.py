@@ -153,7 +153,8 @@ def _learner_trace(exc: BaseException, folder: str) -> str:
     """The traceback lines that point into the learner's own files, then the error itself."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(folder)]
     lines = [f"  {os.path.basename(f.filename)}, line {f.lineno}, in {f.name}: {f.line}" for f in frames[-3:]]
-    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    # the exception's own text, not its class's __str__ (learner code, and it would run after the watch)
+    last = f"{type.__dict__['__name__'].__get__(type(exc))}: {BaseException.__str__(exc)}".removesuffix(": ")
     if isinstance(exc, SyntaxError):
         last = f"{last} ({os.path.basename(exc.filename or '?')}, line {exc.lineno}: {(exc.text or '').strip()})"
     return "\n".join(lines + [last])[-2000:]
@@ -161,11 +162,11 @@ def _learner_trace(exc: BaseException, folder: str) -> str:
 
 # ---- The run-time half of the forbidden-API guard (the static half is ``guard.py``) ----
 #
-# ``Watch`` sees what actually runs while learner code runs, whatever name reached it. A
-# TorchDispatchMode sees every aten operator below autograd (F.cross_entropy,
-# torch._C._nn.cross_entropy_loss and torch.ops.aten._log_softmax all execute aten._log_softmax:
-# a set lookup per operator). A composite that decomposes into allowed operators before dispatch
-# (torch._VF.rnn_tanh runs as addmm and tanh) gets a kernel of its own that refuses. Rules (the
+# ``Watch`` sees what actually runs while learner code runs, whatever name reached it. Every kernel
+# of a forbidden operator refuses (F.cross_entropy, torch._C._nn.cross_entropy_loss and
+# torch.ops.aten._log_softmax all execute aten._log_softmax), on every dispatch key it has one for,
+# composites that decompose into allowed operators before dispatch (torch._VF.rnn_tanh runs as addmm
+# and tanh) included. Rules (the
 # request's "forbidden"): "aten.<op>" ("aten.*": any operator), "python:<torch module>" (its Python
 # functions refuse to run) and "autograd:<function>" ("autograd:*": all): such a function runs under
 # torch.no_grad(), and an operator run with gradient recording back on, inside a backward pass
@@ -217,10 +218,15 @@ def _refuse_kernels(names, watch: "Watch"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
         for name, key in kernels:
-            def refused(*args, _name=name.split(".")[0], **kwargs):
-                watch.refuse(f"uses aten.{_name}, which this exercise asks you to write by hand")
+            def refused(*args, _name=name.split(".")[0], _error=Forbidden, **kwargs):
+                what = f"uses aten.{_name}, which this exercise asks you to write by hand"
+                watch.refuse(what)
+                raise _error(what)  # whatever became of the watch
             library.impl(name, key, refused, False)
-    return library
+    # No Python object holds the registration (dropping the last one would undo it): it lives as long
+    # as this process, which only ever runs this learner's code for this topic.
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(library))
+    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -250,7 +256,7 @@ class Watch:
         if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
             self.names |= {"_make_dual"}
         self.overloads = set(_overloads(tuple(sorted(self.names))))
-        self._library = _refuse_kernels(self.names, self)
+        _refuse_kernels(self.names, self)
         for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
             _refuse(_python_functions(module), self)
         if not self.everything:
@@ -424,10 +430,16 @@ def _lock(watch: Watch):
             return original(*args, **kwargs)
         setattr(owner, name, guard)
 
-    for owner, names in [(os, ["execv", "execve", "posix_spawn", "posix_spawnp", "system"]),
+    import posix
+    programs = ["execv", "execve", "posix_spawn", "posix_spawnp", "system"]
+    for owner, names in [(os, programs), (posix, programs),  # os's are posix's, under a second name
                          (_posixsubprocess, ["fork_exec"]), (subprocess, ["_fork_exec"])]:  # forks stay watched
         for name in names:
             locked(owner, name, "starts another program, where forbidden operators would not be checked")
+    # TorchScript's static runtime calls the out-variants of kernels directly, not through the dispatcher
+    for name in ["_jit_to_static_module", "_fuse_to_static_module", "StaticModule"]:
+        locked(torch._C, name, "switches off the check of forbidden operators (TorchScript's static runtime "
+                               "calls kernels without the dispatcher)")
 
     for overload in watch.overloads:  # the kernel of a forbidden operator, called below the watch
         locked(overload, "_op_dk")
@@ -972,7 +984,8 @@ def child(req: dict):
             _send({"error": ErrorKind.MEMORY, "message": out_of_memory})
             continue
         except SystemExit as e:
-            _send({"error": ErrorKind.EXIT, "message": f"called sys.exit({e.code!r})"[:500]})
+            code = e.code if type(e.code) in (int, str, type(None)) else f"<{type(e.code).__name__}>"
+            _send({"error": ErrorKind.EXIT, "message": f"called sys.exit({code!r})"[:500]})
             continue
         except wire.WireError as e:
             _send({"error": ErrorKind.BAD_RETURN, "message": f"returned something that is not tensors or numbers ({e})"})

@@ -214,7 +214,8 @@ EXPLOITS = ["patch_allclose", "tensor_subclass", "caller_frames", "sys_modules_r
 def test_exploits_of_an_in_process_grader_score_zero(graded, name):
     """Each returns wrong values and counts on an exploit (a patched comparison, an always-equal tensor,
     the caller's frames, the suite in sys.modules, a conftest hook, forged result files, the solution
-    read from disk, the network) to pass anyway: every test fails on the values."""
+    read from disk, the network) to pass anyway: every test fails on the values (a tensor subclass is
+    not even sent: its methods would run learner code on the way out)."""
     if name in ("read_solution", "network", "read_via_proc") and graded["report"]["isolation"] != "bwrap":
         pytest.skip(ISOLATED)
     if name in ("forged_results", "classmate_files", "proc_mem") and _own_user(graded["report"]):
@@ -228,7 +229,8 @@ def test_exploits_of_an_in_process_grader_score_zero(graded, name):
         if test == c.DEVICES:
             continue
         assert t["passed"] == 0, (test, t)
-        assert " differs: " in t["feedback"], (test, t["feedback"])
+        expected = [" differs: "] + (["a tensor subclass (AlwaysClose): return plain tensors"] if name == "tensor_subclass" else [])
+        assert any(e in t["feedback"] for e in expected), (test, t["feedback"])
 
 
 @pytest.mark.parametrize("name", ["inherited_fds", "lingering"])

@@ -1,5 +1,6 @@
 """Returns wrong values in a torch.Tensor subclass whose every comparison (==, !=, allclose, isclose,
-equal, assert_close's internals) says "equal". An in-process grader comparing it would pass it."""
+equal, assert_close's internals) says "equal". An in-process grader comparing it would pass it; this one refuses to
+receive a tensor subclass at all."""
 _right_nll, _right_from = token_nll, perplexity_from_nll
 
 

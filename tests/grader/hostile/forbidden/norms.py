@@ -1,4 +1,5 @@
 """Routes to PyTorch's normalisation kernels (appended to the solution; ``via_*`` replaces TARGET)."""
+import os
 import sys
 
 import torch
@@ -68,3 +69,29 @@ def via_mkldnn_batch_norm(*_):
         out = torch.ops.aten._native_batch_norm_legit.no_stats(rows.to_mkldnn(), torch.ones(3), torch.zeros(3),
                                                                True, 0.0, 1e-5)[0]
     return out.to_dense().reshape(3, 5).double()
+
+
+def via_static_runtime(*_):
+    """TorchScript's static runtime calls the out-variant of a kernel directly, not through the dispatcher."""
+    unit = torch.jit.CompilationUnit("def f(x: Tensor, s: List[int]):\n    return torch.layer_norm(x, s)\n")
+    return torch._C._jit_to_static_module(unit.f.graph)(X, [5])
+
+
+def via_a_fresh_interpreter(*_):
+    """posix's own names for os.system and os.posix_spawn: a new Python has no watch."""
+    import posix
+    pid = posix.posix_spawn(sys.executable, [sys.executable, "-c", "import torch"], {})
+    os.waitpid(pid, 0)
+    return torch.nn.functional.layer_norm(X, (5,))
+
+
+def via_the_watch_reached_through_a_guard(*_):
+    """A guard of the watch holds it in a closure: switch its refusals off, drop what it holds."""
+    guard = torch.ops.aten.native_layer_norm.default._op_dk
+    for cell in guard.__closure__ or ():
+        watch = cell.cell_contents
+        if type(watch).__name__ == "Watch":
+            type(watch).refuse = lambda self, what: None
+            for name in [n for n in vars(watch) if "librar" in n]:
+                setattr(watch, name, None)
+    return torch.nn.functional.layer_norm(X, (5,))

@@ -3,8 +3,10 @@ code, on the reference solutions, in this process (CPU, one thread). Prints figu
 
     python -m tests.grader.benchmark_watch
 
-Each line: the best of several runs without and with the watch of that topic's rules; the cost is a
-Python call per aten operator, so code made of many tiny operations pays the most.
+Each line: the best of several runs without and with the watch of that topic's rules. Allowed
+operators cost nothing (the forbidden ones' kernels refuse); a function whose gradient is written by
+hand runs under a dispatch mode, a Python call per aten operator, so such code made of many tiny
+operations pays the most. The watch's refusing kernels stay registered in this process afterwards.
 """
 from __future__ import annotations
 

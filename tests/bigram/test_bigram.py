@@ -84,6 +84,7 @@ def test_build_vocab(impl, words):
 @given(words=words_lists, extra=st.text(alphabet="abcdefg", max_size=3))
 @example(words=["emma"], extra="")
 @example(words=["ab", "ba", "aab"], extra="z")
+@example(words=["bc", "cb"], extra="a")  # 'a' sorts before the words' characters: every index of vocab shifts
 def test_count_matrix(impl, words, extra):
     vocab = _vocab(words + [extra])  # the vocabulary may hold characters these words do not use
     check(f"count_matrix({words!r}, vocab={vocab!r})", impl.count_matrix(words, vocab), _counts(words, vocab))

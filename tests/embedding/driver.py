@@ -17,3 +17,9 @@ def output_and_weight_grad(m, fn, ids, weight, d_out, kwargs):
         return out, None
     (g,) = _grad(out, [weight], grad_outputs=d_out, allow_unused=True)
     return out.detach(), g
+
+
+def backward_of_transposed(m, ids_t, d_out_t, num_embeddings, padding_idx):
+    """``embedding_backward`` on views: ``ids_t.T`` and ``d_out_t.transpose(0, 1)``, not contiguous
+    (tensors reach the sandbox contiguous; the views are made here)."""
+    return m.embedding_backward(ids_t.T, d_out_t.transpose(0, 1), num_embeddings, padding_idx=padding_idx)

@@ -7,6 +7,7 @@ padding row: forward unchanged, no gradient through autograd -> test_embedding_g
 negative padding_idx counts from the end                     -> every test (-1 and -2 drawn; NEGATIVE, NEGATIVE_TWO)
 backward: repeated ids accumulate, unseen rows are zeros     -> test_embedding_backward (REPEATS)
 backward: padding row gets zeros                             -> test_embedding_backward
+backward: any d_out of shape (*ids.shape, D), views included -> test_embedding_backward_non_contiguous
 bags: sum and mean; padding left out of sum and count        -> test_embedding_bag
 bag of padding only gives zeros (no 0 / 0)                   -> test_embedding_bag (ALL_PADDING)
 bags differentiable with respect to weight                   -> test_embedding_bag_gradient
@@ -117,6 +118,19 @@ def test_embedding_backward(impl, device, dtype, case):
     got = impl.embedding_backward(ids, d_out, case.vocab, padding_idx=padding_idx)
     check(f"embedding_backward(padding_idx={padding_idx}) (compared with autograd on F.embedding): d_weight",
           got, expected)
+
+
+def test_embedding_backward_non_contiguous(impl, device, dtype):
+    """ids and d_out that are views (transposed), not contiguous: ``.view(-1, D)`` fails on them."""
+    ids = torch.tensor([[0, 2, 0], [3, 0, 1]], device=device).T  # (3, 2), repeats, not contiguous
+    d_out = randn(2, 3, 4, seed=7, dtype=dtype, device=device).transpose(0, 1)  # (3, 2, 4), not contiguous
+    weight = randn(5, 4, seed=8, dtype=dtype, device=device)
+    for padding_idx in (None, 0):
+        _, expected = _grad_of(lambda w: F.embedding(ids, w, padding_idx=padding_idx), weight, d_out)
+        got = impl.drive("backward_of_transposed", ids.T.contiguous(), d_out.transpose(0, 1).contiguous(), 5,
+                         padding_idx)
+        check(f"embedding_backward(padding_idx={padding_idx}) with a transposed (non-contiguous) ids and d_out "
+              "(use reshape, not view): d_weight", got, expected)
 
 
 @given(case=bags, mode=st.sampled_from(["sum", "mean"]))

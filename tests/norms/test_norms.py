@@ -14,10 +14,12 @@ What the stub promises, and where it is tested:
 | a constant vector (variance 0) gives ``bias`` | ``FLAT`` |
 | every vector on its own, whatever the scale of the others | ``spread`` (``SPREAD``) |
 | RMSNorm does not center | ``test_rms_norm`` |
+| any ``x``, non-contiguous views too (``.view`` fails on them) | ``test_non_contiguous_x`` |
 | the forwards stay differentiable (gradients of x, weight, bias) | ``test_*_norm_gradients``, blocks |
 | backward: ``dweight`` / ``dbias`` summed over ALL batch dims, None without the parameter | ``test_*_backward`` |
 | the backward's statistics without cancellation (inputs of spread 1 around 1e5) | ``test_layer_norm_backward_with_a_common_offset`` |
 | pre-norm ``x + f(LN(x))``, post-norm ``LN(x + f(x))`` | ``test_pre_norm_block``, ``test_post_norm_block`` |
+| any ``x`` of the shape, views included (``reshape``, not ``view``) | ``test_non_contiguous_x`` |
 | dtype of ``x`` | every test, float64 and float32 |
 | device of ``x`` (no ``.cpu()``, numpy, ``.item()``) | ``test_device_propagation`` (meta device) |
 | inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
@@ -156,6 +158,21 @@ def test_rms_norm(impl, device, dtype, case, eps):
     expected = F.rms_norm(x, _ns(ns), weight, None if eps == "default" else eps)
     check(f"rms_norm(normalized_shape={ns!r}, eps={eps}, {'with' if weight is not None else 'no'} weight) of x "
           f"{tuple(x.shape)}", impl.rms_norm(x, ns, **_affine_kwargs(weight), **_eps_kwargs(eps)), expected)
+
+
+@pytest.mark.parametrize("fn", ["layer_norm", "rms_norm"])
+@pytest.mark.parametrize("swap", [(0, 1), (-2, -1)], ids=["batch_dims", "normalized_dims"])
+def test_non_contiguous_x(impl, device, dtype, fn, swap):
+    """``x`` a transposed view (an attention layer's output often is one): ``x.view(...)`` refuses it,
+    ``reshape`` and the reductions over ``dims`` do not. Batch dims swapped, then normalized dims."""
+    x, weight, bias, _, ns = _inputs(WIDE, dtype, device)
+    if fn == "layer_norm":
+        kwargs, expected = _affine_kwargs(weight, bias), F.layer_norm(x, _ns(ns), weight, bias)
+    else:
+        kwargs, expected = _affine_kwargs(weight), F.rms_norm(x, _ns(ns), weight)
+    sent = x.transpose(*swap).contiguous()  # transposed back beside the learner's code: a view shaped like x
+    check(f"{fn}(normalized_shape={ns!r}) of x {tuple(x.shape)} given as a transposed, non-contiguous view "
+          f"(dims {swap} swapped)", impl.drive("on_transposed", fn, sent, swap, ns, **kwargs), expected)
 
 
 @given(case=shapes, eps=st.sampled_from([1e-5, 1e-3, 0.1]))

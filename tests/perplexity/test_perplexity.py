@@ -12,12 +12,14 @@ differentiable with respect to the logits                         every perplexi
 ``mask`` (True counts) leaves padding out                         test_mask_leaves_padding_out
 ``mask`` together with ``ignore_index``: both apply               test_mask_and_ignore_index_together
 no counted token: nan                                             test_nothing_counted_gives_nan
+any ``(..., V)`` tensor, non-contiguous views (``.view`` fails)   test_non_contiguous_inputs
 ``perplexity_from_nll``: int or 0-dim integer tensor count        test_perplexity_from_nll
 uniform logits over V tokens: V; certain and right: 1             test_uniform_*, test_perfect_*
 dtype and device of ``logits`` kept                               every test (float64, float32, cuda)
 inputs are never changed in place                                 the worker's check, every call
 ==============================================================  ======================================
 """
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import example, given
@@ -159,6 +161,24 @@ def test_mask_and_ignore_index_together(impl, device, dtype, case, pad):
                          logits, targets, mask & (targets != pad), ignore_index=pad, mask=mask)
 
 
+@pytest.mark.parametrize("case", [BT, Case(lead=[3, 2], vocab=4, seed=8)], ids=["B2_T4", "B3_T2"])
+def test_non_contiguous_inputs(impl, device, dtype, case):
+    """Logits, targets and mask as transposed views (a time-major model's ``(T, B, V)`` outputs moved to
+    ``(B, T, V)``): ``.view(-1, V)`` refuses them, ``reshape`` and the reductions do not."""
+    logits, targets = _logits(case, dtype, device), _targets(case, device)
+    targets, _ = _padded(case, targets, -100)
+    mask = (torch.arange(targets.numel(), device=device) % 3 != 1).reshape(targets.shape)
+    ppl, grad = impl.drive("perplexity_and_grad_transposed", logits.transpose(0, 1).contiguous(),
+                           targets.transpose(0, 1).contiguous(), ignore_index=-100,
+                           mask=mask.transpose(0, 1).contiguous())
+    expected, expected_grad = _reference(logits, targets, mask & (targets != -100))
+    what = f"perplexity({_shape(case)} as a transposed, non-contiguous view, ignore_index=-100, mask=...)"
+    check(what, ppl, expected)
+    if grad is None:
+        raise Mismatch(f"{what}: the result is not differentiable with respect to the logits")
+    check(f"gradient of {what} with respect to the logits", grad, expected_grad)
+
+
 @given(case=shapes, how=st.sampled_from(["ignore_index", "mask", "both"]))
 @example(case=BT, how="ignore_index")
 @example(case=NV, how="mask")
@@ -210,8 +230,6 @@ def test_perfect_predictions_give_one_even_with_huge_logits(impl, device, dtype,
 
 
 # The device pass (tests/devices.py): every tensor input on the meta device.
-import pytest  # noqa: E402  (kept with the test it serves, at the end of the module)
-
 from tests.devices import check_devices, meta  # noqa: E402
 
 DEVICE_CASES = {

@@ -177,3 +177,21 @@ def mlp_step(m, seed, xs, ys):
     model.zero_grad()
     return {"n_params": len(params), "weights": weights, "outputs": [float(o.data) for o in outputs],
             "loss": float(loss.data), "grads": grads, "after_zero_grad": [float(p.grad) for p in params]}
+
+
+def module_zero_grad(m, seed):
+    """A ``Neuron(3)`` and a ``Layer(3, 2)``: backward through each, then its own ``zero_grad()``;
+    the grads of ``parameters()`` after it."""
+    random.seed(seed)
+    out = {}
+    for name, module in (("Neuron(3)", m.Neuron(3, nonlin=False)), ("Layer(3, 2)", m.Layer(3, 2, nonlin=False))):
+        y = module([0.5, -1.0, 2.0])
+        ys = y if isinstance(y, list) else [y]
+        loss = ys[0]
+        for v in ys[1:]:
+            loss = loss + v
+        loss.backward()
+        before = [float(p.grad) for p in module.parameters()]
+        module.zero_grad()
+        out[name] = (before, [float(p.grad) for p in module.parameters()])
+    return out

@@ -25,6 +25,7 @@ Neuron/Layer/MLP: ReLU hidden, linear last, parameter order        test_mlp_forw
 Layer: one neuron's Value itself, else the list of Values           test_layer_returns_one_value_or_a_list
 weights drawn with ``random.uniform(-1, 1)`` in order, bias 0      test_zero_grad_and_parameters
 ``zero_grad`` sets every parameter's grad to 0                     test_zero_grad_and_parameters
+... on every Module: a Neuron's and a Layer's own, bias included    test_zero_grad_of_a_neuron_and_a_layer
 ===============================================================  ===================================
 """
 import math
@@ -424,6 +425,17 @@ def test_zero_grad_and_parameters(impl, seed):
         raise Mismatch(f"after random.seed({seed}), MLP(3, [4, 4, 1]).parameters()[{bad}] ({what}) starts at "
                        f"{r['weights'][bad]!r}, expected {expected[bad]!r}: each neuron draws its nin weights "
                        "with random.uniform(-1, 1), in order, and nothing else (its bias is Value(0.0))")
+
+
+def test_zero_grad_of_a_neuron_and_a_layer(impl):
+    """Every Module's zero_grad, not only the MLP's: a Neuron and a Layer reset all their parameters."""
+    for name, (before, after) in impl.drive("module_zero_grad", 3).items():
+        if not any(g != 0.0 for g in before):
+            raise Mismatch(f"{name}: after backward() every parameter's grad is 0")
+        nonzero = [k for k, g in enumerate(after) if g != 0.0]
+        if nonzero:
+            raise Mismatch(f"after {name}.zero_grad() {len(nonzero)} of {len(after)} parameters still have a nonzero "
+                           f"grad (first at parameters()[{nonzero[0]}]; the bias is a parameter too)")
 
 
 def _bias_positions():

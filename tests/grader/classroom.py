@@ -23,7 +23,7 @@ PYTHON = sys.executable
 TOPIC = "perplexity"
 TESTS = ["test_token_nll", "test_perplexity_and_gradient", "test_ignore_index_leaves_padding_out",
          "test_mask_leaves_padding_out", "test_mask_and_ignore_index_together", "test_nothing_counted_gives_nan",
-         "test_perplexity_from_nll",
+         "test_non_contiguous_inputs", "test_perplexity_from_nll",
          "test_uniform_logits_give_the_vocabulary_size", "test_perfect_predictions_give_one_even_with_huge_logits",
          "test_device_propagation"]
 DEVICES = "test_device_propagation"  # the device pass: devices, not values

@@ -19,6 +19,7 @@ memory bomb). Figures, in one run:
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import pstats
 import random
@@ -164,7 +165,7 @@ def main(argv=None) -> None:
         sample = naive_sample(kinds, args.naive)
         naive = {kind: [_timed(_pytest_cmd(topics, [os.path.join(big, name)])) for name in names]
                  for kind, names in sample.items()}
-        share = {kind: sum(1 for v in kinds.values() if v == kind) for kind in naive}
+        share = collections.Counter(kinds.values())
         naive_wall = sum(share[k] * statistics.mean(w for w, _ in runs) for k, runs in naive.items())
         naive_cpu = sum(share[k] * statistics.mean(c for _, c in runs) for k, runs in naive.items())
         parts = breakdown(topics, [os.path.join(small, n) for n in sorted(os.listdir(small))], work)

@@ -60,6 +60,16 @@ def main(argv=None) -> int:
     return grade_main(argv)
 
 
+def add_limit_options(p: argparse.ArgumentParser) -> None:
+    """The limits on learner code an instructor sets (``grader.wire.Limits``), for the grader and
+    for the Gradescope bundle alike."""
+    p.add_argument("--call-timeout", type=float, default=Limits.call_s, help="seconds per call into learner code")
+    p.add_argument("--submission-timeout", type=float, default=Limits.submission_s,
+                   help="seconds of learner code per submission")
+    p.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
+                   help="address space of a learner's process, in MiB above what torch itself maps (CPU only)")
+
+
 def grade_main(argv) -> int:
     config = grade.load_config()
     all_topics = grade.topics_of(config)
@@ -76,11 +86,7 @@ def grade_main(argv) -> int:
     p.add_argument("--jobs", type=int, default=default_jobs(),
                    help="grading processes, fed from one queue of submissions (default: one per core and "
                         "one more, for the moments a process waits on its sandbox)")
-    p.add_argument("--call-timeout", type=float, default=Limits.call_s, help="seconds per call into learner code")
-    p.add_argument("--submission-timeout", type=float, default=Limits.submission_s,
-                   help="seconds of learner code per submission")
-    p.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
-                   help="address space of a learner's process, in MiB above what torch itself maps (CPU only)")
+    add_limit_options(p)
     p.add_argument("--brief", action="store_true", help="one line per topic, no per-test lines")
     p.add_argument("--db", help="record the run in this gradebook: a SQLite file or any SQLAlchemy URL "
                                 "(default: gradebook.sqlite beside --out, i.e. out/gradebook.sqlite; 'none': do not record)")

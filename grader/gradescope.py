@@ -33,6 +33,7 @@ import tomllib
 import zipfile
 
 from grader import grade
+from grader.cli import add_limit_options
 from grader.wire import Limits
 
 ROOT = grade.ROOT
@@ -142,11 +143,7 @@ def main(argv) -> int:
     p = argparse.ArgumentParser(prog="grader gradescope-bundle", description=__doc__.split("\n\n")[0])
     p.add_argument("out", help="the zip to write, e.g. autograder.zip")
     p.add_argument("--topics", help=f"comma-separated subset of: {','.join(all_topics)} (default: all)")
-    p.add_argument("--call-timeout", type=float, default=Limits.call_s, help="seconds per call into learner code")
-    p.add_argument("--submission-timeout", type=float, default=Limits.submission_s,
-                   help="seconds of learner code per submission")
-    p.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
-                   help="address space of a learner's process, in MiB above what torch itself maps (CPU only)")
+    add_limit_options(p)
     args = p.parse_args(argv)
     try:
         topics = grade.chosen_topics(args.topics, all_topics)

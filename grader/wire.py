@@ -104,8 +104,8 @@ PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 def encode(obj, subclass=None) -> bytes:
     """Plain data to bytes. Only the types themselves are looked at, never a method that a subclass
     could override: encoding what learner code returned runs none of its code (a subclass of list,
-    tuple, dict or a number is read as the base type; a tensor subclass is refused, or given to
-    ``subclass``, which returns a plain tensor for it or raises WireError)."""
+    tuple, dict or a number is read as the base type; a tensor subclass is refused, unless
+    ``subclass`` turns it into a plain tensor)."""
     blobs: list[bytes] = []
 
     def walk(x):

@@ -46,6 +46,7 @@ import tempfile
 import threading
 import traceback
 import types
+import typing
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -188,7 +189,6 @@ _AUTOGRAD = {"backward", "grad", "requires_grad_", "_make_dual", "make_dual"}
 _REGISTERED = re.compile(r"^(\w+)(?:\[alias\])?(?: \(inactive\))?: registered at", re.M)
 
 
-@functools.lru_cache(maxsize=None)
 def _kernels(names: tuple) -> tuple:
     """``(operator.overload, dispatch key)`` of every kernel registered for the aten operators
     ``names``, as the dispatcher lists them: backends (CPU, CUDA, meta, sparse, MKLDNN ...),
@@ -203,16 +203,15 @@ def _kernels(names: tuple) -> tuple:
     return tuple(sorted(found))
 
 
-def _refuse_kernels(names, watch: "Watch"):
-    """Replace every kernel of the forbidden operators by one that refuses: whatever reaches the
-    operator (``torch._VF``, ``torch.ops``, ``nn.RNN``, a redispatch, a kernel called by its key,
-    another thread, a dispatch mode of the learner's) meets it, and allowed operators run at full
-    speed, with nothing in their way. The registration is held by the watch alone (``torch.library``'s
-    own objects would also list it where a finalizer could undo it). This process only ever runs
-    learner code (and drivers that do not use them)."""
-    kernels = _kernels(tuple(sorted(names)))
+def _refuse_kernels(kernels, watch: "Watch"):
+    """Replace every kernel of the forbidden operators (``_kernels``) by one that refuses: whatever
+    reaches the operator (``torch._VF``, ``torch.ops``, ``nn.RNN``, a redispatch, a kernel called by
+    its key, another thread, a dispatch mode of the learner's) meets it, and allowed operators run at
+    full speed, with nothing in their way. Registered through the dispatcher's own handle
+    (``torch.library``'s objects list a finalizer that would undo it), which no Python object holds.
+    This process only ever runs learner code (and drivers that do not use them)."""
     if not kernels:
-        return None
+        return
     import warnings
     library = torch._C._dispatch_library("IMPL", "aten", "", __file__, 0)
     with warnings.catch_warnings():
@@ -226,7 +225,6 @@ def _refuse_kernels(names, watch: "Watch"):
     # No Python object holds the registration (dropping the last one would undo it): it lives as long
     # as this process, which only ever runs this learner's code for this topic.
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(library))
-    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -248,19 +246,11 @@ class Watch:
     first refusal is kept in ``refused`` (the learner's code cannot catch it away)."""
 
     def __init__(self, rules, folder: str = ""):
-        ops = {r[len("aten."):] for r in rules if r.startswith("aten.")}
-        self.everything = "*" in ops
-        self.names = ops - {"*"}
-        hand = {r.partition(":")[2] for r in rules if r.startswith("autograd:")}
-        self.hand_all, self.hand = "*" in hand, hand - {"*"}
-        if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
-            self.names |= {"_make_dual"}
-        self.overloads = set(_overloads(tuple(sorted(self.names))))
-        _refuse_kernels(self.names, self)
-        for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
-            _refuse(_python_functions(module), self)
-        if not self.everything:
-            _refuse(_decompositions(frozenset(self.overloads)), self)
+        plan = _refusals(tuple(rules))
+        self.everything, self.names, self.overloads = plan.everything, set(plan.names), set(plan.overloads)
+        self.hand_all, self.hand = plan.hand_all, set(plan.hand)
+        _refuse_kernels(plan.kernels, self)
+        _refuse(plan.functions, self)
         self.folder = folder
         self.watching, self.leaving = 0, False
         if self.everything or self.names:
@@ -468,17 +458,36 @@ def _lock(watch: Watch):
 # What to refuse is worked out once, in the fork server (``warm``), and every child only applies it:
 # a plan is a tuple of (function, the code that refuses in its place).
 
+class _Refusals(typing.NamedTuple):
+    everything: bool  # any operator at all ("aten.*")
+    names: frozenset  # the forbidden aten operators
+    hand_all: bool  # every function's gradient is written by hand ("autograd:*")
+    hand: frozenset  # the functions whose gradient is written by hand
+    overloads: frozenset  # of the forbidden operators
+    kernels: tuple  # (operator.overload, dispatch key) of each of their kernels
+    functions: tuple  # the plan for PyTorch's Python functions: forbidden modules', decompositions
+
+
+@functools.lru_cache(maxsize=None)
+def _refusals(rules: tuple) -> _Refusals:
+    """What a watch with ``rules`` refuses. The fork server works it out (``warm``) before it forks,
+    so that every child only applies it."""
+    ops = {r[len("aten."):] for r in rules if r.startswith("aten.")}
+    hand = {r.partition(":")[2] for r in rules if r.startswith("autograd:")}
+    names = ops - {"*"}
+    if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
+        names |= {"_make_dual"}
+    overloads = _overloads(tuple(sorted(names)))
+    functions = [f for r in rules if r.startswith("python:") for f in _python_functions(r.partition(":")[2])]
+    if "*" not in ops:
+        functions += _decompositions(overloads)
+    return _Refusals("*" in ops, frozenset(names), "*" in hand, frozenset(hand - {"*"}), overloads,
+                     _kernels(tuple(sorted(names))), tuple(functions))
+
+
 def warm(rules) -> None:
     """Work out in this process what a watch with ``rules`` refuses, so that forked children only apply it."""
-    ops = {r[len("aten."):] for r in rules if r.startswith("aten.")}
-    hand = any(r.startswith("autograd:") for r in rules)
-    names = (ops - {"*"}) | ({"_make_dual"} if hand else set())
-    overloads = _overloads(tuple(sorted(names)))
-    _kernels(tuple(sorted(names)))
-    for module in (r.partition(":")[2] for r in rules if r.startswith("python:")):
-        _python_functions(module)
-    if "*" not in ops:
-        _decompositions(overloads)
+    _refusals(tuple(rules))
 
 
 @functools.lru_cache(maxsize=None)
@@ -539,7 +548,6 @@ def _registered_decompositions() -> frozenset:
     return frozenset(id(inspect.unwrap(f)) for table in global_decomposition_table.values() for f in table.values())
 
 
-@functools.lru_cache(maxsize=None)
 def _decompositions(overloads: frozenset) -> tuple:
     """PyTorch's Python implementations of the forbidden operators (``torch._decomp``, ``torch._refs``:
     ``_log_softmax``, ``native_layer_norm_backward``, ``lstm`` ... written with allowed operators),
@@ -760,10 +768,9 @@ class Elsewhere(torch.Tensor):
 
 
 def _as_meta(x) -> torch.Tensor:
-    """What the grader is sent of a device pass's result: a plain meta tensor of its shape and dtype."""
-    if type(x) is not Elsewhere:
-        raise wire.WireError(f"a tensor subclass ({type(x).__name__}): return plain tensors")
-    return torch.empty(x.shape, dtype=x.dtype, device="meta")
+    """What the grader is sent of a device pass's result: a plain meta tensor of its shape and dtype
+    (any other tensor subclass comes back as it is, for the wire to refuse)."""
+    return torch.empty(x.shape, dtype=x.dtype, device="meta") if type(x) is Elsewhere else x
 
 
 def _index(index):

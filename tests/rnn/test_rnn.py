@@ -95,12 +95,18 @@ def test_rnn_cell(impl, device, dtype, case):
     W_ih, W_hh, b_ih, b_hh = _weights(case, dtype, device)[0]
     x_t = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
     h_prev = randn(case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device)
-    cell = torch.nn.RNNCell(case.input, case.hidden).to(device=device, dtype=dtype)
+    expected = _torch_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh)
+    check("rnn_cell (compared with torch.nn.RNNCell)", impl.rnn_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh), expected)
+
+
+def _torch_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
+    """``torch.nn.RNNCell`` loaded with the weights, on ``x_t``'s device and dtype, applied once."""
+    H, I = W_ih.shape
+    cell = torch.nn.RNNCell(I, H).to(device=x_t.device, dtype=x_t.dtype)
     with torch.no_grad():
         for p, w in zip((cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh), (W_ih, W_hh, b_ih, b_hh)):
             p.copy_(w)
-        expected = cell(x_t, h_prev)
-    check("rnn_cell (compared with torch.nn.RNNCell)", impl.rnn_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh), expected)
+        return cell(x_t, h_prev)
 
 
 @given(case=shapes, batch_first=st.booleans(), with_h0=st.booleans())
@@ -141,11 +147,7 @@ def test_rnn_cell_saturated(impl, device, dtype):
     W_ih, W_hh, b_ih, b_hh = _weights(ONE, dtype, device)[0]
     x_t = randn(ONE.batch, ONE.input, seed=ONE.seed, dtype=dtype, device=device, scale=1e4)
     h_prev = randn(ONE.batch, ONE.hidden, seed=ONE.seed + 1, dtype=dtype, device=device)
-    cell = torch.nn.RNNCell(ONE.input, ONE.hidden).to(device=device, dtype=dtype)
-    with torch.no_grad():
-        for p, w in zip((cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh), (W_ih, W_hh, b_ih, b_hh)):
-            p.copy_(w)
-        expected = cell(x_t, h_prev)
+    expected = _torch_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh)
     check("rnn_cell with pre-activations of size 1e3 to 1e4 (tanh saturates at +-1, no nan)",
           impl.rnn_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh), expected)
 

@@ -663,6 +663,10 @@ def _contain(me: int):
     call left running as our children is stopped."""
     if os.getpid() != me:
         os._exit(0)
+    try:  # one system call when the call left no child, as nearly every call does
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return
     try:
         with open(f"/proc/{me}/task/{me}/children") as f:
             pids = [int(p) for p in f.read().split()]
@@ -681,8 +685,12 @@ def _hide_grader():
     it imports under these names from now on is a fresh, unused copy. This process keeps its own
     references. Frames, ``gc`` and ``ctypes`` still reach it: the watch is a check of what honest
     code runs, not a boundary (see README, Isolation)."""
-    for name in [n for n in sys.modules if n == "grader" or n.startswith("grader.")]:
-        del sys.modules[name]
+    for name in _GRADER_MODULES:
+        sys.modules.pop(name, None)
+
+
+_GRADER_MODULES: list[str] = []  # their names, listed by the server before each fork: a child that walked
+# sys.modules itself would write to every name's reference count, copying the pages that hold them
 
 
 class _Dead(BaseException):
@@ -1241,12 +1249,15 @@ class _Server:
         self.ctl, self.scratch, self.uid_base = ctl, scratch, uid_base
         self.namespaces = scratch is None
         self.serial = 0
+        self.modules = 0  # how many sys.modules held when _GRADER_MODULES was listed
 
     def uid(self) -> int | None:
         return None if self.uid_base is None else self.uid_base + self.serial % UIDS_PER_SLOT
 
     def serve(self, req: dict):
         self.serial += 1
+        if self.serial == HUGE_PAGES_AFTER:  # a server that has come this far serves a class: worth it now
+            _huge_pages()
         try:  # the grader's rules and drivers, worked out once for every child (which redoes what fails)
             warm(req.get("forbidden", []))
             if req.get("driver"):
@@ -1262,6 +1273,9 @@ class _Server:
             if uid is not None:
                 os.chown(folder, uid, uid)
         nested = self.namespaces and uid is None  # no uid of its own: a pid namespace shields us
+        if len(sys.modules) != self.modules:  # only the server's own (trusted) imports change them
+            self.modules = len(sys.modules)
+            _GRADER_MODULES[:] = [n for n in sys.modules if n == "grader" or n.startswith("grader.")]
         pid = os.fork()
         if pid == 0:
             try:
@@ -1302,6 +1316,32 @@ class _Server:
         else:
             event["code"] = os.WEXITSTATUS(status)
         wire.write_message(self.ctl.fileno(), event)
+
+
+HUGE_PAGES_AFTER = 20  # children served before the server's heap moves to huge pages
+
+
+def _huge_pages():
+    """Back the server's heap with huge pages where the kernel can (``MADV_COLLAPSE``, Linux 6.1+):
+    a fork then copies one entry per 2 MiB instead of 512, and a child's fork and exit cost about
+    half (12.5 against 5.6 ms for both, measured on a 2-core VM). A child's first write into a huge
+    page splits it and copies 4 KiB, as before. The move costs about 0.4 s, once: a server does it
+    when it has served enough children to gain that back (``HUGE_PAGES_AFTER``)."""
+    madvise = _LIBC.madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    huge = 2 << 20
+    try:
+        with open("/proc/self/maps") as f:
+            regions = [line.split() for line in f]
+    except OSError:
+        return
+    for fields in regions:
+        if fields[1].startswith("rw") and (len(fields) == 5 or fields[5] == "[heap]"):  # anonymous memory
+            start, end = (int(a, 16) for a in fields[0].split("-"))
+            start = -(-start // huge) * huge
+            end = end // huge * huge
+            if end > start:
+                madvise(start, end - start, 25)  # MADV_COLLAPSE; where it fails, nothing changes
 
 
 def main():

@@ -76,8 +76,27 @@ def collect(path: str, topics: list[str], workdir: str) -> list[Submission]:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"no such folder or zip: {path}")
     entries = sorted(e for e in os.listdir(path) if not e.startswith("."))
-    return [_prepare(os.path.join(path, e), topics, workdir) for e in entries
-            if os.path.isdir(os.path.join(path, e)) or e.endswith(".zip")]
+    return _distinct([_prepare(os.path.join(path, e), topics, workdir) for e in entries
+                      if os.path.isdir(os.path.join(path, e)) or e.endswith(".zip")])
+
+
+def _distinct(subs: list[Submission]) -> list[Submission]:
+    """Entries of a class folder that would be one student (``alice/`` and ``alice.zip``, or names
+    that differ only in case) are graded under their entries' own names and flagged: which one is
+    that student's cannot be told, so none of them is recorded as that student (a file named after
+    a classmate must not take the classmate's grade)."""
+    groups: dict[str, list[Submission]] = {}
+    for s in subs:
+        groups.setdefault(s.name.casefold(), []).append(s)
+    for same in (g for g in groups.values() if len(g) > 1):
+        entries = sorted(os.path.basename(s.source) for s in same)
+        for s in same:
+            entry = os.path.basename(s.source)
+            note = (f"{len(same)} submissions claim the student name {s.name!r} ({', '.join(entries)}): each is "
+                    "graded under its own file's name, none as that student; rename them and grade again")
+            s.name = entry if entry.endswith(".zip") else f"{entry} (folder)"
+            s.problem = f"{s.problem}; {note}" if s.problem else note
+    return subs
 
 
 def _prepare(path: str, topics, workdir: str) -> Submission:

@@ -65,7 +65,8 @@ class Submission(Base):
     student_id: Mapped[int] = mapped_column(ForeignKey("students.id"), index=True)
     sha256: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(Text)  # the archive or folder name it was graded from
-    submitted_at: Mapped[dt.datetime] = mapped_column()  # the archive's (or folder's) modification time
+    submitted_at: Mapped[dt.datetime] = mapped_column()  # the archive's (or folder's) modification time,
+    # never later than its first grading (a date in the future would stay "latest" for good)
     first_graded_at: Mapped[dt.datetime] = mapped_column()
     student: Mapped[Student] = relationship(back_populates="submissions")
 
@@ -206,7 +207,7 @@ def record(db: str, reports: list[dict], meta: dict, *, when: dt.datetime | None
             if sub is None:
                 sub = subs[r["name"], r["sha256"]] = Submission(
                     student=student, sha256=r["sha256"], source=os.path.basename(r["source"]),
-                    submitted_at=_mtime(r["source"]) or now, first_graded_at=now)
+                    submitted_at=min(_mtime(r["source"]) or now, now), first_graded_at=now)
                 session.add(sub)
             grade = Grade(run=run, submission=sub, score=r["score"], max=r["max"], problem=r["problem"])
             session.add(grade)

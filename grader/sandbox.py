@@ -284,8 +284,11 @@ class Learner:
         self.serial = None
         self.dead: dict[str, LearnerError] = {}
         self.names: list[str] = []
-        self._request = {"op": "open", "topic": topic, "files": files, "driver": driver,
-                         "forbidden": forbidden, "limits": box.limits.as_dict()}
+        # The files go to the child on its own channel, never through the server: what the server
+        # once held, every later child (another student's) would inherit in its memory.
+        self._files = {"files": files}
+        self._request = {"op": "open", "topic": topic, "driver": driver, "forbidden": forbidden,
+                         "limits": box.limits.as_dict()}
         self._open(timeout or box.timeout)
 
     def _open(self, timeout: float):
@@ -304,6 +307,7 @@ class Learner:
                     raise wire.WireError("no channel came with the child")
                 self.chan = fds[0]
                 self.serial = self.box.event(deadline).get("child")
+                wire.write_message(self.chan, self._files)
                 break
             except (OSError, EOFError, TimeoutError, wire.WireError) as e:
                 self._lost()
@@ -411,7 +415,7 @@ class Learner:
             err = LearnerError(reply["error"], str(reply.get("message", ""))[:4000])
             if err.kind.sticky:
                 self.dead[key] = err
-            if err.kind == ErrorKind.INTERNAL:  # the learner's process is not trusted to go on
+            if err.kind == ErrorKind.INTERNAL or reply.get("ended"):  # the learner's process does not go on
                 self.close()
             raise err
         return reply.get("ok")

@@ -41,7 +41,8 @@ class Limits:
     memory_mb: int = 1024  # address space of a learner process, above what torch itself maps: the
     # hidden suites' largest input is a few MB; a memory bomb costs the zero-filling of this much
     cpu_s: int = 120  # CPU time of a learner process
-    nproc: int = 64  # processes of a learner
+    nproc: int = 64  # processes of a learner (where ``processes`` lets it start any)
+    processes: bool = False  # may learner code start processes or programs? (refused by a seccomp filter)
     file_mb: int = 16  # the largest file it may write
     tmp_mb: int = 64  # its private /tmp (and /dev/shm) ...
     tmp_files: int = 2048  # ... and how many files they may hold

@@ -5,11 +5,13 @@ learner's files into a private folder, imports the topic module, and answers cal
 (see ``wire``). The grading process sees only what the child sends back; it compares and scores.
 
 Channels: the server's own channel (a Unix socket, the control channel) carries
-``{"op": "open", "topic", "files", "driver", "forbidden", "limits"}`` from the grading process. For
+``{"op": "open", "topic", "driver", "forbidden", "limits"}`` from the grading process. For
 each open the server makes a fresh socket pair, passes one end to the grading process (SCM_RIGHTS,
 then ``{"child": serial}``) and gives the other to the child, which holds no other descriptor: the
-child can only ever answer for itself. ``{"op": "call", "fn", "args", "kwargs", "driver", "values"}`` (``values``: the device pass) and
-``{"op": "close"}`` go to the child on its own channel. When a child has ended, for whatever reason,
+child can only ever answer for itself. The learner's files (``{"files"}``), then ``{"op": "call",
+"fn", "args", "kwargs", "driver", "values"}`` (``values``: the device pass) and ``{"op": "close"}``
+go to the child on its own channel: no learner's file ever passes through the server, whose memory
+every later child inherits. When a child has ended, for whatever reason,
 and everything it left running is gone, the server sends ``{"event": "exit", "child": serial, ...}``
 on the control channel.
 
@@ -44,6 +46,7 @@ import struct
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import types
 import typing
@@ -260,6 +263,16 @@ class Watch:
         self.refused: str | None = None
         self.strict = False  # inside a function whose gradient is written by hand
         self.active = bool(self.everything or self.names)
+        self.threads: set = set()  # the learner's threads still running (``_threads_watched``)
+
+    def threads_ended(self, within: float = 0.5) -> bool:
+        """Whether every thread the learner's code started has ended (waiting ``within`` seconds
+        for those about to): a thread that outlives the call that started it would run the
+        learner's code outside the watch of the calls to come (a dispatch mode is per thread)."""
+        end = _monotonic() + within
+        while self.threads and _monotonic() < end:
+            _sleep(0.005)
+        return not self.threads
 
     def refuse(self, what: str):
         if self.refused is None:
@@ -397,6 +410,7 @@ class _FunctionMode(TorchFunctionMode):
 
 
 _recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
+_monotonic, _sleep = time.monotonic, time.sleep  # taken before any learner code runs
 
 
 def _lock(watch: Watch):
@@ -468,13 +482,25 @@ class _Refusals(typing.NamedTuple):
     functions: tuple  # the plan for PyTorch's Python functions: forbidden modules', decompositions
 
 
+def _with_backwards(names: set) -> set:
+    """A forbidden operator's own backward kernels are forbidden with it (``_masked_softmax``:
+    ``_masked_softmax_backward``; ``native_layer_norm``: ``native_layer_norm_backward``): they
+    compute the same function's gradient, whether or not the rules name them."""
+    found = set(names)
+    for name in names:
+        for suffix in ("_backward", "_backward_data", "_double_backward"):
+            if getattr(torch.ops.aten, name + suffix, None) is not None:
+                found.add(name + suffix)
+    return found
+
+
 @functools.lru_cache(maxsize=None)
 def _refusals(rules: tuple) -> _Refusals:
     """What a watch with ``rules`` refuses. The fork server works it out (``warm``) before it forks,
     so that every child only applies it."""
     ops = {r[len("aten."):] for r in rules if r.startswith("aten.")}
     hand = {r.partition(":")[2] for r in rules if r.startswith("autograd:")}
-    names = ops - {"*"}
+    names = _with_backwards(ops - {"*"})
     if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
         names |= {"_make_dual"}
     overloads = _overloads(tuple(sorted(names)))
@@ -583,11 +609,20 @@ def _threads_watched(watch: Watch):
 
     def watched_start(function, args, kwargs={}):  # noqa: B006 - the signature of _thread's
         strict = watch.strict
+        token = object()
 
         def run(*a, **k):
-            with watch.call(""), (watch.by_hand() if strict else contextlib.nullcontext()):
-                return function(*a, **k)
-        return start(run, args, kwargs)
+            try:
+                with watch.call(""), (watch.by_hand() if strict else contextlib.nullcontext()):
+                    return function(*a, **k)
+            finally:
+                watch.threads.discard(token)
+        watch.threads.add(token)
+        try:
+            return start(run, args, kwargs)
+        except BaseException:
+            watch.threads.discard(token)
+            raise
 
     watched_start._dlkata = True
     saved = _thread.start_new_thread, threading._start_new_thread
@@ -919,7 +954,7 @@ def _compiled(driver: str) -> types.CodeType:
 def child(req: dict):
     me = os.getpid()
     _limit(req.get("limits", {}))
-    folder = _write_files(req["files"])
+    folder = _write_files(wire.read_message(IN).get("files", {}))
     os.chdir(folder)
     sys.path.insert(0, folder)
     driver = None
@@ -928,6 +963,8 @@ def child(req: dict):
         exec(_compiled(req["driver"]), driver.__dict__)
     watch = Watch(req.get("forbidden", []), folder)  # operator rules; the API names are checked statically
     _hide_grader()
+    if not req.get("limits", {}).get("processes"):
+        _no_new_processes()
     try:
         _seed()
         with watch.call(""):
@@ -936,6 +973,10 @@ def child(req: dict):
             raise Forbidden(f"{watch.refused}, when the module is imported")
     except BaseException as e:  # noqa: BLE001 - anything the learner's import does is reported
         _send({"error": ErrorKind.IMPORT, "message": _learner_trace(e, folder)})
+        return
+    if not watch.threads_ended():
+        _send({"error": ErrorKind.IMPORT, "message": f"{req['topic']}.py starts a thread when it is imported that "
+               "is still running afterwards: a module must not leave threads running"})
         return
     _send({"ok": sorted(n for n in dir(module) if not n.startswith("_"))})
     out_of_memory = f"ran out of memory (the limit is {req.get('limits', {}).get('memory_mb', '?')} MiB)"
@@ -972,6 +1013,11 @@ def child(req: dict):
                 _contain(me)
             if watch.refused:
                 raise Forbidden(watch.refused)
+            if not watch.threads_ended():
+                who = "your code" if msg.get("driver") else f"`{msg['fn']}`"
+                _send({"error": ErrorKind.FORBIDDEN, "ended": True, "message": f"{who} left a thread running after it "
+                       "returned: join every thread you start before returning (no credit for this call)"})
+                return  # this process ends: the next call starts from a fresh import
             changed = _side_effect(kept)
             if changed:
                 who = "your code changed the" if msg.get("driver") else f"`{msg['fn']}` changed its"
@@ -1078,6 +1124,67 @@ def _become_learner(chan: int, uid: int | None):
         _drop_capabilities()
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     os.environ["TMPDIR"] = tempfile.gettempdir()
+
+
+# The system calls that make a process or run a program, per architecture (seccomp's AUDIT_ARCH_*):
+# (execve, execveat, clone, clone3, fork and vfork where they exist).
+_PROCESS_CALLS = {
+    "x86_64": (0xC000003E, {"execve": 59, "execveat": 322, "clone": 56, "clone3": 435, "fork": 57, "vfork": 58}),
+    "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435}),
+}
+CLONE_THREAD = 0x10000
+
+
+def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
+    """A classic-BPF seccomp filter, as ``(code, jt, jf, k)``: ``execve``/``execveat``,
+    ``fork``/``vfork`` and a ``clone`` without ``CLONE_THREAD`` fail with EPERM; ``clone3`` (whose
+    flags a filter cannot read) fails with ENOSYS, so that the C library starts threads with
+    ``clone``; another architecture's calls (a 32-bit ``int 0x80``, x32) fail with EPERM; every
+    other call is allowed."""
+    LD, JEQ, JGE, JSET, RET = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, ...
+    ends = {"allow": 0x7FFF0000, "eperm": 0x00050000 | 1, "enosys": 0x00050000 | 38}  # SECCOMP_RET_*
+    code: list[tuple] = []
+
+    def ins(op, k, jt=None, jf=None):  # jt, jf: the name of an end, or None for the next instruction
+        code.append((op, jt, jf, k))
+
+    ins(LD, 4)  # seccomp_data.arch
+    ins(JEQ, arch, jf="eperm")
+    ins(LD, 0)  # seccomp_data.nr
+    ins(JGE, 0x40000000, jt="eperm")  # x32 calls on x86_64
+    for name in ("execve", "execveat", "fork", "vfork"):
+        if name in calls:
+            ins(JEQ, calls[name], jt="eperm")
+    ins(JEQ, calls["clone3"], jt="enosys")
+    ins(JEQ, calls["clone"], jf="allow")
+    ins(LD, 16)  # clone's flags: the low word of its first argument
+    ins(JSET, CLONE_THREAD, jt="allow", jf="eperm")
+    at = {name: len(code) + k for k, name in enumerate(ends)}
+    program = [(op, at[jt] - i - 1 if jt else 0, at[jf] - i - 1 if jf else 0, k)
+               for i, (op, jt, jf, k) in enumerate(code)]
+    return program + [(RET, 0, 0, value) for value in ends.values()]
+
+
+def _no_new_processes() -> bool:
+    """From now on this process can start threads but no process and no program (seccomp, which
+    needs no_new_privs, set by ``_become_learner``): learner code cannot fork a helper that outlives
+    its call or ``exec`` a fresh interpreter without the watch, whatever route it takes (``os``,
+    ``ctypes``, raw system calls). False where the architecture or the kernel offers no filter."""
+    import platform
+    if platform.machine() not in _PROCESS_CALLS:
+        return False
+    program = _seccomp_program(*_PROCESS_CALLS[platform.machine()])
+
+    class Instruction(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Instruction))]
+
+    instructions = (Instruction * len(program))(*[Instruction(*i) for i in program])
+    PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+    return _LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(Program(len(program), instructions)),
+                       0, 0) == 0
 
 
 def _runtime_under(top: str) -> list[str]:

@@ -5,6 +5,7 @@ cluster started here; the test says why it is skipped when none can be started).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import glob
 import json
 import os
@@ -209,6 +210,25 @@ def test_latest_and_best_submission(db, graded, tmp_path):
     assert history[5].strip() == f"{TOPIC}: 10 / 10 -> {gb._pts(graded['subs']['partial']['score'])} / 10"
     n = c.tests_of(graded["subs"]["partial"])["test_mask_leaves_padding_out"]["failed"]
     assert f"{TOPIC}: test_mask_leaves_padding_out: passed {n}/{n} -> failed 0/{n}" in [x.strip() for x in history]
+
+
+def test_a_submission_dated_in_the_future_is_not_latest_for_good(db, graded, tmp_path):
+    """The date of a submission is its file's, which whoever wrote the file can set: never later than
+    its first grading, so that a date in the future cannot keep it "latest" over later work."""
+    meta = _meta(graded["report"])
+    future = tmp_path / "dave-0.zip"
+    future.write_bytes(b"")
+    os.utime(future, (4_000_000_000, 4_000_000_000))  # 2096
+    gb.record(db, [{**graded["subs"]["partial"], "name": "dave", "source": str(future)}], meta,
+              when=dt.datetime(2026, 1, 1))
+    later = tmp_path / "dave-1.zip"
+    later.write_bytes(b"")
+    os.utime(later, (1_780_000_000, 1_780_000_000))  # 2026-05-28
+    gb.record(db, [{**graded["subs"]["perfect"], "name": "dave", "source": str(later)}], meta,
+              when=dt.datetime(2026, 6, 1))
+    head, rows = gb.rows(db, "latest")
+    dave = next(r for r in rows if r[0] == "dave")
+    assert dave[head.index("submission_sha256")] == graded["subs"]["perfect"]["sha256"]
 
 
 def test_migrations_are_applied_in_order_and_a_newer_gradebook_is_refused(db, monkeypatch):

@@ -32,6 +32,70 @@ def ok(x):
     return x * 2
 
 
+def start_process(route):
+    """Tries to start a process or a program by ``route``; "started", or "refused: <errno>"."""
+    import subprocess
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        if route == "fork":
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+        elif route == "subprocess":
+            subprocess.run(["/bin/true"], check=True)
+        elif route == "posix_spawn":
+            os.waitpid(os.posix_spawn("/bin/true", ["true"], {}), 0)
+        elif route == "ctypes_execv":  # on success this process becomes /bin/true: the call never answers
+            if libc.execv(b"/bin/true", (ctypes.c_char_p * 2)(b"true", None)) == -1:
+                raise OSError(ctypes.get_errno(), "execv")
+        elif route == "raw_fork":  # the system call itself (x86_64's fork, 57), past the C library
+            pid = libc.syscall(57)
+            if pid == 0:
+                os._exit(0)
+            if pid < 0:
+                raise OSError(ctypes.get_errno(), "fork")
+        elif route == "thread":
+            done = []
+            t = threading.Thread(target=done.append, args=(1,))
+            t.start()
+            t.join()
+            assert done == [1]
+    except OSError as e:
+        return f"refused: {e.errno}"
+    return "started"
+
+
+def leave_thread():
+    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+    return 1
+
+
+def scan_memory(digests):
+    """The sha256 digests of every ``DLKATA-LEAK-<32 hex digits>`` in this process's memory that
+    are among ``digests`` (the marker itself is never sent here: only its digest)."""
+    import hashlib
+    import re
+    found = set()
+    pattern = re.compile(rb"DLKATA-LEAK-([0-9a-f]{32})")
+    with open("/proc/self/maps") as f:
+        regions = [line.split() for line in f]
+    for fields in regions:
+        if not fields[1].startswith("r") or (len(fields) > 5 and fields[5].startswith("[v")):
+            continue
+        lo, hi = (int(a, 16) for a in fields[0].split("-"))
+        for start in range(lo, hi, 1 << 22):
+            try:
+                chunk = ctypes.string_at(start, min(1 << 22, hi - start))
+            except Exception:
+                continue
+            for m in pattern.finditer(chunk):
+                d = hashlib.sha256(m.group(1)).hexdigest()
+                if d in digests:
+                    found.add(d)
+    return sorted(found)
+
+
 def spin():
     while True:
         pass
@@ -298,8 +362,15 @@ def _own_uids(box) -> bool:
     return os.geteuid() == 0 and sb.CHILD_UIDS
 
 
-def _open(b: Sandbox, **kw):
-    return b.open("hostile", {"hostile.py": HOSTILE}, **kw)
+def _open(b: Sandbox, processes: bool = False, **kw):
+    """The hostile module in a fresh child; ``processes=True`` lets it fork and exec (the seccomp
+    filter off), to test what contains the processes it makes."""
+    limits = b.limits
+    b.limits = dataclasses.replace(limits, processes=processes)
+    try:
+        return b.open("hostile", {"hostile.py": HOSTILE}, **kw)
+    finally:
+        b.limits = limits
 
 
 def test_a_call_comes_back_as_plain_data(box):
@@ -414,8 +485,53 @@ def test_memory_creeping_up_to_the_limit_is_stopped_with_a_clear_message(box, fn
     learner.close()
 
 
-def test_fork_bomb_is_contained(box):
+@pytest.mark.parametrize("route", ["fork", "subprocess", "posix_spawn", "ctypes_execv", "raw_fork"])
+def test_learner_code_starts_no_process_and_no_program(box, route):
+    """A seccomp filter: no fork, no exec, by any route (a helper process would run outside the watch
+    and outlive its call; a fresh interpreter would have no watch at all). Threads still start."""
+    if route == "raw_fork" and os.uname().machine != "x86_64":
+        pytest.skip("the raw system call's number is x86_64's")
     learner = _open(box)
+    assert learner.call("start_process", route) == "refused: 1"  # EPERM
+    assert learner.call("start_process", "thread") == "started"
+    assert learner.call("ok", torch.ones(1)).tolist() == [2.0]
+    learner.close()
+
+
+def test_a_thread_left_running_fails_its_call_and_the_next_call_starts_afresh(box):
+    learner = _open(box, forbidden=["aten.logsumexp"])  # a watch (threads are watched where a watch is)
+    with pytest.raises(LearnerError) as e:
+        learner.call("leave_thread")
+    assert e.value.kind == "forbidden" and "left a thread running" in e.value.message, e.value.message
+    assert learner.call("ok", torch.ones(1)).tolist() == [2.0]  # a fresh process, the module imported again
+    assert learner.call("start_process", "thread") == "started"  # a thread joined before returning is fine
+    learner.close()
+
+
+def test_a_module_that_leaves_a_thread_running_at_import_does_not_import(box):
+    source = "import threading, time\n\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+    with pytest.raises(LearnerError) as e:
+        box.open("hostile", {"hostile.py": source + HOSTILE}, forbidden=["aten.logsumexp"])
+    assert e.value.kind == "import" and "starts a thread when it is imported" in e.value.message, e.value.message
+
+
+def test_no_child_inherits_an_earlier_childs_files(box):
+    """A classmate's sources never pass through the fork server (whose memory every later child
+    inherits): a child that scans its whole memory finds no trace of the files of the one before."""
+    import hashlib
+    import secrets
+    marker = secrets.token_hex(16)
+    first = box.open("hostile", {"hostile.py": HOSTILE + f"\n# DLKATA-LEAK-{marker}\n"})
+    assert first.call("ok", torch.ones(1)).tolist() == [2.0]
+    first.close()
+    digest = hashlib.sha256(marker.encode()).hexdigest()
+    second = _open(box)
+    assert second.call("scan_memory", [digest], timeout=60) == []
+    second.close()
+
+
+def test_fork_bomb_is_contained(box):
+    learner = _open(box, processes=True)
     start = time.monotonic()
     with pytest.raises(LearnerError) as e:
         learner.call("fork_bomb", timeout=2.0)
@@ -432,13 +548,13 @@ def test_a_setsid_grandchild_does_not_survive(box):
     if not _own_uids(box):
         pytest.skip(ROOT_ONLY)
     uids = set(_uids(box))
-    learner = _open(box)
+    learner = _open(box, processes=True)
     assert learner.call("escape") is True
     assert len(c.processes_of(uids)) >= 2  # the learner's process and the grandchild
     learner.close()  # the learner's process ends: whatever it left behind goes with it
     assert c.wait_until_gone(uids, 5) == []
     server = box.proc.pid
-    again = _open(box)  # the server still serves
+    again = _open(box, processes=True)  # the server still serves
     assert again.call("ok", torch.ones(1)).tolist() == [2.0]
     assert again.call("escape") is True
     assert box.proc.pid == server
@@ -480,7 +596,7 @@ def test_no_child_can_open_another_process_memory_or_signal_it(box):
 
 
 def test_what_a_child_leaves_running_dies_with_its_run(box):
-    learner = _open(box)
+    learner = _open(box, processes=True)
     try:
         learner.call("linger")  # its own answer may already be garbled by its own thread
     except LearnerError as e:

@@ -173,3 +173,21 @@ def test_a_folder_name_that_is_not_text_is_refused_alone(tmp_path):
     assert [s.name for s in subs] == ["alice", "bad\ufffd\ufffdname"]
     assert subs[0].problem is None and subs[0].root
     assert subs[1].root is None and "not valid text" in subs[1].problem
+
+
+def test_entries_claiming_one_student_name_are_graded_apart_and_flagged(tmp_path):
+    """``alice/`` and ``alice.zip`` (or ``Alice/``) in one class folder: which is alice's cannot be
+    told, so each is graded under its own entry's name, flagged, and none is recorded as alice."""
+    folder = tmp_path / "class"
+    c.good(str(folder / "alice"))
+    c.good(str(folder / "Bob"))
+    c.good(str(folder / "bob"))
+    c.good(str(folder / "carol"))
+    (folder / "alice.zip").write_bytes(c.zip_bytes([("perplexity/perplexity.py", "x = 1\n", FILE)]))
+    subs = {s.name: s for s in grade.collect(str(folder), ["perplexity"], str(tmp_path))}
+    assert sorted(subs) == ["Bob (folder)", "alice (folder)", "alice.zip", "bob (folder)", "carol"]
+    for name in ("alice (folder)", "alice.zip"):
+        assert "2 submissions claim the student name 'alice' (alice, alice.zip)" in subs[name].problem
+        assert subs[name].root  # still graded
+    assert "claim the student name 'Bob'" in subs["Bob (folder)"].problem
+    assert subs["carol"].problem is None

@@ -17,6 +17,7 @@ sample: replays torch.multinomial with the generator, no '.'    test_sample
 one_hot by hand, dtype, device of xs                            test_one_hot
 loss: mean cross-entropy + reg * mean(W ** 2), stable at 1e4    test_neural_bigram_loss
 rows of W of very different scale                               loss and gradient tests (scale rows)
+weights near 1e4: the max taken out, not added back             loss and gradient tests (scale offset)
 loss differentiable: autograd through it matches torch          test_neural_bigram_loss_gradient
 grad by hand; unselected rows get the regularizer's part only   test_neural_bigram_grad
 dtype and device of the inputs kept                             every test (float64, float32, cuda)
@@ -189,15 +190,19 @@ def test_one_hot(impl, device, dtype, case):
 
 neural = cases(n=dims(1, 8), vocab=dims(2, 6), seed=seeds())
 regs = st.sampled_from([0.0, 0.01, 0.5])
-# "rows": the rows of W alternate between a spread of 1e4 and of 1
-scales = st.sampled_from([1.0, 1e4, "rows"])
+# "rows": the rows of W alternate between a spread of 1e4 and of 1; "offset": every weight near 1e4
+# (spread 1): a log-sum-exp written as m + log(sum exp(x - m)) rounds to float32's grid at 1e4 (steps
+# of 1e-3) and loses the digits that (x - m) - log(sum exp(x - m)) keeps
+scales = st.sampled_from([1.0, 1e4, "rows", "offset"])
 # Fixed cases: more rows than bigrams (some rows of W selected by no xs), and the reverse.
 FEW = Case(n=3, vocab=5, seed=1)
 MANY = Case(n=8, vocab=3, seed=2)
 
 
 def _neural_inputs(case, dtype, device, scale):
-    if scale == "rows":
+    if scale == "offset":
+        W = (randn(case.vocab, case.vocab, seed=case.seed) + 1e4).to(dtype=dtype, device=device)
+    elif scale == "rows":
         W = randn(case.vocab, case.vocab, seed=case.seed)
         W = (W * torch.tensor([1e4 if r % 2 == 0 else 1.0 for r in range(case.vocab)])[:, None])
         W = W.to(dtype=dtype, device=device)
@@ -209,6 +214,8 @@ def _neural_inputs(case, dtype, device, scale):
 
 
 def _scale(scale):
+    if scale == "offset":
+        return "weights of spread 1 around 1e4"
     return "rows of spread 1e4 and 1 in turn" if scale == "rows" else f"scale {scale:g}"
 
 
@@ -221,6 +228,7 @@ def _reference_loss(W, xs, ys, reg):
 @example(case=FEW, reg=0.5, scale=1.0)
 @example(case=MANY, reg=0.0, scale=1e4)
 @example(case=MANY, reg=0.01, scale="rows")
+@example(case=FEW, reg=0.0, scale="offset")
 def test_neural_bigram_loss(impl, device, dtype, case, reg, scale):
     W, xs, ys = _neural_inputs(case, dtype, device, scale)
     check(f"neural_bigram_loss(W, xs, ys, reg={reg}) with W of {_scale(scale)}",
@@ -230,6 +238,7 @@ def test_neural_bigram_loss(impl, device, dtype, case, reg, scale):
 @given(case=neural, reg=regs, scale=scales)
 @example(case=FEW, reg=0.5, scale=1.0)
 @example(case=MANY, reg=0.01, scale="rows")
+@example(case=FEW, reg=0.0, scale="offset")
 def test_neural_bigram_loss_gradient(impl, device, dtype, case, reg, scale):
     """``loss.backward()`` through the learner's loss, as a training loop does, against torch."""
     W, xs, ys = _neural_inputs(case, dtype, device, scale)
@@ -249,6 +258,7 @@ def test_neural_bigram_loss_gradient(impl, device, dtype, case, reg, scale):
 @example(case=FEW, reg=0.5, scale=1.0)
 @example(case=MANY, reg=0.0, scale=1e4)
 @example(case=MANY, reg=0.01, scale="rows")
+@example(case=FEW, reg=0.0, scale="offset")
 def test_neural_bigram_grad(impl, device, dtype, case, reg, scale):
     W, xs, ys = _neural_inputs(case, dtype, device, scale)
     ref_W = W.clone().requires_grad_(True)

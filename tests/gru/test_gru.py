@@ -8,7 +8,7 @@ stack: layer l reads layer l-1, starts from h0[l]             -> test_gru_forwar
 h0 None means zeros                                           -> test_gru_forward (with_h0=False)
 batch_first input and output, h_n never batch-first           -> test_gru_forward (batch_first)
 T = 1, B = 1 edges; H = 1                                     -> test_gru_forward (EDGE, THIN)
-sigmoid and tanh exact for any input (no nan from exp)        -> test_gru_cell_saturated
+sigmoid and tanh exact for any input (no nan from exp)        -> test_gru_cell_saturated, *_backward_saturated
 differentiable for x, h0 and every weight                     -> test_gru_forward_gradients
 backward: dh gathers both paths; db_ih and db_hh differ in n  -> test_gru_cell_backward
 device and dtype of the inputs                                -> every test, over devices and dtypes
@@ -149,8 +149,20 @@ def test_gru_forward_gradients(impl, device, dtype, case, batch_first, with_h0):
 @given(case=cells)
 @example(case=ONE)
 def test_gru_cell_backward(impl, device, dtype, case):
+    _check_cell_backward(impl, device, dtype, case, 1.0, "gru_cell_backward (compared with autograd on "
+                                                         "torch.nn.GRUCell)")
+
+
+def test_gru_cell_backward_saturated(impl, device, dtype):
+    """Pre-activations in the thousands: the gates' derivatives are 0, not nan (a backward that
+    recomputes the gates with exp written out overflows)."""
+    _check_cell_backward(impl, device, dtype, ONE, 1e4, "gru_cell_backward with pre-activations of size 1e3 to 1e4 "
+                                                        "(compared with autograd on torch.nn.GRUCell; no nan)")
+
+
+def _check_cell_backward(impl, device, dtype, case, x_scale, what):
     weights = _weights(case, dtype, device)[0]
-    x = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
+    x = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device, scale=x_scale)
     h = randn(case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device)
     d_h_next = randn(case.batch, case.hidden, seed=case.seed + 2, dtype=dtype, device=device)
     cell = _load(torch.nn.GRUCell(case.input, case.hidden).to(device=device, dtype=dtype), [weights])
@@ -167,7 +179,7 @@ def test_gru_cell_backward(impl, device, dtype, case):
             first = first or str(e)
     if wrong:
         right = [n for n in GRADS if n not in wrong]
-        raise Mismatch(f"gru_cell_backward (compared with autograd on torch.nn.GRUCell): wrong {', '.join(wrong)}"
+        raise Mismatch(f"{what}: wrong {', '.join(wrong)}"
                        + (f" (right: {', '.join(right)})" if right else "") + f". First, {first}")
 
 

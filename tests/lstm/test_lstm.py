@@ -14,7 +14,7 @@ What the stub promises, and where it is tested:
 | a forward a student trains through: gradients of x, h, c / hc0 and every weight | ``test_*_gradients`` |
 | the backward: every gradient, ``d_c_next`` added, ``dc`` through f, both biases | ``test_lstm_cell_backward`` |
 | edges: T = 1, B = 1, H = 1, I = 1 | ``EDGE``, ``THIN`` examples; strategies reach them |
-| sigmoid and tanh exact for any input (no ``nan`` from an ``exp`` that overflows) | ``test_lstm_cell_saturated`` |
+| sigmoid and tanh exact for any input (no ``nan`` from an ``exp`` that overflows) | ``test_lstm_cell_saturated``, ``test_lstm_cell_backward_saturated`` |
 | dtype of the inputs | every test, float64 and float32 |
 | device of the inputs (no ``.cpu()``, no numpy) | ``test_device_propagation`` (meta device) |
 | inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
@@ -153,8 +153,20 @@ def test_lstm_forward(impl, device, dtype, case, with_hc0):
 @example(case=ONE)
 @example(case=THIN)
 def test_lstm_cell_backward(impl, device, dtype, case):
+    _check_cell_backward(impl, device, dtype, case, 1.0, "lstm_cell_backward (compared with autograd on torch.nn.LSTMCell)")
+
+
+def test_lstm_cell_backward_saturated(impl, device, dtype):
+    """Pre-activations in the thousands: the gates' derivatives are 0, not nan (a backward that
+    recomputes the gates with exp written out overflows)."""
+    _check_cell_backward(impl, device, dtype, ONE, 1e4, "lstm_cell_backward with pre-activations of size 1e3 "
+                         "to 1e4 (compared with autograd on torch.nn.LSTMCell; no nan)")
+
+
+def _check_cell_backward(impl, device, dtype, case, x_scale, what):
     weights = _weights(case, dtype, device)
     x, h, c = _step_inputs(case, dtype, device)
+    x = x * x_scale
     d_h_next = randn(case.batch, case.hidden, seed=case.seed + 3, dtype=dtype, device=device)
     d_c_next = randn(case.batch, case.hidden, seed=case.seed + 4, dtype=dtype, device=device)
     cell = _torch_cell(weights, dtype, device)
@@ -166,7 +178,7 @@ def test_lstm_cell_backward(impl, device, dtype, case):
     inputs = dict(zip(("x", "h", "c", "W_ih", "W_hh", "b_ih", "b_hh"), (x, h, c, *weights)))
     with forward_or_backward(impl, "lstm_cell", _lstm_cell_reference, inputs, dict(zip(inputs, grads)),
                              (d_h_next, d_c_next)):
-        _check_all("lstm_cell_backward (compared with autograd on torch.nn.LSTMCell)", GRADS, grads, expected)
+        _check_all(what, GRADS, grads, expected)
 
 
 def _lstm_cell_reference(x, h, c, W_ih, W_hh, b_ih, b_hh):

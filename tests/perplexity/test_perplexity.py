@@ -5,7 +5,7 @@ Every promise of the stub, and the test that holds it to it (fixed ``@example``s
 ==============================================================  ======================================
 ``token_nll``: ``-log softmax[target]``, logits ``(..., V)``      test_token_nll (1 to 3 leading dims)
 ``token_nll``: ids outside ``[0, V)`` give a finite value         test_token_nll (padding -100, -1, 99)
-stable for logits of 1e4, positions of very different scale       test_token_nll, test_perfect_*  
+stable for logits of 1e4, positions of very different scale       test_token_nll, test_perplexity_and_gradient (offset), test_perfect_*
 perplexity = exp of the MEAN NLL, natural log                     test_perplexity_and_gradient
 differentiable with respect to the logits                         every perplexity test but the nan one
 ``ignore_index`` leaves padding out of sum and count              test_ignore_index_leaves_padding_out
@@ -118,13 +118,15 @@ def test_token_nll(impl, device, dtype, case, scale, pad):
           got, expected)
 
 
-@given(case=shapes)
-@example(case=BT)
-@example(case=NV)
-@example(case=DEEP)
-def test_perplexity_and_gradient(impl, device, dtype, case):
-    logits, targets = _logits(case, dtype, device), _targets(case, device)
-    _check_with_gradient(impl, f"perplexity({_shape(case)})", logits, targets, None)
+@given(case=shapes, scale=st.sampled_from([3.0, "offset"]))
+@example(case=BT, scale=3.0)
+@example(case=NV, scale=3.0)
+@example(case=DEEP, scale=3.0)
+@example(case=NV, scale="offset")
+def test_perplexity_and_gradient(impl, device, dtype, case, scale):
+    logits, targets = _logits(case, dtype, device, scale), _targets(case, device)
+    spread = " with logits of spread 3 around 1e4" if scale == "offset" else ""
+    _check_with_gradient(impl, f"perplexity({_shape(case)}){spread}", logits, targets, None)
 
 
 @given(case=shapes, pad=pads)

@@ -243,6 +243,7 @@ OPERATIONS = {  # id: (expression, step, inputs)
     "pow_minus_half": ("a ** -0.5", ["pow", 0, -0.5], POSITIVE),
     "pow_1.5": ("a ** 1.5", ["pow", 0, 1.5], POSITIVE),
     "pow_at_zero": ("a ** 2 at a = 0 (gradient 0; no division by a)", ["pow", 0, 2], [[0.0, 1.0]]),
+    "pow_float_at_zero": ("a ** 2.0 at a = 0 (gradient 0; no division by a)", ["pow", 0, 2.0], [[0.0, 1.0]]),
     "relu_negative": ("a.relu() with a < 0", ["relu", 0], [[-1.5, 0.0], [-0.2, 0.0]]),
     "relu_positive": ("a.relu() with a > 0", ["relu", 0], [[1.5, 0.0], [0.2, 0.0]]),
     "relu_zero": ("a.relu() with a = 0 (gradient 0 there, as in torch)", ["relu", 0], [[0.0, 0.0]]),

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 
 import torch
@@ -77,24 +78,39 @@ def collect(path: str, topics: list[str], workdir: str) -> list[Submission]:
         raise FileNotFoundError(f"no such folder or zip: {path}")
     entries = sorted(e for e in os.listdir(path) if not e.startswith("."))
     return _distinct([_prepare(os.path.join(path, e), topics, workdir) for e in entries
-                      if os.path.isdir(os.path.join(path, e)) or e.endswith(".zip")])
+                      if os.path.isdir(os.path.join(path, e)) or _is_zip(e)])
+
+
+def _is_zip(name: str) -> bool:
+    return name.strip().lower().endswith(".zip")
+
+
+def _same_student(name: str) -> str:
+    """What two names that would be read as the same student have in common: compatibility forms
+    (full-width letters, a separate accent), invisible characters, case, and spaces or dots around
+    it set aside."""
+    name = unicodedata.normalize("NFKC", name)
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp"))
+    return name.strip(" .\t").casefold()
 
 
 def _distinct(subs: list[Submission]) -> list[Submission]:
     """Entries of a class folder that would be one student (``alice/`` and ``alice.zip``, or names
-    that differ only in case) are graded under their entries' own names and flagged: which one is
-    that student's cannot be told, so none of them is recorded as that student (a file named after
-    a classmate must not take the classmate's grade)."""
+    that differ only in case, in invisible characters, in spaces or dots around them, or in the
+    Unicode form of the same letters: ``_same_student``) are graded under their entries' own names
+    and flagged: which one is that student's cannot be told, so none of them is recorded as that
+    student (a file named after a classmate must not take the classmate's grade, nor pass for it in
+    a table or an LMS import that trims or normalizes names)."""
     groups: dict[str, list[Submission]] = {}
     for s in subs:
-        groups.setdefault(s.name.casefold(), []).append(s)
+        groups.setdefault(_same_student(s.name), []).append(s)
     for same in (g for g in groups.values() if len(g) > 1):
         entries = sorted(os.path.basename(s.source) for s in same)
         for s in same:
             entry = os.path.basename(s.source)
             note = (f"{len(same)} submissions claim the student name {s.name!r} ({', '.join(entries)}): each is "
                     "graded under its own file's name, none as that student; rename them and grade again")
-            s.name = entry if entry.endswith(".zip") else f"{entry} (folder)"
+            s.name = entry if _is_zip(entry) else f"{entry} (folder)"
             s.problem = f"{s.problem}; {note}" if s.problem else note
     return subs
 
@@ -104,7 +120,7 @@ def _prepare(path: str, topics, workdir: str) -> Submission:
     archive or a folder however malformed) stops the others from being graded."""
     name = os.path.basename(path.rstrip("/"))
     name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # names that are not text
-    s = Submission(name=name.removesuffix(".zip"), source=path)
+    s = Submission(name=name[:-4] if name.lower().endswith(".zip") else name, source=path)
     try:
         _read(s, path, topics, workdir)
     except Exception as e:  # noqa: BLE001 - a bad submission costs only itself

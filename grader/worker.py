@@ -264,15 +264,17 @@ class Watch:
         self.strict = False  # inside a function whose gradient is written by hand
         self.active = bool(self.everything or self.names)
         self.threads: set = set()  # the learner's threads still running (``_threads_watched``)
+        self.baseline = _thread_count()  # Python threads running before any learner code: counted by
+        # the interpreter, so that a thread started by any route (an alias, a C extension) counts
 
     def threads_ended(self, within: float = 0.5) -> bool:
         """Whether every thread the learner's code started has ended (waiting ``within`` seconds
         for those about to): a thread that outlives the call that started it would run the
         learner's code outside the watch of the calls to come (a dispatch mode is per thread)."""
         end = _monotonic() + within
-        while self.threads and _monotonic() < end:
+        while (self.threads or _thread_count() > self.baseline) and _monotonic() < end:
             _sleep(0.005)
-        return not self.threads
+        return not self.threads and _thread_count() <= self.baseline
 
     def refuse(self, what: str):
         if self.refused is None:
@@ -411,6 +413,7 @@ class _FunctionMode(TorchFunctionMode):
 
 _recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
 _monotonic, _sleep = time.monotonic, time.sleep  # taken before any learner code runs
+_thread_count = __import__("_thread")._count  # the interpreter's count of the threads _thread started
 
 
 def _lock(watch: Watch):
@@ -625,12 +628,12 @@ def _threads_watched(watch: Watch):
             raise
 
     watched_start._dlkata = True
-    saved = _thread.start_new_thread, threading._start_new_thread
-    _thread.start_new_thread = threading._start_new_thread = watched_start
+    saved = _thread.start_new_thread, _thread.start_new, threading._start_new_thread  # start_new: an old alias
+    _thread.start_new_thread = _thread.start_new = threading._start_new_thread = watched_start
     try:
         yield
     finally:
-        _thread.start_new_thread, threading._start_new_thread = saved
+        _thread.start_new_thread, _thread.start_new, threading._start_new_thread = saved
 
 
 def _limit(limits: dict):
@@ -990,6 +993,10 @@ def child(req: dict):
         if not callable(fn):
             _send({"error": ErrorKind.MISSING, "message": f"{req['topic']}.py has no function {msg['fn']}"})
             continue
+        if watch.threads or _thread_count() > watch.baseline:  # one that only began to run after its call
+            _send({"error": ErrorKind.FORBIDDEN, "ended": True, "message": "a thread your code started earlier is "
+                   "still running: join every thread you start before returning (no credit for this call)"})
+            return
         watch.refused = None
         args, kwargs = _materialize(msg.get("args", [])), _materialize(msg.get("kwargs", {}))
         elsewhere = msg.get("values") == "elsewhere"

@@ -66,8 +66,12 @@ def start_process(route):
     return "started"
 
 
-def leave_thread():
-    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+def leave_thread(how):
+    if how == "threading":
+        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+    else:  # an old alias of _thread.start_new_thread
+        import _thread
+        _thread.start_new(time.sleep, (30,))
     return 1
 
 
@@ -498,11 +502,16 @@ def test_learner_code_starts_no_process_and_no_program(box, route):
     learner.close()
 
 
-def test_a_thread_left_running_fails_its_call_and_the_next_call_starts_afresh(box):
-    learner = _open(box, forbidden=["aten.logsumexp"])  # a watch (threads are watched where a watch is)
+@pytest.mark.parametrize("how", ["threading", "_thread.start_new"])
+@pytest.mark.parametrize("rules", [["aten.logsumexp"], []], ids=["watched", "no rules"])
+def test_a_thread_left_running_fails_its_call_and_the_next_call_starts_afresh(box, how, rules):
+    learner = _open(box, forbidden=rules)
     with pytest.raises(LearnerError) as e:
-        learner.call("leave_thread")
-    assert e.value.kind == "forbidden" and "left a thread running" in e.value.message, e.value.message
+        learner.call("leave_thread", how)
+        learner.call("ok", torch.ones(1))  # a thread that began to run only after its call: found at the next
+    message = e.value.message
+    assert e.value.kind == "forbidden", message
+    assert "left a thread running" in message or "a thread your code started earlier is still running" in message
     assert learner.call("ok", torch.ones(1)).tolist() == [2.0]  # a fresh process, the module imported again
     assert learner.call("start_process", "thread") == "started"  # a thread joined before returning is fine
     learner.close()

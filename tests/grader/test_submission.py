@@ -191,3 +191,23 @@ def test_entries_claiming_one_student_name_are_graded_apart_and_flagged(tmp_path
         assert subs[name].root  # still graded
     assert "claim the student name 'Bob'" in subs["Bob (folder)"].problem
     assert subs["carol"].problem is None
+
+
+@pytest.mark.parametrize("look_alike", ["alice ", "alice.", "\uff41lice", "al\u200bice", "ALICE"],
+                         ids=["trailing-space", "trailing-dot", "full-width", "zero-width-space", "case"])
+def test_names_that_read_as_a_classmates_are_flagged_too(tmp_path, look_alike):
+    folder = tmp_path / "class"
+    c.good(str(folder / "alice"))
+    c.good(str(folder / "jose\u0301"))  # josé with a separate accent
+    c.good(str(folder / "jos\u00e9"))  # josé in one character
+    c.good(str(folder / look_alike))
+    subs = {s.name: s for s in grade.collect(str(folder), ["perplexity"], str(tmp_path))}
+    assert "alice" not in subs and subs["alice (folder)"].problem and subs[f"{look_alike} (folder)"].problem
+    assert sum("claim the student name" in (s.problem or "") for s in subs.values()) == 4  # the two josés too
+
+
+def test_an_archive_named_in_capitals_is_graded(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "alice.ZIP").write_bytes(c.zip_bytes([("perplexity/perplexity.py", "x = 1\n", FILE)]))
+    assert [s.name for s in grade.collect(str(folder), ["perplexity"], str(tmp_path))] == ["alice"]

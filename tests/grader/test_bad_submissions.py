@@ -18,7 +18,9 @@ CE = "cross_entropy"
 CE_SOLUTION = os.path.join(c.ROOT, "solutions", CE, f"{CE}.py")
 ESC_NAME = "esc\x1b[2J\x1b[31mname"
 FORMULAS = ["=HYPERLINK(\"http:evil\",\"x\")", "+1+2", "-3", "@SUM(1)"]
-COLLIDING = ["Ann Lee", "Ann_Lee", "ann lee"]
+# Three students whose names map to the same file name (Ann_Lee.json); names that only differ in case,
+# such as "ann lee", would be one student (flagged: tests/grader/test_submission.py)
+COLLIDING = ["Ann Lee", "Ann_Lee", "Ann?Lee"]
 
 
 def _ce_source() -> str:

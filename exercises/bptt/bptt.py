@@ -83,7 +83,7 @@ def truncated_bptt(x, h0, W_ih, W_hh, b_ih, b_hh, d_output, k):
 
 def clip_grad_norm(grads, max_norm, eps=1e-6):
     """Clip by global norm, like ``torch.nn.utils.clip_grad_norm_`` (which works in place on
-    ``.grad``; here you return new tensors).
+    ``.grad``; here you return new tensors, even when nothing is clipped).
 
     ``total_norm = sqrt(sum over all tensors of sum(g ** 2))``; every tensor is multiplied by
     ``min(1, max_norm / (total_norm + eps))``: one factor for all (clipping each tensor on its own

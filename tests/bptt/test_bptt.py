@@ -16,6 +16,7 @@ What the stub promises, and where it is tested:
 | clipping: any shapes (a 0-dim tensor too), tensors of very different scales, zeros | ``test_clip_grad_norm`` examples |
 | clipping: ``eps`` given or left at its default 1e-6 | ``test_clip_grad_norm`` (``eps``) |
 | ``total_norm`` a 0-dim tensor of the gradients' dtype, before clipping | ``test_clip_grad_norm`` |
+| clipping returns new tensors, even when nothing is clipped | ``test_clip_grad_norm_returns_new_tensors`` |
 | dtype of the inputs | every test, float64 and float32 |
 | device of the inputs | ``test_device_propagation`` (meta device) |
 | inputs not changed in place, new tensors returned | every call (the sandbox compares inputs) |
@@ -213,6 +214,23 @@ def test_clip_grad_norm(impl, device, dtype, case, max_norm, eps):
     clipped = unpack(clipped, len(grads), f"{what}: the clipped list")
     for i, (c, e) in enumerate(zip(clipped, expected)):
         check(f"{what}: clipped tensor {i}", c, e)
+
+
+@given(case=clip_cases, max_norm=st.sampled_from([0.1, 1e3]))
+@example(case=SEVERAL, max_norm=1e3)  # nothing to clip: the factor is 1
+@example(case=SEVERAL, max_norm=0.1)
+def test_clip_grad_norm_returns_new_tensors(impl, device, dtype, case, max_norm):
+    """New tensors even when nothing is clipped: a caller that changes a clipped gradient in place (an
+    optimizer's update) must not change the gradients it passed in."""
+    grads = [randn(*(shape or [1]), seed=case.seed + i, dtype=dtype, device=device, scale=scale).reshape(shape)
+             for i, (shape, scale) in enumerate(zip(case.shapes, case.scales))]
+    shared = impl.drive("clipped_sharing_memory", grads, max_norm)
+    if not isinstance(shared, list):
+        raise Mismatch(f"clip_grad_norm should return (clipped, total_norm) with clipped a list, got {shared!r}"[:300])
+    if shared:
+        raise Mismatch(f"clip_grad_norm(max_norm={max_norm}) returned input tensor(s) {shared} themselves, not new "
+                       "tensors: return g * factor for every g, even when the factor is 1 (a caller that updates a "
+                       "clipped gradient in place would change the gradient it passed in)")
 
 
 def _device_case(fn):

@@ -120,7 +120,7 @@ def _prepare(path: str, topics, workdir: str) -> Submission:
     archive or a folder however malformed) stops the others from being graded."""
     name = os.path.basename(path.rstrip("/"))
     name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # names that are not text
-    s = Submission(name=name[:-4] if name.lower().endswith(".zip") else name, source=path)
+    s = Submission(name=name.rstrip()[:-4] if _is_zip(name) else name, source=path)
     try:
         _read(s, path, topics, workdir)
     except Exception as e:  # noqa: BLE001 - a bad submission costs only itself

@@ -993,7 +993,7 @@ def child(req: dict):
         if not callable(fn):
             _send({"error": ErrorKind.MISSING, "message": f"{req['topic']}.py has no function {msg['fn']}"})
             continue
-        if watch.threads or _thread_count() > watch.baseline:  # one that only began to run after its call
+        if not watch.threads_ended(within=0):  # one that only began to run after its call returned
             _send({"error": ErrorKind.FORBIDDEN, "ended": True, "message": "a thread your code started earlier is "
                    "still running: join every thread you start before returning (no credit for this call)"})
             return

@@ -206,8 +206,9 @@ def test_names_that_read_as_a_classmates_are_flagged_too(tmp_path, look_alike):
     assert sum("claim the student name" in (s.problem or "") for s in subs.values()) == 4  # the two josés too
 
 
-def test_an_archive_named_in_capitals_is_graded(tmp_path):
+@pytest.mark.parametrize("entry", ["alice.ZIP", "alice.zip "])
+def test_an_archive_named_in_capitals_or_with_a_trailing_space_is_graded(tmp_path, entry):
     folder = tmp_path / "class"
     folder.mkdir()
-    (folder / "alice.ZIP").write_bytes(c.zip_bytes([("perplexity/perplexity.py", "x = 1\n", FILE)]))
+    (folder / entry).write_bytes(c.zip_bytes([("perplexity/perplexity.py", "x = 1\n", FILE)]))
     assert [s.name for s in grade.collect(str(folder), ["perplexity"], str(tmp_path))] == ["alice"]

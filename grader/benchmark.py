@@ -11,8 +11,8 @@ memory bomb). Figures, in one run:
 - the class: wall and CPU seconds; the marginal wall and CPU seconds per submission (from a small and
   a large class); the naive loop per submission and the ratio (the naive loop timed on a sample of
   every kind of submission, each kind weighted by its share of the class);
-- where a grading process spends its time (one process profiled on the small class): waiting on the
-  learner's sandboxed code, and the trusted process's own work;
+- where a grading process spends its time (one process profiled on the small class): in calls into
+  the learner's sandboxed code, in the test bodies' own work, and in the framework;
 - the learner's loop: ``pytest exercises/<topic>`` on the stubs against a bare ``python -c "import
   torch"`` (median of paired runs).
 """
@@ -33,6 +33,7 @@ import time
 from grader.cli import default_jobs
 from grader.examples.make_class import write_folder
 from grader.grade import ROOT, topics_of
+from grader.grade import _env as grading_env, _pytest as grading_command
 from grader.mutants import load
 
 HOSTILE = {
@@ -115,20 +116,27 @@ def _pytest_cmd(topics: list[str], impls: list[str]) -> list[str]:
 
 
 def breakdown(topics: list[str], impls: list[str], work: str) -> dict[str, float]:
-    """Seconds of one grading process over ``impls``, profiled: in calls into learner code (the
-    sandbox's round trips and the learner's own computing), and in the trusted process's own work
-    (references, comparisons, pytest, hypothesis, imports)."""
+    """Seconds of one grading process over ``impls``, profiled, in three parts: calls into learner
+    code (the sandbox's round trips, the learner's own computing, the opening of each topic), the test
+    bodies' own work (drawing inputs, references, comparisons), and the framework (pytest's machinery
+    per case, hypothesis, collection, imports)."""
     prof = os.path.join(work, "grading.prof")
-    env = {**os.environ, "DLKATA_HYPOTHESIS_PROFILE": "grading", "OMP_NUM_THREADS": "1"}
-    cmd = _pytest_cmd(topics, impls)
-    subprocess.run([cmd[0], "-m", "cProfile", "-o", prof, *cmd[1:]], cwd=ROOT, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(os.devnull, "w") as results:  # the grading process's own command, its results dropped
+        cmd = grading_command([os.path.join(ROOT, "tests", t) for t in topics], impls, results.fileno(),
+                              ["--call-timeout=5"])
+        subprocess.run([cmd[0], "-m", "cProfile", "-o", prof, *cmd[1:]], cwd=ROOT, env=grading_env(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(results.fileno(),))
     stats = pstats.Stats(prof).stats  # {(file, line, name): (cc, nc, tottime, cumtime, callers)}
     total = max(cum for _, _, _, cum, _ in stats.values())
     plugin = os.path.join(ROOT, "grader", "plugin.py")
-    learner = sum(v[3] for (f, _, name), v in stats.items() if f == plugin and name in ("_call", "impl"))
-    return {"total": total, "learner code (sandbox round trips, learner computing)": learner,
-            "trusted process (references, comparisons, pytest, hypothesis, imports)": total - learner}
+
+    def cumulative(where: str, names: tuple) -> float:
+        return sum(v[3] for (f, _, name), v in stats.items() if f.endswith(where) and name in names)
+    learner = cumulative(plugin, ("_call", "impl"))  # calls from test bodies, and each topic's opening
+    bodies = cumulative(os.path.join("_pytest", "python.py"), ("runtest",)) - cumulative(plugin, ("_call",))
+    return {"total": total, "learner code (sandbox round trips, learner computing, opening topics)": learner,
+            "test bodies (inputs, references, comparisons)": bodies,
+            "framework (pytest per case, hypothesis, collection, imports)": total - learner - bodies}
 
 
 def learner_loop(topic: str, runs: int = 5) -> tuple[float, float, float]:

@@ -38,6 +38,8 @@ from sqlalchemy import (Float, ForeignKey, Integer, String, Text, UniqueConstrai
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload
 
+from grader.report import csv_cell
+
 SCHEMA_VERSION = 1
 MIGRATIONS: dict[int, list[str]] = {}  # n -> SQL statements taking a version-n gradebook to n + 1
 
@@ -361,7 +363,7 @@ def export_main(argv) -> int:
     try:
         w = csv.writer(f)
         w.writerow(head)
-        w.writerows(body)
+        w.writerows([csv_cell(v) for v in row] for row in body)  # a student's name is never run as a formula
     finally:
         if f is not sys.stdout:
             f.close()

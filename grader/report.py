@@ -30,7 +30,7 @@ def inert(value):
     return value
 
 
-def _cell(value):
+def csv_cell(value):
     """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
     if isinstance(value, str):
         value = inert(value).replace("\n", " ")
@@ -131,7 +131,7 @@ def write_all(reports: list[dict], topics: list[str], meta: dict, out: str) -> l
         w.writerow(["student", *topics, "total", "max", "sha256", "problem"])
         for r in reports:
             by = {t["topic"]: t["score"] for t in r["topics"]}
-            w.writerow([_cell(v) for v in [r["name"], *[by[t] for t in topics], r["score"], r["max"], r["sha256"],
+            w.writerow([csv_cell(v) for v in [r["name"], *[by[t] for t in topics], r["score"], r["max"], r["sha256"],
                                             r["problem"] or ""]])
     for r in reports:
         with open(os.path.join(out, r["gradescope_file"]), "w") as f:

@@ -283,7 +283,6 @@ class Learner:
         self.chan: int | None = None
         self.serial = None
         self.dead: dict[str, LearnerError] = {}
-        self.names: list[str] = []
         # The files go to the child on its own channel, never through the server: what the server
         # once held, every later child (another student's) would inherit in its memory.
         self._files = {"files": files}
@@ -306,8 +305,9 @@ class Learner:
                 if len(fds) != 1:
                     raise wire.WireError("no channel came with the child")
                 self.chan = fds[0]
+                os.set_blocking(self.chan, False)  # every write to the child has a deadline (``_send``)
                 self.serial = self.box.event(deadline).get("child")
-                wire.write_message(self.chan, self._files)
+                wire.write_message(self.chan, self._files, deadline)
                 break
             except (OSError, EOFError, TimeoutError, wire.WireError) as e:
                 self._lost()
@@ -323,7 +323,6 @@ class Learner:
             self.broken = LearnerError(ErrorKind.IMPORT, f"{self.topic}.py does not import:\n{reply['message']}")
             self.close()
             raise self.broken
-        self.names = reply["ok"]
 
     def _drop(self):
         """Forget the child's channel (whatever it still holds or writes goes nowhere)."""
@@ -332,9 +331,15 @@ class Learner:
             os.close(self.chan)
             self.chan = None
 
-    def _send(self, msg):
+    def _send(self, msg, deadline: float):
+        """A message to the child, written by ``deadline``: a child that stops reading its channel (its
+        buffer full) must not hold the grading process up."""
         try:
-            wire.write_message(self.chan, msg)
+            wire.write_message(self.chan, msg, deadline)
+        except TimeoutError:
+            self._lost()
+            raise LearnerError(ErrorKind.TIMEOUT, "your code's process stopped taking calls (it no longer reads "
+                                                  "its channel)") from None
         except OSError:  # the child has gone: its exit comes on the control channel
             self._ended(time.monotonic() + 10)
 
@@ -387,9 +392,12 @@ class Learner:
         except wire.WireError as e:
             self._lost()
             raise LearnerError(ErrorKind.CRASH, f"the worker running your code broke its channel ({e})") from None
-        if not isinstance(reply, dict) or not ({"ok", "error"} & set(reply)):
+        if not isinstance(reply, dict) or len({"ok", "error"} & set(reply)) != 1:
             self._lost()
             raise LearnerError(ErrorKind.CRASH, "the worker running your code sent garbage")
+        if "error" in reply:  # the learner's process writes this channel: only these fields, these types
+            return {"error": reply["error"], "message": str(reply.get("message", ""))[:4000],
+                    "ended": reply.get("ended") is True}
         return reply
 
     def call(self, fn: str, *args, driver: bool = False, timeout: float | None = None, device_pass: str | None = None,
@@ -406,13 +414,14 @@ class Learner:
             # The child stops itself after `timeout` (SIGALRM): cheap, the server lives on. Our own
             # deadline, a little later, is the backstop for code that blocks or ignores the alarm.
             self._send({"op": "call", "fn": fn, "args": list(args), "kwargs": kwargs, "driver": driver,
-                        "timeout": timeout, "dead": self._dead_functions(), "values": device_pass})
+                        "timeout": timeout, "dead": self._dead_functions(), "values": device_pass},
+                       time.monotonic() + timeout + BACKSTOP)
             reply = self._reply(timeout + BACKSTOP, alarm=timeout)
         except LearnerError as err:
             self.dead[key] = err
             raise
         if "error" in reply:
-            err = LearnerError(reply["error"], str(reply.get("message", ""))[:4000])
+            err = LearnerError(reply["error"], reply["message"])
             if err.kind.sticky:
                 self.dead[key] = err
             if err.kind == ErrorKind.INTERNAL or reply.get("ended"):  # the learner's process does not go on
@@ -428,8 +437,8 @@ class Learner:
     def close(self):
         if self.alive:
             try:
-                wire.write_message(self.chan, {"op": "close"})
-            except OSError:
+                wire.write_message(self.chan, {"op": "close"}, time.monotonic() + BACKSTOP)
+            except (OSError, TimeoutError):
                 pass
             try:
                 self._ended(time.monotonic() + 10)

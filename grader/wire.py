@@ -221,14 +221,24 @@ def decode(header: bytes, blob: bytes, device_map=None):
         raise WireError(f"malformed message: {e}") from None
 
 
+def _wait(fd: int, write: bool, deadline: float | None) -> None:
+    """Until ``fd`` can be read (or written), by ``deadline`` (TimeoutError past it; None: no limit)."""
+    left = None if deadline is None else deadline - time.monotonic()
+    ready = select.select([] if write else [fd], [fd] if write else [], [], left) if left is None or left > 0 else None
+    if not ready or not (ready[1] if write else ready[0]):
+        raise TimeoutError("the other side did not write in time" if not write else "the other side did not read in time")
+
+
 def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
     chunks, got = [], 0
     while got < n:
         if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError("no answer in time")
-        chunk = os.read(fd, min(n - got, 1 << 20))
+            _wait(fd, False, deadline)
+        try:
+            chunk = os.read(fd, min(n - got, 1 << 20))
+        except BlockingIOError:  # a non-blocking channel with nothing yet
+            _wait(fd, False, deadline)
+            continue
         if not chunk:
             raise EOFError("channel closed")
         chunks.append(chunk)
@@ -244,12 +254,17 @@ def read_message(fd: int, device_map=None, deadline: float | None = None):
     return decode(body[:hlen], memoryview(body)[hlen:], device_map)
 
 
-def write_message(fd: int, obj) -> None:
-    write_all(fd, encode(obj))
+def write_message(fd: int, obj, deadline: float | None = None) -> None:
+    write_all(fd, encode(obj), deadline)
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes, deadline: float | None = None) -> None:
+    """All of ``data``; on a non-blocking ``fd``, by ``deadline`` (TimeoutError past it)."""
     data = memoryview(data)
     while data:
-        n = os.write(fd, data)
+        try:
+            n = os.write(fd, data)
+        except BlockingIOError:  # the other side's buffer is full: wait until it reads, or the deadline
+            _wait(fd, True, deadline)
+            continue
         data = data[n:]

@@ -143,6 +143,19 @@ def test_csv_cells_never_start_a_formula(graded):
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r)
 
 
+@pytest.mark.parametrize("pick", [[], ["--pick", "latest"]], ids=["every grade", "one row per student"])
+def test_gradebook_export_cells_never_start_a_formula(graded, pick, tmp_path):
+    from grader import gradebook
+    db = gradebook.default_db(str(graded["out"]))
+    assert gradebook.export_main(["--csv", str(tmp_path / "export.csv"), "--db", db, *pick]) == 0
+    with open(tmp_path / "export.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    students = [r[0] for r in rows[1:]]
+    for formula in FORMULAS:
+        assert "'" + formula in students
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for cell in r)
+
+
 def test_every_student_gets_a_gradescope_file_of_their_own(graded):
     subs = graded["report"]["submissions"]
     files = [s["gradescope_file"] for s in subs]

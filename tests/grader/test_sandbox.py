@@ -334,6 +334,45 @@ def returns_a_tensor_subclass():
 
 def returns_containers_of_its_own():
     return Items([1, Number(2.5), Number("inf"), Pairs(a=torch.ones(1)), (Number(1.0),)])
+
+
+def _channel():
+    """This process's channel to the grading side: its one socket."""
+    import stat
+    for fd in sorted(map(int, os.listdir("/proc/self/fd"))):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                return fd
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+
+
+def _frame(header):
+    """A message as the wire writes one: its JSON header, no tensor bytes."""
+    import json
+    text = json.dumps(header).encode()
+    return struct.pack("<QQ", len(text), 0) + text
+
+
+def answer_ahead_and_stop_reading(seconds):
+    """Answers this call before it is made, ignores the call's alarm and reads nothing more: the next
+    call's arguments fill the channel's buffer."""
+    import signal
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    os.write(_channel(), _frame({"__dict__": [["ok", 1]]}))
+    time.sleep(seconds)
+
+
+def forged_error(fields):
+    """Answers with an error of its own making (odd fields, odd types) and goes on."""
+    os.write(_channel(), _frame({"__dict__": fields}))
+    return 1
+'''
+
+# Imported, it answers on its channel with an error reply of its own making (no message) before the
+# worker answers for it.
+FORGED_IMPORT = HOSTILE + '''
+os.write(_channel(), _frame({"__dict__": [["error", "import"]]}))
 '''
 
 
@@ -457,6 +496,41 @@ def test_an_answer_is_sent_without_running_any_learner_code(box):
     out = learner.call("returns_containers_of_its_own")
     assert out[:3] == [1, 2.5, float("inf")] and out[3]["a"].tolist() == [1.0] and out[4] == (1.0,), out
     learner.close()
+
+
+def test_a_child_that_stops_reading_its_channel_costs_one_call_timeout(box):
+    """A child that answers ahead and then reads no more (its alarm ignored) would hold a write of
+    large arguments for ever: every write to a child has the call's deadline."""
+    learner = _open(box)
+    assert learner.call("answer_ahead_and_stop_reading", 60, timeout=1.0) == 1  # its own answer, taken as given
+    start = time.monotonic()
+    with pytest.raises(LearnerError) as e:
+        learner.call("ok", torch.zeros(4 << 20), timeout=1.0)  # 16 MB: more than a socket's buffer
+    assert e.value.kind == "timeout" and "stopped taking calls" in e.value.message, e.value.message
+    assert time.monotonic() - start < 1.0 + sb.BACKSTOP + 2
+    fresh = _open(box)
+    assert fresh.call("ok", torch.ones(1)).tolist() == [2.0]
+    fresh.close()
+
+
+@pytest.mark.parametrize("fields", [[["error", "raised"]], [["error", "raised"], ["message", ["a", {"b": 1}]]],
+                                    [["error", {"not": "a kind"}], ["message", "x"]], [["error", "raised"], ["ok", 1]]],
+                         ids=["no message", "a message that is not text", "a kind that is not one", "both answers"])
+def test_an_error_reply_of_the_learners_making_is_only_a_failed_call(box, fields):
+    learner = _open(box)
+    with pytest.raises(LearnerError) as e:
+        learner.call("forged_error", fields)
+    assert isinstance(e.value.message, str) and e.value.kind in ("raised", "crash"), (e.value.kind, e.value.message)
+    learner.close()
+
+
+def test_an_import_that_answers_for_the_worker_is_a_failed_import(box):
+    with pytest.raises(LearnerError) as e:
+        box.open("hostile", {"hostile.py": FORGED_IMPORT})
+    assert e.value.kind == "import" and "hostile.py does not import" in e.value.message
+    fresh = _open(box)
+    assert fresh.call("ok", torch.ones(1)).tolist() == [2.0]
+    fresh.close()
 
 
 @pytest.mark.parametrize("fn", ["bomb_bytes", "bomb_tensor"])

@@ -269,6 +269,7 @@ def runtime_rules(topic: str) -> list[str]:
     """What the worker refuses while the topic's code runs (see ``Watch`` in ``grader/worker.py``)."""
     rules = GRADING.get(topic, {})
     return [*rules.get("forbidden_ops", []), *[f"python:{m}" for m in rules.get("forbidden_python", [])],
+            *[f"name:{n}" for n in rules.get("forbidden_names", [])],
             *[f"autograd:{f}" for f in rules.get("hand_gradients", [])]]
 
 

@@ -49,6 +49,7 @@ import threading
 import time
 import traceback
 import types
+import warnings
 import typing
 
 import torch
@@ -250,10 +251,14 @@ class Watch:
 
     def __init__(self, rules, folder: str = ""):
         plan = _refusals(tuple(rules))
+        words = _words_of(tuple(rules))
         self.everything, self.names, self.overloads = plan.everything, set(plan.names), set(plan.overloads)
         self.hand_all, self.hand = plan.hand_all, set(plan.hand)
         _refuse_kernels(plan.kernels, self)
         _refuse(plan.functions, self)
+        if words:  # PyTorch's own Python code named after a forbidden computation, loaded now or later
+            _refuse(_named(words, len(sys.modules)), self)
+            sys.meta_path.insert(0, _RefusedOnImport(words, self))
         self.folder = folder
         self.watching, self.leaving = 0, False
         if self.everything or self.names:
@@ -517,6 +522,112 @@ def _refusals(rules: tuple) -> _Refusals:
 def warm(rules) -> None:
     """Work out in this process what a watch with ``rules`` refuses, so that forked children only apply it."""
     _refusals(tuple(rules))
+    words = _words_of(tuple(rules))
+    if words:
+        _named(words, len(sys.modules))
+
+
+# ``name:<words>`` rules: every Python function of PyTorch (a module's functions and its classes'
+# methods) whose qualified name holds a forbidden computation's name as whole words is refused, in
+# the modules loaded when the child starts and in those that learner code imports later
+# (``_RefusedOnImport``): ``decompositions_for_jvp.native_layer_norm_backward``,
+# ``_linear_cross_entropy_batch_chunked_accumulator``, ``CrossEntropyLoss.forward`` whatever the
+# module, the table or the name they are reached by.
+
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def _words(name: str) -> tuple:
+    """The lower-case words of a name: ``_fused_rms_norm_impl`` and ``RMSNorm.forward`` hold ``rms norm``."""
+    return tuple(w.lower() for w in _WORD.findall(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _words_of(rules: tuple) -> tuple:
+    return tuple(_words(r.partition(":")[2]) for r in rules if r.startswith("name:"))
+
+
+def _holds(words: tuple, names: tuple) -> bool:
+    return any(words[i:i + len(n)] == n for n in names for i in range(len(words) - len(n) + 1))
+
+
+@functools.lru_cache(maxsize=None)
+def _module_functions(module_name: str) -> tuple:
+    """(function, the words of its qualified name) of a loaded module's own functions and methods."""
+    module = sys.modules.get(module_name)
+    home = getattr(module, "__file__", None)
+    if module is None or not isinstance(home, str):
+        return ()
+    found = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated names of PyTorch's, looked at, never used
+        values = list(vars(module).values())
+        for cls in [v for v in values if isinstance(v, type) and getattr(v, "__module__", None) == module_name]:
+            for m in vars(cls).values():
+                values.append(m.fget if isinstance(m, property) else getattr(m, "__func__", m))
+        for fn in values:
+            try:
+                fn = inspect.unwrap(fn) if isinstance(fn, types.FunctionType) else fn
+            except ValueError:  # a cycle of __wrapped__
+                continue
+            if isinstance(fn, types.FunctionType) and fn.__code__.co_filename == home:
+                found[id(fn)] = (fn, _words(fn.__qualname__))
+    return tuple(found.values())
+
+
+def _matching(module_names, names: tuple) -> tuple:
+    return _plan([fn for m in module_names for fn, words in _module_functions(m) if _holds(words, names)])
+
+
+def _is_torch(module_name: str) -> bool:
+    return module_name == "torch" or module_name.startswith("torch.")
+
+
+@functools.lru_cache(maxsize=None)
+def _named(names: tuple, loaded: int) -> tuple:
+    """The plan for the loaded modules of PyTorch (``loaded``: how many modules there are, so that
+    what was imported since is looked at too)."""
+    return _matching([m for m in list(sys.modules) if _is_torch(m)], names)
+
+
+class _RefusedOnImport:
+    """An import hook: a PyTorch module that learner code (or PyTorch on its behalf) imports is
+    looked at as soon as it has run, before anyone can call its functions."""
+
+    def __init__(self, names: tuple, watch: "Watch"):
+        self.names, self.watch = names, watch
+
+    def find_spec(self, name, path=None, target=None):
+        if not _is_torch(name):
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None) if finder is not self else None
+            spec = find(name, path, target) if find else None
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _RefusingLoader(spec.loader, self)
+        return spec
+
+    def refuse_in(self, module_name: str):
+        _refuse(_matching([module_name], self.names), self.watch)
+
+
+class _RefusingLoader:
+    def __init__(self, loader, hook: _RefusedOnImport):
+        self._loader, self._hook = loader, hook
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        self._hook.refuse_in(module.__name__)
 
 
 @functools.lru_cache(maxsize=None)
@@ -563,8 +674,10 @@ def _refusing_code(label: str, code: types.CodeType) -> types.CodeType:
 
 def _refuse(plan, watch: Watch):
     """Apply a plan: each function refuses to run, through ``watch``."""
-    def refuse(what):
-        watch.refuse(f"uses {what}, which this exercise asks you to write by hand")
+    def refuse(what, _error=Forbidden):
+        what = f"uses {what}, which this exercise asks you to write by hand"
+        watch.refuse(what)
+        raise _error(what)  # whatever became of the watch
     for fn, code in plan:
         fn.__globals__["__dlkata_refuse__"] = refuse
         fn.__code__ = code

@@ -53,6 +53,19 @@ def via_decomposition(*_):
     return dec.native_layer_norm_backward(X, X, [5], mean, rstd, None, None, [True, False, False])[0]
 
 
+def via_decomposition_for_jvp(*_):
+    """A second Python layer-norm backward of PyTorch's, in a module the grader never loads."""
+    jvp = __import__("importlib").import_module("torch._decomp.decompositions_for_jvp")
+    mean, rstd = X.mean(1, keepdim=True), (X.var(1, unbiased=False, keepdim=True) + 1e-5).rsqrt()
+    return jvp.native_layer_norm_backward(X, X, [5], mean, rstd, None, None, [True, False, False])[0]
+
+
+def via_native_rms_norm(*_):
+    """PyTorch's Python RMSNorm kernel (torch._native)."""
+    from torch._native.ops.norm import rmsnorm_impl
+    return rmsnorm_impl._fused_rms_norm_impl(X, [5], None, 1e-5)[0]
+
+
 def via_library_finalizers(*_):
     """torch.library keeps a finalizer per Library; calling one undoes its registrations."""
     import weakref

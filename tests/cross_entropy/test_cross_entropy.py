@@ -17,6 +17,7 @@ stable: logits of +-1e4, rows of different scale                EXTREME, ROWS, t
 ``log_softmax`` over any ``dim``, negative ones too             test_log_softmax
 dtype and device of ``logits`` kept                             every test (float64, float32, cuda)
 inputs are never changed in place                               the worker's check, every call
+the signature's defaults (``dim=-1``, "mean", -100, 0.0)        test_defaults_are_the_stubs
 =============================================================  ====================================
 """
 import torch
@@ -239,6 +240,8 @@ DEVICE_CASES = {
         (meta(3, 5), meta(3, dtype=torch.int64)), {"ignore_index": 1, "label_smoothing": 0.1}),
     "cross_entropy(probabilities, reduction='none')": lambda: ((meta(3, 5, 2), meta(3, 5, 2)), {"reduction": "none"}),
     "cross_entropy_grad(class indices)": lambda: ((meta(3, 5), meta(3, dtype=torch.int64)), {"ignore_index": 1}),
+    "cross_entropy_grad(class indices, label_smoothing)": lambda: (
+        (meta(3, 5, 2), meta(3, 2, dtype=torch.int64)), {"label_smoothing": 0.1}),
     "cross_entropy_grad(probabilities, reduction='sum')": lambda: ((meta(3, 5), meta(3, 5)), {"reduction": "sum"}),
 }
 
@@ -248,3 +251,16 @@ DEVICE_CASES = {
 def test_device_propagation(impl, case):
     args, kwargs = DEVICE_CASES[case]()
     check_devices(impl, case.split("(")[0], *args, **kwargs)
+
+
+from tests.defaults import check_defaults  # noqa: E402
+
+
+@pytest.mark.parametrize("fn", ["log_softmax", "cross_entropy", "cross_entropy_grad"])
+def test_defaults_are_the_stubs(impl, fn):
+    """Called without ``dim``, ``reduction``, ``ignore_index`` and ``label_smoothing``: on (N, C, d1)
+    logits, with targets that hold -100."""
+    logits = _logits(SPATIAL, torch.float64, "cpu")
+    targets = () if fn == "log_softmax" else (_class_targets(SPATIAL, "cpu", -100),)
+    check_defaults(impl, "cross_entropy", fn, logits, *targets)
+

@@ -13,6 +13,7 @@ bag of padding only gives zeros (no 0 / 0)                   -> test_embedding_b
 bags differentiable with respect to weight                   -> test_embedding_bag_gradient
 any other mode raises ValueError                             -> test_embedding_bag_refuses_an_unknown_mode
 device and dtype of the inputs                               -> every test, over devices and dtypes
+the signature's defaults (mode="mean", padding_idx=None)     -> test_defaults_are_the_stubs
 """
 import pytest
 import torch
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from grader.plugin import LearnerFunctionError
 from tests.compare import Mismatch, check, unpack
+from tests.defaults import check_defaults
 from tests.strategies import Case, cases, dims, randint, randn, seeds
 
 PADDINGS = ["none", "first", "last", "negative", "negative_two"]
@@ -185,6 +187,7 @@ DEVICE_CASES = {
     "embedding_backward(padding_idx)": lambda: ((meta(2, 3, dtype=torch.int64), meta(2, 3, 4), 5), {"padding_idx": 0}),
     "embedding_bag(mean, padding_idx)": lambda: ((meta(2, 3, dtype=torch.int64), meta(5, 4)), {"padding_idx": 0}),
     "embedding_bag(sum)": lambda: ((meta(2, 3, dtype=torch.int64), meta(5, 4)), {"mode": "sum"}),
+    "embedding_bag(mean)": lambda: ((meta(2, 3, dtype=torch.int64), meta(5, 4)), {"mode": "mean"}),
 }
 
 
@@ -193,3 +196,15 @@ DEVICE_CASES = {
 def test_device_propagation(impl, case):
     args, kwargs = DEVICE_CASES[case]()
     check_devices(impl, case.split("(")[0], *args, **kwargs)
+
+
+@pytest.mark.parametrize("fn", ["embedding_bag", "embedding_backward"])
+def test_defaults_are_the_stubs(impl, fn):
+    """Called without ``mode`` and ``padding_idx``, on bags of three ids that hold id 0."""
+    ids = _ids(REPEATS, "cpu")
+    if fn == "embedding_bag":
+        check_defaults(impl, "embedding", fn, ids, _weight(REPEATS, torch.float64, "cpu"))
+    else:
+        check_defaults(impl, "embedding", fn, ids, _d_out((*ids.shape, REPEATS.dim), REPEATS, torch.float64, "cpu"),
+                       REPEATS.vocab)
+

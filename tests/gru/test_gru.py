@@ -12,12 +12,14 @@ sigmoid and tanh exact for any input (no nan from exp)        -> test_gru_cell_s
 differentiable for x, h0 and every weight                     -> test_gru_forward_gradients
 backward: dh gathers both paths; db_ih and db_hh differ in n  -> test_gru_cell_backward
 device and dtype of the inputs                                -> every test, over devices and dtypes
+the signature's defaults (h0=None, batch_first=False)         -> test_defaults_are_the_stubs
 """
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.compare import Mismatch, check, unpack
+from tests.defaults import check_defaults
 from tests.strategies import Case, cases, dims, randn, seeds
 
 # input != hidden, so that a weight used without its transpose cannot go unnoticed.
@@ -201,6 +203,13 @@ DEVICE_CASES = {
     "gru_forward(h0)": lambda: ((meta(3, 2, 3), _meta_weights(3, 4, 2)), {"h0": meta(2, 2, 4)}),
     "gru_cell_backward": lambda: ((meta(2, 3), meta(2, 4), *_meta_weights(3, 4, 1)[0], meta(2, 4)), {}),
 }
+
+
+def test_defaults_are_the_stubs(impl):
+    """``gru_forward`` called without ``h0`` and ``batch_first``, on a batch and a time of different lengths."""
+    weights = _weights(STACK, torch.float64, "cpu", layers=STACK.layers)
+    x, _ = _sequence(STACK, torch.float64, "cpu", False, False)
+    check_defaults(impl, "gru", "gru_forward", x, weights)
 
 
 @pytest.mark.gated  # device handling counts as far as the topic's values are right

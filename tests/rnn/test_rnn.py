@@ -18,6 +18,7 @@ What the stub promises, and where it is tested:
 | dtype of the inputs | every test, float64 and float32 |
 | device of the inputs | ``test_device_propagation`` (meta device) |
 | inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
+| the signature's defaults (``h0=None``, ``batch_first=False``) | ``test_defaults_are_the_stubs`` |
 """
 import pytest
 import torch
@@ -25,6 +26,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.compare import Mismatch, check, unpack
+from tests.defaults import check_defaults
 from tests.devices import check_devices
 from tests.gradients import check_gradients, reference_grads, upstream
 from tests.strategies import Case, cases, dims, randn, seeds
@@ -232,6 +234,15 @@ DEVICE_CASES = {
                                                                           False, STACK.layers),
     "stacked_rnn_forward(h0)": lambda: _device_case("stacked_rnn_forward", STACK, False, True, STACK.layers),
 }
+
+
+@pytest.mark.parametrize("fn", ["rnn_forward", "stacked_rnn_forward"])
+def test_defaults_are_the_stubs(impl, fn):
+    """Called without ``h0`` and ``batch_first``, on a batch and a time of different lengths."""
+    case = ONE if fn == "rnn_forward" else STACK
+    weights = _weights(case, torch.float64, "cpu", layers=getattr(case, "layers", None) or 1)
+    x, _ = _inputs(case, torch.float64, "cpu", False, False)
+    check_defaults(impl, "rnn", fn, *((x, *weights[0]) if fn == "rnn_forward" else (x, weights)))
 
 
 @pytest.mark.gated  # device handling counts as far as the topic's values are right

@@ -238,6 +238,7 @@ DEVICE_CASES = {
     "token_nll": lambda: ((meta(2, 3, 5), meta(2, 3, dtype=torch.int64)), {}),
     "perplexity_from_nll": lambda: ((meta(), meta(dtype=torch.int64)), {}),
     "perplexity": lambda: ((meta(2, 3, 5), meta(2, 3, dtype=torch.int64)), {}),
+    "perplexity(ignore_index)": lambda: ((meta(2, 3, 5), meta(2, 3, dtype=torch.int64)), {"ignore_index": 0}),
     "perplexity(ignore_index, mask)": lambda: ((meta(2, 3, 5), meta(2, 3, dtype=torch.int64)),
                                                {"ignore_index": 0, "mask": meta(2, 3, dtype=torch.bool)}),
 }

@@ -6,7 +6,7 @@ What the stub promises, and where it is tested:
 
 | promise (exercises/norms/norms.py) | test |
 |---|---|
-| the last ``len(normalized_shape)`` dims, any number of leading dims (none too) | ``lead``, ``ALONE`` |
+| the last ``len(normalized_shape)`` dims, any number of leading dims (none too) | ``lead``, ``ALONE``, ``DEEP`` |
 | ``normalized_shape`` an int or a tuple | ``as_int`` |
 | ``weight`` and ``bias`` each may be None (all four combinations) | ``affine`` |
 | defaults: eps 1e-5 (LayerNorm), None = ``finfo(dtype).eps`` (RMSNorm), no weight / bias | ``eps="default"`` |
@@ -63,6 +63,8 @@ ALONE = Case(**{**_PLAIN, "lead": [], "norm": [2, 3], "affine": "weight and bias
 SPREAD = Case(**{**_PLAIN, "lead": [2, 3], "norm": [4], "spread": True, "affine": "bias", "seed": 5})
 FLAT = Case(**{**_PLAIN, "lead": [3], "norm": [4], "flat": True, "affine": "weight and bias", "seed": 6})
 NONE = Case(**{**_PLAIN, "lead": [2], "norm": [3], "affine": "neither", "as_int": True, "seed": 7})
+# Three batch dims and three normalized dims: code written for at most two of either shows.
+DEEP = Case(**{**_PLAIN, "lead": [2, 1, 2], "norm": [2, 2, 3], "affine": "weight and bias", "seed": 8})
 
 def _offset(dtype):
     """A shift, in units of the spread, large enough that E[x^2] - E[x]^2 loses the variance."""
@@ -138,6 +140,7 @@ def _affine_kwargs(weight, bias=None):
 @example(case=ALONE, eps=1e-3)
 @example(case=SPREAD, eps=1e-5)
 @example(case=FLAT, eps=1e-5)
+@example(case=DEEP, eps=1e-5)
 def test_layer_norm(impl, device, dtype, case, eps):
     x, weight, bias, _, ns = _inputs(case, dtype, device)
     expected = F.layer_norm(x, _ns(ns), weight, bias, 1e-5 if eps == "default" else eps)
@@ -153,6 +156,7 @@ def test_layer_norm(impl, device, dtype, case, eps):
 @example(case=SPREAD, eps="default")
 @example(case=FLAT, eps=None)
 @example(case=TINY, eps=0.0)  # no eps at all, not the default: `eps or default` mixes them up
+@example(case=DEEP, eps=None)
 def test_rms_norm(impl, device, dtype, case, eps):
     x, weight, _, _, ns = _inputs(case, dtype, device)
     expected = F.rms_norm(x, _ns(ns), weight, None if eps == "default" else eps)
@@ -182,6 +186,7 @@ def test_non_contiguous_x(impl, device, dtype, fn, swap):
 @example(case=NONE, eps=1e-5)
 @example(case=FLAT, eps=1e-5)
 @example(case=SPREAD, eps=1e-5)  # a bias without a weight: dbias is expected, dweight None
+@example(case=DEEP, eps=1e-5)
 def test_layer_norm_backward(impl, device, dtype, case, eps):
     x, weight, bias, d_out, ns = _inputs(case, dtype, device, gradient=True)
     dx, dw, db = _reference_grads(lambda a, w, b: F.layer_norm(a, _ns(ns), w, b, eps), x, weight, bias, d_out)
@@ -202,6 +207,7 @@ def test_layer_norm_backward(impl, device, dtype, case, eps):
 @example(case=NONE, eps=None)
 @example(case=SPREAD, eps=1e-6)
 @example(case=TINY, eps=0.0)
+@example(case=DEEP, eps=None)
 def test_rms_norm_backward(impl, device, dtype, case, eps):
     x, weight, _, d_out, ns = _inputs(case, dtype, device, gradient=True)
     dx, dw, _ = _reference_grads(lambda a, w, b: F.rms_norm(a, _ns(ns), w, eps), x, weight, None, d_out)

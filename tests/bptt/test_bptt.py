@@ -210,7 +210,8 @@ def test_clip_grad_norm(impl, device, dtype, case, max_norm, eps):
     kwargs = {} if eps == "default" else {"eps": eps}
     clipped, total_norm = unpack(impl.clip_grad_norm(grads, max_norm, **kwargs), 2, "clip_grad_norm")
     what = f"clip_grad_norm of {len(grads)} tensors (max_norm={max_norm}, eps={eps})"
-    check(f"{what}: total_norm", total_norm, expected_norm)
+    tight = {"rtol": 1e-12, "atol": 0.0} if dtype == torch.float64 else {}  # a norm summed in float32 shows
+    check(f"{what}: total_norm", total_norm, expected_norm, **tight)
     clipped = unpack(clipped, len(grads), f"{what}: the clipped list")
     for i, (c, e) in enumerate(zip(clipped, expected)):
         check(f"{what}: clipped tensor {i}", c, e)

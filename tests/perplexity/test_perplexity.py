@@ -38,6 +38,7 @@ pads = st.sampled_from([-100, 0, -1, 99])  # 99: beyond any vocabulary drawn
 BT = Case(lead=[2, 4], vocab=5, seed=1)  # (B, T, V), some sequences padded
 NV = Case(lead=[6], vocab=4, seed=2)  # (N, V)
 DEEP = Case(lead=[2, 2, 3], vocab=3, seed=3)
+LONG = Case(lead=[4, 500], vocab=5, seed=6)  # 2000 tokens: the product of their probabilities is 0, even in float64
 
 
 def _logits(case, dtype, device, scale=3.0):
@@ -123,6 +124,7 @@ def test_token_nll(impl, device, dtype, case, scale, pad):
 @example(case=NV, scale=3.0)
 @example(case=DEEP, scale=3.0)
 @example(case=NV, scale="offset")
+@example(case=LONG, scale=3.0)
 def test_perplexity_and_gradient(impl, device, dtype, case, scale):
     logits, targets = _logits(case, dtype, device, scale), _targets(case, device)
     spread = " with logits of spread 3 around 1e4" if scale == "offset" else ""

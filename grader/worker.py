@@ -551,12 +551,10 @@ def _holds(words: tuple, names: tuple) -> bool:
     return any(words[i:i + len(n)] == n for n in names for i in range(len(words) - len(n) + 1))
 
 
-@functools.lru_cache(maxsize=None)
-def _module_functions(module_name: str) -> tuple:
-    """(function, the words of its qualified name) of a loaded module's own functions and methods."""
-    module = sys.modules.get(module_name)
-    home = getattr(module, "__file__", None)
-    if module is None or not isinstance(home, str):
+def _module_functions(module: types.ModuleType) -> tuple:
+    """(function, the words of its qualified name) of a module's own functions and methods."""
+    module_name, home = module.__name__, getattr(module, "__file__", None)
+    if not isinstance(home, str):
         return ()
     found = {}
     with warnings.catch_warnings():
@@ -575,8 +573,11 @@ def _module_functions(module_name: str) -> tuple:
     return tuple(found.values())
 
 
-def _matching(module_names, names: tuple) -> tuple:
-    return _plan([fn for m in module_names for fn, words in _module_functions(m) if _holds(words, names)])
+_loaded_functions = functools.lru_cache(maxsize=None)(_module_functions)  # the fork server's modules, once
+
+
+def _matching(functions, names: tuple) -> tuple:
+    return _plan([fn for fn, words in functions if _holds(words, names)])
 
 
 def _is_torch(module_name: str) -> bool:
@@ -587,7 +588,8 @@ def _is_torch(module_name: str) -> bool:
 def _named(names: tuple, loaded: int) -> tuple:
     """The plan for the loaded modules of PyTorch (``loaded``: how many modules there are, so that
     what was imported since is looked at too)."""
-    return _matching([m for m in list(sys.modules) if _is_torch(m)], names)
+    modules = [m for name, m in list(sys.modules.items()) if _is_torch(name) and isinstance(m, types.ModuleType)]
+    return _matching([f for m in modules for f in _loaded_functions(m)], names)
 
 
 class _RefusedOnImport:
@@ -611,23 +613,21 @@ class _RefusedOnImport:
             spec.loader = _RefusingLoader(spec.loader, self)
         return spec
 
-    def refuse_in(self, module_name: str):
-        _refuse(_matching([module_name], self.names), self.watch)
+    def refuse_in(self, module: types.ModuleType):
+        """Looked at afresh each time it runs: ``importlib.reload`` makes new functions in the same module."""
+        _refuse(_matching(_module_functions(module), self.names), self.watch)
 
 
 class _RefusingLoader:
     def __init__(self, loader, hook: _RefusedOnImport):
         self._loader, self._hook = loader, hook
 
-    def __getattr__(self, name):
+    def __getattr__(self, name):  # create_module, get_source, ...: the loader's own
         return getattr(self._loader, name)
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        self._hook.refuse_in(module.__name__)
+        self._hook.refuse_in(module)
 
 
 @functools.lru_cache(maxsize=None)

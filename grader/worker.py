@@ -259,6 +259,7 @@ class Watch:
         if words:  # PyTorch's own Python code named after a forbidden computation, loaded now or later
             _refuse(_named(words, len(sys.modules)), self)
             sys.meta_path.insert(0, _RefusedOnImport(words, self))
+            sys.addaudithook(_runs_of_torch_files(words, self))
         self.folder = folder
         self.watching, self.leaving = 0, False
         if self.everything or self.names:
@@ -476,6 +477,16 @@ def _lock(watch: Watch):
         for name in names:
             locked(owner, name)
 
+    # Printing a tensor formats it with the modes off (torch._tensor_str._str): there they stay on, so
+    # that a debug print in a watched function is no refusal and nothing runs unwatched.
+    disable_modes, formatting = python_dispatch._disable_current_modes, torch._tensor_str._str.__code__
+
+    def modes_kept_on_for_printing(*args, **kwargs):
+        if watch.watching and not watch.leaving and sys._getframe(1).f_code is formatting:
+            return contextlib.nullcontext()
+        return disable_modes(*args, **kwargs)  # the guard
+    python_dispatch._disable_current_modes = modes_kept_on_for_printing
+
 
 # What to refuse is worked out once, in the fork server (``warm``), and every child only applies it:
 # a plan is a tuple of (function, the code that refuses in its place).
@@ -577,7 +588,36 @@ _loaded_functions = functools.lru_cache(maxsize=None)(_module_functions)  # the 
 
 
 def _matching(functions, names: tuple) -> tuple:
-    return _plan([fn for fn, words in functions if _holds(words, names)])
+    refused = {id(fn): fn for fn, words in functions if _holds(words, names)}
+    return _plan([*refused.values(), *_their_own_helpers(functions, refused)])
+
+
+def _their_own_helpers(functions, refused: dict) -> list:
+    """The private functions of a module that only its refused functions use: a part of a forbidden
+    computation under a name of its own (``torch._refs._normalize``, the arithmetic of its layer norm)."""
+    homes = {id(fn.__globals__) for fn in refused.values()}
+    functions = [fn for fn, _ in functions if id(fn.__globals__) in homes]
+    users: dict = {}  # (module, name) -> the functions whose code names it
+    for fn in functions:
+        for name in _names_in(fn.__code__):
+            users.setdefault((id(fn.__globals__), name), set()).add(id(fn))
+    found, more = dict(refused), True
+    while more:
+        more = False
+        for fn in functions:
+            who = users.get((id(fn.__globals__), fn.__name__), set()) - {id(fn)}
+            if id(fn) not in found and fn.__name__.startswith("_") and fn.__qualname__ == fn.__name__ \
+                    and who and who <= found.keys():
+                found[id(fn)], more = fn, True
+    return [fn for key, fn in found.items() if key not in refused]
+
+
+def _names_in(code: types.CodeType) -> set:
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _names_in(c)
+    return names
 
 
 def _is_torch(module_name: str) -> bool:
@@ -626,8 +666,34 @@ class _RefusingLoader:
         return getattr(self._loader, name)
 
     def exec_module(self, module):
-        self._loader.exec_module(module)
+        code = self._loader.get_code(module.__name__) if hasattr(self._loader, "get_code") else None
+        if code is None:  # an extension module: no Python code of its own
+            self._loader.exec_module(module)
+        else:  # run here, where the audit hook (``_runs_of_torch_files``) knows the run for the import hook's
+            exec(code, module.__dict__)
         self._hook.refuse_in(module)
+
+
+def _runs_of_torch_files(names: tuple, watch: "Watch"):
+    """An audit hook (it stays for the process's lifetime): code from PyTorch's files run by any other
+    route than the import hook (``importlib.util.spec_from_file_location``, ``runpy.run_path``, an import
+    with the hook taken off ``sys.meta_path``) is refused when it defines a function named after a
+    forbidden computation, for no one would refuse that function afterwards. Source copied into a file
+    of one's own, or code objects put together by hand, are not PyTorch's files any more (README, Isolation)."""
+    home, ours = os.path.dirname(torch.__file__) + os.sep, _RefusingLoader.exec_module.__code__
+    refuse = _refuser(watch)
+
+    def hook(event, args, _frame=sys._getframe, _code=types.CodeType):
+        if event != "exec" or not isinstance(args[0], _code) or not args[0].co_filename.startswith(home) \
+                or _frame(1).f_code is ours:
+            return
+        todo = [args[0]]
+        while todo:
+            code = todo.pop()
+            if _holds(_words(code.co_qualname), names):
+                refuse(f"{code.co_qualname} of {code.co_filename[len(home) - len('torch/'):]}, run from PyTorch's file")
+            todo += [c for c in code.co_consts if isinstance(c, _code)]
+    return hook
 
 
 @functools.lru_cache(maxsize=None)
@@ -672,12 +738,17 @@ def _refusing_code(label: str, code: types.CodeType) -> types.CodeType:
     return scope["outer"]().__code__.replace(co_firstlineno=code.co_firstlineno)
 
 
-def _refuse(plan, watch: Watch):
-    """Apply a plan: each function refuses to run, through ``watch``."""
+def _refuser(watch: Watch):
     def refuse(what, _error=Forbidden):
         what = f"uses {what}, which this exercise asks you to write by hand"
         watch.refuse(what)
         raise _error(what)  # whatever became of the watch
+    return refuse
+
+
+def _refuse(plan, watch: Watch):
+    """Apply a plan: each function refuses to run, through ``watch``."""
+    refuse = _refuser(watch)
     for fn, code in plan:
         fn.__globals__["__dlkata_refuse__"] = refuse
         fn.__code__ = code

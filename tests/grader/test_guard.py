@@ -230,6 +230,24 @@ def test_autograd_stays_usable_outside_the_functions_whose_gradient_is_written_b
         learner.close()
 
 
+
+def test_a_hand_written_gradient_may_print_its_tensors(box):
+    """Printing a tensor switches PyTorch's modes off for the formatting: there it keeps the watch's
+    modes on instead, and a student's debug print is no refusal."""
+    extra = ("_by_hand = layer_norm_backward\n\n"
+             "def layer_norm_backward(x, *a):\n"
+             "    print(x, repr(x * 2), f'{x.sum():.3f}', str(x[0]))\n"
+             "    return _by_hand(x, *a)\n")
+    learner = _open(box, "norms", extra)
+    try:
+        x, g = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+        dx = learner.call("layer_norm_backward", x, [3], None, None, 1e-5, g)[0]
+        xr = x.clone().requires_grad_(True)
+        (want,) = torch.autograd.grad(torch.nn.functional.layer_norm(xr, [3]), xr, g)
+        assert torch.allclose(dx, want)
+    finally:
+        learner.close()
+
 def test_a_backward_pass_over_a_graph_built_earlier_is_refused_at_the_operator_level():
     """The engine called directly (no torch function names it): its backward operators run on this
     thread (CPU) inside a graph task, under the watch."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import itertools
 import os
 import select
 import subprocess
@@ -104,13 +105,18 @@ def _distinct(subs: list[Submission]) -> list[Submission]:
     groups: dict[str, list[Submission]] = {}
     for s in subs:
         groups.setdefault(_same_student(s.name), []).append(s)
+    taken = {key for key, g in groups.items() if len(g) == 1}  # a flagged entry's name gives way to these
+    given: set[str] = set()
     for same in (g for g in groups.values() if len(g) > 1):
         entries = sorted(os.path.basename(s.source) for s in same)
         for s in same:
             entry = os.path.basename(s.source)
             note = (f"{len(same)} submissions claim the student name {s.name!r} ({', '.join(entries)}): each is "
                     "graded under its own file's name, none as that student; rename them and grade again")
-            s.name = entry if _is_zip(entry) else f"{entry} (folder)"
+            name = entry if _is_zip(entry) else f"{entry} (folder)"
+            s.name = next(n for n in (name if k == 1 else f"{name} ({k})" for k in itertools.count(1))
+                          if _same_student(n) not in taken and n not in given)  # "alice (folder)" keeps its name
+            given.add(s.name)
             s.problem = f"{s.problem}; {note}" if s.problem else note
     return subs
 

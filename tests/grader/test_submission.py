@@ -193,6 +193,22 @@ def test_entries_claiming_one_student_name_are_graded_apart_and_flagged(tmp_path
     assert subs["carol"].problem is None
 
 
+
+def test_a_flagged_entry_never_takes_the_name_of_another_entry(tmp_path):
+    """``alice/`` and ``alice.zip`` are flagged and named after their entries: a classmate whose own
+    folder is called ``alice (folder)`` keeps that name, alone and unflagged."""
+    folder = tmp_path / "class"
+    for name in ("alice", "alice (folder)", "alice (folder) (2)"):
+        c.good(str(folder / name))
+    (folder / "alice.zip").write_bytes(c.zip_bytes([("perplexity/perplexity.py", "x = 1\n", FILE)]))
+    subs = grade.collect(str(folder), ["perplexity"], str(tmp_path))
+    names = [s.name for s in subs]
+    assert len(set(names)) == len(names) == 4
+    mine = [s for s in subs if os.path.basename(s.source) == "alice (folder)"]
+    assert [s.name for s in mine] == ["alice (folder)"] and mine[0].problem is None
+    assert all("claim the student name 'alice'" in s.problem for s in subs
+               if os.path.basename(s.source) in ("alice", "alice.zip"))
+
 @pytest.mark.parametrize("look_alike", ["alice ", "alice.", "\uff41lice", "al\u200bice", "ALICE"],
                          ids=["trailing-space", "trailing-dot", "full-width", "zero-width-space", "case"])
 def test_names_that_read_as_a_classmates_are_flagged_too(tmp_path, look_alike):

@@ -9,8 +9,8 @@ process only.
 from __future__ import annotations
 
 import hashlib
-import json
 import itertools
+import json
 import os
 import select
 import subprocess
@@ -88,11 +88,16 @@ def _is_zip(name: str) -> bool:
 
 def _same_student(name: str) -> str:
     """What two names that would be read as the same student have in common: compatibility forms
-    (full-width letters, a separate accent), invisible characters, case, and spaces or dots around
-    it set aside."""
+    (full-width letters, a separate accent), invisible characters, case, Cyrillic and Greek letters
+    drawn like Latin ones, and spaces or dots around it set aside."""
     name = unicodedata.normalize("NFKC", name)
     name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp"))
-    return name.strip(" .\t").casefold()
+    return name.strip(" .\t").translate(_LOOK_ALIKES).casefold()
+
+
+# Cyrillic and Greek letters drawn as a Latin one: "аlice" with a Cyrillic а, "ΑLICE" with a Greek Α
+_LOOK_ALIKES = str.maketrans("аеорсухіјѕԁһԛԝүкαειкνορυχ" "АВЕКМНОРСТХУІЈЅҮ" "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+                             "aeopcyxijsdhqwykaeikvopux" "ABEKMHOPCTXYIJSY" "ABEZHIKMNOPTYX")
 
 
 def _distinct(subs: list[Submission]) -> list[Submission]:

@@ -209,8 +209,10 @@ def test_a_flagged_entry_never_takes_the_name_of_another_entry(tmp_path):
     assert all("claim the student name 'alice'" in s.problem for s in subs
                if os.path.basename(s.source) in ("alice", "alice.zip"))
 
-@pytest.mark.parametrize("look_alike", ["alice ", "alice.", "\uff41lice", "al\u200bice", "ALICE"],
-                         ids=["trailing-space", "trailing-dot", "full-width", "zero-width-space", "case"])
+@pytest.mark.parametrize("look_alike", ["alice ", "alice.", "\uff41lice", "al\u200bice", "ALICE", "\u0430lice",
+                                       "\u0391LICE"],
+                         ids=["trailing-space", "trailing-dot", "full-width", "zero-width-space", "case", "cyrillic-a",
+                              "greek-capital-alpha"])
 def test_names_that_read_as_a_classmates_are_flagged_too(tmp_path, look_alike):
     folder = tmp_path / "class"
     c.good(str(folder / "alice"))

@@ -34,7 +34,7 @@ def _flat(x) -> list:
 
 
 def check_gradients(impl, fn: str, args, kwargs, d_outs, expected, expected_grads, *, outputs, inputs,
-                    what: str) -> None:
+                    what: str, rtol: float | None = None, atol: float | None = None) -> None:
     """Run the learner's ``fn(*args, **kwargs)`` under autograd in the sandbox; compare the tensors of
     its result with ``expected`` (named ``outputs``) and the gradients with respect to every tensor
     argument (positional, then keyword, in order; named ``inputs``) with ``expected_grads``."""
@@ -43,7 +43,7 @@ def check_gradients(impl, fn: str, args, kwargs, d_outs, expected, expected_grad
     if len(got) != len(expected):
         raise Mismatch(f"{what} should return {len(expected)} tensors ({', '.join(outputs)}), got {len(got)}")
     for name, g, e in zip(outputs, got, expected):
-        check(f"{what}: {name}", g, e)
+        check(f"{what}: {name}", g, e, rtol=rtol, atol=atol)
     if grads is None:
         raise Mismatch(f"{what} is not differentiable: autograd through it reaches none of its inputs (a "
                        "`.detach()`, `torch.no_grad()`, `.item()`, or a tensor rebuilt from Python numbers?)")
@@ -51,4 +51,4 @@ def check_gradients(impl, fn: str, args, kwargs, d_outs, expected, expected_grad
         if g is None:
             raise Mismatch(f"{what}: autograd through it does not reach {name} (the result should depend on "
                            "it: a `.detach()` or `torch.no_grad()` on the way?)")
-        check(f"{what}: gradient with respect to {name} (autograd through your forward)", g, e)
+        check(f"{what}: gradient with respect to {name} (autograd through your forward)", g, e, rtol=rtol, atol=atol)

@@ -394,9 +394,9 @@ class _DispatchMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         watch = self.watch
-        if id(func) not in watch.allowed_ops:  # operators are long-lived objects: their ids are stable
+        if func not in watch.allowed_ops:  # operators: PyTorch's long-lived objects, hashed by identity
             watch.op(func)
-            watch.allowed_ops.add(id(func))
+            watch.allowed_ops.add(func)
         if watch.strict and (_recording() or _graph_task() != -1):
             watch.autograd()
         return func(*args, **(kwargs or {}))
@@ -411,12 +411,15 @@ class _FunctionMode(TorchFunctionMode):
         self.watch = watch
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if id(func) not in self.watch.allowed_calls:
+        key = func if type(func) in _HASHED_BY_IDENTITY else id(func)  # id(): an audited event, per call
+        if key not in self.watch.allowed_calls:
             self.watch.function(func)
-            self.watch.allowed_calls.add(id(func))
+            self.watch.allowed_calls.add(key)
         return func(*args, **(kwargs or {}))
 
 
+_HASHED_BY_IDENTITY = frozenset({types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
+                                 types.WrapperDescriptorType, types.GetSetDescriptorType})  # no __eq__ of anyone's
 _recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
 _monotonic, _sleep = time.monotonic, time.sleep  # taken before any learner code runs
 _thread_count = __import__("_thread")._count  # the interpreter's count of the threads _thread started

@@ -193,16 +193,17 @@ _AUTOGRAD = {"backward", "grad", "requires_grad_", "_make_dual", "make_dual"}
 _REGISTERED = re.compile(r"^(\w+)(?:\[alias\])?(?: \(inactive\))?: registered at", re.M)
 
 
-def _kernels(names: tuple) -> tuple:
-    """``(operator.overload, dispatch key)`` of every kernel registered for the aten operators
-    ``names``, as the dispatcher lists them: backends (CPU, CUDA, meta, sparse, MKLDNN ...),
-    autograd, batching, autocast, tracing, and the composites that decompose into other operators
-    (``rnn_tanh`` runs as ``addmm`` and ``tanh``)."""
+def _kernels(operators: frozenset) -> tuple:
+    """``(namespace, operator.overload, dispatch key)`` of every kernel registered for every overload
+    of ``operators`` (``aten::softmax``), as the dispatcher lists them: backends (CPU, CUDA, meta,
+    sparse, MKLDNN ...), autograd, batching, autocast, tracing, and the composites that decompose into
+    other operators (``rnn_tanh`` runs as ``addmm`` and ``tanh``)."""
     found = set()
-    for overload in _overloads(names):
-        schema = overload._schema
-        name = schema.name.split("::", 1)[1] + (f".{schema.overload_name}" if schema.overload_name else "")
-        found |= {(name, key) for key in _REGISTERED.findall(torch._C._dispatch_dump(overload.name()))
+    for full in torch._C._dispatch_get_all_op_names():
+        if full.split(".")[0] not in operators:
+            continue
+        namespace, name = full.split("::", 1)
+        found |= {(namespace, name, key) for key in _REGISTERED.findall(torch._C._dispatch_dump(full))
                   if key != "debug"}  # where the schema was registered, not a kernel
     return tuple(sorted(found))
 
@@ -217,18 +218,22 @@ def _refuse_kernels(kernels, watch: "Watch"):
     if not kernels:
         return
     import warnings
-    library = torch._C._dispatch_library("IMPL", "aten", "", __file__, 0)
+    libraries: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
-        for name, key in kernels:
-            def refused(*args, _name=name.split(".")[0], _error=Forbidden, **kwargs):
-                what = f"uses aten.{_name}, which this exercise asks you to write by hand"
+        for namespace, name, key in kernels:
+            if namespace not in libraries:
+                libraries[namespace] = torch._C._dispatch_library("IMPL", namespace, "", __file__, 0)
+
+            def refused(*args, _name=f"{namespace}.{name.split('.')[0]}", _error=Forbidden, **kwargs):
+                what = f"uses {_name}, which this exercise asks you to write by hand"
                 watch.refuse(what)
                 raise _error(what)  # whatever became of the watch
-            library.impl(name, key, refused, False)
-    # No Python object holds the registration (dropping the last one would undo it): it lives as long
+            libraries[namespace].impl(name, key, refused, False)
+    # No Python object holds a registration (dropping the last one would undo it): it lives as long
     # as this process, which only ever runs this learner's code for this topic.
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(library))
+    for library in libraries.values():
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(library))
 
 
 @functools.lru_cache(maxsize=None)
@@ -242,6 +247,13 @@ def _overloads(names: tuple) -> frozenset:
     return frozenset(found)
 
 
+def _named_operators(words: tuple) -> set:
+    """The operators of every namespace whose name holds a forbidden computation's, as the dispatcher
+    lists them: ``static_runtime::layer_norm``, ``quantized::softmax``, ``aten::_thnn_fused_gru_cell``."""
+    return {name.split(".")[0] for name in torch._C._dispatch_get_all_op_names()
+            if _holds(_words(name.split("::", 1)[1].split(".")[0]), words)}
+
+
 class Watch:
     """Refuses forbidden operators and APIs in learner code: the kernels of forbidden operators and
     PyTorch's Python versions of them refuse for this process's lifetime; ``with watch.call(fn):
@@ -253,6 +265,7 @@ class Watch:
         plan = _refusals(tuple(rules))
         words = _words_of(tuple(rules))
         self.everything, self.names, self.overloads = plan.everything, set(plan.names), set(plan.overloads)
+        self.operators, self.words = plan.operators, words
         self.hand_all, self.hand = plan.hand_all, set(plan.hand)
         _refuse_kernels(plan.kernels, self)
         _refuse(plan.functions, self)
@@ -262,16 +275,21 @@ class Watch:
             sys.addaudithook(_runs_of_torch_files(words, self))
         self.folder = folder
         self.watching, self.leaving = 0, False
-        if self.everything or self.names:
+        if self.everything or self.operators:
             _lock(self)
         self.allowed_ops: set = set()
         self.allowed_calls: set = set()
         self.refused: str | None = None
         self.strict = False  # inside a function whose gradient is written by hand
-        self.active = bool(self.everything or self.names)
+        self.active = bool(self.everything or self.operators)
         self.threads: set = set()  # the learner's threads still running (``_threads_watched``)
         self.baseline = _thread_count()  # Python threads running before any learner code: counted by
         # the interpreter, so that a thread started by any route (an alias, a C extension) counts
+
+    def forbids(self, operator: str) -> bool:
+        """Whether ``operator`` (``static_runtime::layer_norm``, ``prim::MKLDNNLayerNorm``) is forbidden."""
+        name = operator.split(".")[0]
+        return name in self.operators or _holds(_words(name.split("::", 1)[-1]), self.words)
 
     def threads_ended(self, within: float = 0.5) -> bool:
         """Whether every thread the learner's code started has ended (waiting ``within`` seconds
@@ -299,12 +317,12 @@ class Watch:
         return ""
 
     def op(self, func):
-        """An aten operator seen for the first time."""
-        name = func.__name__.split(".")[0]
+        """An operator seen for the first time."""
+        name = f"{getattr(func, 'namespace', 'aten')}.{func.__name__.split('.')[0]}"
         if self.everything:
-            self.refuse(f"uses torch (aten.{name}): this exercise is plain Python")
-        if func in self.overloads:
-            self.refuse(f"uses aten.{name}, which this exercise asks you to write by hand")
+            self.refuse(f"uses torch ({name}): this exercise is plain Python")
+        if func in self.overloads or self.forbids(str(func.name())):
+            self.refuse(f"uses {name}, which this exercise asks you to write by hand")
 
     def autograd(self):
         """An operator ran with gradient recording on, or inside a backward pass, in a function whose
@@ -312,11 +330,16 @@ class Watch:
         self.refuse("uses PyTorch's autograd (a backward pass, torch.autograd.grad, torch.func or turning "
                     "gradient recording on), but this exercise asks you to write the gradient by hand")
 
-    def function(self, func):
-        """A torch function called in a function whose gradient is written by hand."""
+    def function(self, func, args, kwargs) -> bool:
+        """A torch function called in a function whose gradient is written by hand: whether it may
+        run unchecked from now on."""
         name = (getattr(func, "__name__", "") or "").split(".")[0]
+        if name == "requires_grad_":  # switching gradients off is no use of autograd
+            if not (args[1] if len(args) > 1 else (kwargs or {}).get("requires_grad", True)):
+                return False
         if name in _AUTOGRAD:
             self.refuse(f"uses PyTorch's autograd ({name}), but this exercise asks you to write the gradient by hand")
+        return name != "requires_grad_"
 
     @contextlib.contextmanager
     def call(self, fn: str):
@@ -412,8 +435,7 @@ class _FunctionMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         key = func if type(func) in _HASHED_BY_IDENTITY else id(func)  # id(): an audited event, per call
-        if key not in self.watch.allowed_calls:
-            self.watch.function(func)
+        if key not in self.watch.allowed_calls and self.watch.function(func, args, kwargs):
             self.watch.allowed_calls.add(key)
         return func(*args, **(kwargs or {}))
 
@@ -423,6 +445,11 @@ _HASHED_BY_IDENTITY = frozenset({types.FunctionType, types.BuiltinFunctionType, 
 _recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
 _monotonic, _sleep = time.monotonic, time.sleep  # taken before any learner code runs
 _thread_count = __import__("_thread")._count  # the interpreter's count of the threads _thread started
+
+
+_TORCHSCRIPT = re.compile(r"^_jit_script_|^_create_(function|method|graph|module|object)_|import_ir_module|"
+                          r"^_load_(for_lite_interpreter|jit_module|mobile_module)|^_jit_to_backend|^_jit_differentiate$|"
+                          r"^_compile_graph_to_code_table$|^_freeze_module$|^_backport_for_mobile")
 
 
 def _lock(watch: Watch):
@@ -459,14 +486,30 @@ def _lock(watch: Watch):
 
     for overload in watch.overloads:  # the kernel of a forbidden operator, called below the watch
         locked(overload, "_op_dk")
-    get_operation = torch._C._get_operation_overload
 
-    def get_operation_overload(name, *args, **kwargs):  # a fresh handle on a forbidden operator
-        short = str(name).removeprefix("aten::")
-        if watch.watching and not watch.leaving and short in watch.names:
-            watch.refuse(f"uses aten.{short}, which this exercise asks you to write by hand")
-        return get_operation(name, *args, **kwargs)
-    torch._C._get_operation_overload = get_operation_overload
+    def named(resolve):  # a fresh handle on a forbidden operator, or one TorchScript alone runs (prim::)
+        def resolve_unless_forbidden(name, *args, **kwargs):
+            qualified = str(name) if "::" in str(name) else f"aten::{name}"
+            if watch.watching and not watch.leaving and watch.forbids(qualified):
+                watch.refuse(f"uses {qualified.replace('::', '.')}, which this exercise asks you to write by hand")
+            return resolve(name, *args, **kwargs)
+        return resolve_unless_forbidden
+    torch._C._get_operation_overload = named(torch._C._get_operation_overload)
+    torch._C._jit_get_operation = named(torch._C._jit_get_operation)
+
+    # TorchScript and NNC run operators of their own (prim::MKLDNNLayerNorm, NNC's lowering of
+    # log_softmax) and differentiate graphs without autograd: nothing of them while learner code runs
+    script = ("compiles TorchScript (or NNC) code, whose operators and gradients run outside the check of forbidden "
+              "operators: write the function in plain PyTorch")
+    for name in [n for n in dir(torch._C) if _TORCHSCRIPT.search(n)]:
+        locked(torch._C, name, script)
+    for owner, names in [(torch._C.CompilationUnit, ["__init__", "define", "create_function"]),
+                         (torch._C.ScriptModule, ["_define", "_create_method_from_trace",
+                                                  "_create_method_from_trace_with_dict"]),
+                         (torch._C.ConcreteModuleType, ["_create_methods_and_properties"]),
+                         (torch._C._te, ["lower", "TensorExprKernel", "construct_codegen", "SimpleIREvaluator"])]:
+        for name in names:
+            locked(owner, name, script)
 
     for owner, names in [
         (torch._C, ["_pop_torch_dispatch_stack", "_set_dispatch_mode",
@@ -497,6 +540,7 @@ def _lock(watch: Watch):
 class _Refusals(typing.NamedTuple):
     everything: bool  # any operator at all ("aten.*")
     names: frozenset  # the forbidden aten operators
+    operators: frozenset  # the forbidden operators of every namespace ("aten::softmax", "static_runtime::layer_norm")
     hand_all: bool  # every function's gradient is written by hand ("autograd:*")
     hand: frozenset  # the functions whose gradient is written by hand
     overloads: frozenset  # of the forbidden operators
@@ -525,12 +569,13 @@ def _refusals(rules: tuple) -> _Refusals:
     names = _with_backwards(ops - {"*"})
     if hand:  # forward-mode AD needs no backward pass: its dual tensors are refused instead
         names |= {"_make_dual"}
-    overloads = _overloads(tuple(sorted(names)))
+    operators = frozenset({f"aten::{n}" for n in names} | _named_operators(_words_of(rules)))
+    overloads = _overloads(tuple(sorted(o.split("::")[1] for o in operators if o.startswith("aten::"))))
     functions = [f for r in rules if r.startswith("python:") for f in _python_functions(r.partition(":")[2])]
     if "*" not in ops:
         functions += _decompositions(overloads)
-    return _Refusals("*" in ops, frozenset(names), "*" in hand, frozenset(hand - {"*"}), overloads,
-                     _kernels(tuple(sorted(names))), tuple(functions))
+    return _Refusals("*" in ops, frozenset(names), operators, "*" in hand, frozenset(hand - {"*"}),
+                     overloads, _kernels(operators), tuple(functions))
 
 
 def warm(rules) -> None:
@@ -562,7 +607,18 @@ def _words_of(rules: tuple) -> tuple:
 
 
 def _holds(words: tuple, names: tuple) -> bool:
-    return any(words[i:i + len(n)] == n for n in names for i in range(len(words) - len(n) + 1))
+    """Whether consecutive words spell one of ``names`` (written apart or run together: ``rms_norm``,
+    ``rmsnorm_bwd_ref``, ``RMSNorm``, ``log_sum_exp``)."""
+    for joined in ("".join(n) for n in names):
+        for i in range(len(words)):
+            spelled = ""
+            for w in words[i:]:
+                spelled += w
+                if len(spelled) >= len(joined):
+                    break
+            if spelled == joined:
+                return True
+    return False
 
 
 def _module_functions(module: types.ModuleType) -> tuple:

@@ -248,6 +248,27 @@ def test_a_hand_written_gradient_may_print_its_tensors(box):
     finally:
         learner.close()
 
+
+@pytest.mark.parametrize("off", ["torch.randn(3).requires_grad_(False)", "torch.nn.Linear(2, 2).requires_grad_(False)",
+                                 "torch.randn(3).requires_grad_(requires_grad=False)"])
+def test_a_hand_written_gradient_may_switch_gradients_off_but_not_on(box, off):
+    extra = ("_by_hand = layer_norm_backward\n\n"
+             "def layer_norm_backward(x, *a):\n"
+             f"    {off}\n"
+             "    return _by_hand(x, *a)\n\n"
+             "def rms_norm_backward(*a):\n"
+             "    torch.randn(3).requires_grad_(False)\n"
+             "    return torch.randn(3).requires_grad_()\n")
+    learner = _open(box, "norms", extra)
+    try:
+        x, g = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+        learner.call("layer_norm_backward", x, [3], None, None, 1e-5, g)
+        with pytest.raises(LearnerError) as e:
+            learner.call("rms_norm_backward")
+        assert e.value.kind == "forbidden" and "requires_grad_" in e.value.message
+    finally:
+        learner.close()
+
 def test_a_backward_pass_over_a_graph_built_earlier_is_refused_at_the_operator_level():
     """The engine called directly (no torch function names it): its backward operators run on this
     thread (CPU) inside a graph task, under the watch."""

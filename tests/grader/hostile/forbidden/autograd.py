@@ -76,3 +76,19 @@ def via_the_worker_module(*_):
     """The worker's own module imported by name, its watch told to refuse nothing (were it the live one)."""
     importlib.import_module("grader" + ".worker").Watch.refuse = lambda self, what: None
     return via_autograd_grad()
+
+
+def _scripted(x):
+    return (x.tanh() * x).sum()
+
+
+def via_torchscript_autodiff(*_):
+    """TorchScript differentiates a graph symbolically: no engine, no gradient recording, no dual tensors."""
+    x = torch.randn(3, 4, dtype=torch.float64)
+    graphs = torch._C._jit_differentiate(torch.jit.script(_scripted).graph)
+    graphs.f.makeMultiOutputIntoTuple()
+    graphs.df.makeMultiOutputIntoTuple()
+    outs = torch._C._create_function_from_graph("forward", graphs.f)(x)
+    args = [torch.ones(()) for _ in graphs.df_input_vjps] + [x for _ in graphs.df_input_captured_inputs]
+    args += [outs[i] for i in graphs.df_input_captured_outputs]
+    return torch._C._create_function_from_graph("backward", graphs.df)(*args)

@@ -1,4 +1,5 @@
 """Routes to PyTorch's normalisation kernels (appended to the solution; ``via_*`` replaces TARGET)."""
+import importlib
 import os
 import sys
 
@@ -103,6 +104,62 @@ def via_a_helper_named_apart(*_):
     """torch._refs' layer norm leaves its arithmetic to a private helper named after nothing it computes."""
     import torch._refs
     return torch._refs._normalize(X, [1], 1e-5)[0]
+
+
+def via_another_namespace(*_):
+    """The static runtime's own layer-norm operator: a real CPU kernel, outside aten."""
+    return torch.ops.static_runtime.layer_norm(X, [5], None, None, 1e-5, False)[0]
+
+
+def via_an_operator_only_torchscript_runs(*_):
+    """prim::MKLDNNLayerNorm: registered with TorchScript's interpreter, not with the dispatcher."""
+    rows = X.float().to_mkldnn()
+    return torch.ops.prim.MKLDNNLayerNorm(rows, [5], torch.ones(5).to_mkldnn(), torch.zeros(5).to_mkldnn(), 1e-5,
+                                          False).to_dense().double()
+
+
+def via_a_name_run_together(*_):
+    """A vendored kernel's Python reference, named rmsnorm_bwd_ref: its imports (CUDA only) faked."""
+    import importlib.abc
+    import importlib.machinery
+    import types
+
+    class Anything(type):
+        def __getattr__(cls, name):
+            return cls
+
+        def __call__(cls, *args, **kwargs):
+            return args[0] if len(args) == 1 and callable(args[0]) and not kwargs else cls
+
+        def __getitem__(cls, key):
+            return cls
+
+        def __or__(cls, other):
+            return cls
+        __ror__ = __or__
+
+    class Fake(types.ModuleType):
+        __path__ = []
+
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return Anything("Anything", (), {})
+
+    class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("cutlass", "cuda", "tvm_ffi", "triton", "apache_tvm_ffi"):
+                return importlib.machinery.ModuleSpec(name, self, is_package=True)
+
+        def create_module(self, spec):
+            return Fake(spec.name)
+
+        def exec_module(self, module):
+            pass
+    sys.meta_path.append(Finder())
+    quack = importlib.import_module("torch._vendor.quack.rmsnorm")
+    rstd = 1 / torch.sqrt(X.pow(2).mean(-1) + 1e-6)
+    return quack.rmsnorm_bwd_ref(X, torch.ones(5, dtype=X.dtype), X, rstd)[0]
 
 def via_native_rms_norm(*_):
     """PyTorch's Python RMSNorm kernel (torch._native)."""

@@ -90,11 +90,13 @@ class _Kept:
     """What an input tensor looked like before a call: a copy of its values and its layout."""
 
     def __init__(self, t: torch.Tensor):
-        self.tensor, self.values = t, t.detach().clone()
+        self.tensor, self.values, self.grad = t, t.detach().clone(), (t.grad, t.requires_grad)
         self.layout = (tuple(t.shape), t.stride(), t.storage_offset(), t.dtype, t.device)
 
     def changed(self) -> str | None:
         t = self.tensor
+        if t.grad is not self.grad[0] or t.requires_grad != self.grad[1]:
+            return "its .grad or requires_grad was set"
         if (tuple(t.shape), t.stride(), t.storage_offset(), t.dtype, t.device) != self.layout:
             return f"its shape went from {self.layout[0]} to {tuple(t.shape)}" if tuple(t.shape) != self.layout[0] \
                 else "its strides, dtype or storage changed"
@@ -151,6 +153,30 @@ def _side_effect(kept) -> str | None:
             how = None if same else "its items changed"
         if how:
             return f"`{name}` in place ({how})"
+    return None
+
+
+# PyTorch's global settings a call must leave as it found them: (name, read, write), taken before
+# any learner code runs
+_SETTINGS = [("default dtype", torch.get_default_dtype, torch.set_default_dtype),
+             ("default device", torch.get_default_device,
+              lambda d, _set=torch.set_default_device: _set(None if d == torch.device("cpu") else d)),
+             ("gradient mode (torch.set_grad_enabled)", torch.is_grad_enabled, torch.set_grad_enabled),
+             ("anomaly detection", torch.is_anomaly_enabled, torch.set_anomaly_enabled)]
+
+
+def _settings() -> list:
+    return [read() for _, read, _ in _SETTINGS]
+
+
+def _settings_moved(before: list) -> str | None:
+    """The first global setting a call changed, put back as it was (so that later calls do not pay
+    for it): ``default dtype (torch.float32 -> torch.float64)``; None when none changed."""
+    for (name, read, write), was in zip(_SETTINGS, before):
+        now = read()
+        if now != was:
+            write(was)
+            return f"{name} ({was} -> {now})"
     return None
 
 
@@ -1248,7 +1274,7 @@ def child(req: dict):
             args, kwargs = _with_values(args, elsewhere, gen), _with_values(kwargs, elsewhere, gen)
         if msg.get("driver"):
             args = [watch.scoped(module), *args]
-        kept = _inputs(fn, args, kwargs)
+        kept, settings = _inputs(fn, args, kwargs), _settings()
         try:
             _seed()
             if msg.get("timeout"):  # SIGALRM's default action ends this child; the server lives on
@@ -1273,6 +1299,12 @@ def child(req: dict):
                 who = "your code changed the" if msg.get("driver") else f"`{msg['fn']}` changed its"
                 _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} argument {changed}: do not modify inputs; use "
                        "out-of-place operations such as `x = x - m` instead of `x -= m`"})
+                continue
+            moved = _settings_moved(settings)
+            if moved:
+                who = "your code" if msg.get("driver") else f"`{msg['fn']}`"
+                _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} changed PyTorch's {moved} for the whole "
+                       "program: a function must leave global settings as it found them"})
                 continue
             reply = wire.encode({"ok": result}, subclass=_as_meta if elsewhere else None)
         except NotImplementedError as e:

@@ -44,6 +44,30 @@ def appends(words):
 
 def nan_in_nan_out(x):
     return x.sum()
+
+
+def sets_grad(x):
+    x.grad = torch.ones_like(x)
+    return x.sum()
+
+
+def float64_from_now_on(x):
+    torch.set_default_dtype(torch.float64)
+    return x.sum()
+
+
+def no_autograd_from_now_on(x):
+    torch.set_grad_enabled(False)
+    return x.sum()
+
+
+def on_meta_from_now_on(x):
+    torch.set_default_device("meta")
+    return x.sum()
+
+
+def zeros_like_default():
+    return torch.zeros(2)
 '''
 
 
@@ -64,6 +88,7 @@ def _x():
     ("nested", [[_x(), _x()]], {}, "`xs[1]`", "its values changed"),
     ("keyword", [_x()], {"state": {"h": _x()}}, "`state['h']`", "its values changed"),
     ("appends", [["a", "b"]], {}, "`words`", "its items changed"),
+    ("sets_grad", [_x()], {}, "`x`", "its .grad or requires_grad was set"),
 ])
 def test_an_input_changed_in_place_fails_the_call_naming_the_argument(learner, fn, args, kwargs, named, how):
     with pytest.raises(LearnerError) as e:
@@ -78,3 +103,17 @@ def test_inputs_left_alone_are_not_flagged(learner):
     torch.testing.assert_close(learner.call("pure", x, [x, x], scale=3.0), (x - x.mean()) * 3.0 + x)
     assert learner.call("nan_in_nan_out", torch.tensor([float("nan"), 1.0])).isnan()
     assert learner.call("center", torch.zeros(2, 3)).eq(0).all()  # changed in place, but to the same values
+
+
+@pytest.mark.parametrize("fn, setting", [("float64_from_now_on", "default dtype (torch.float32 -> torch.float64)"),
+                                         ("no_autograd_from_now_on", "gradient mode (torch.set_grad_enabled) (True -> False)"),
+                                         ("on_meta_from_now_on", "default device (cpu -> meta)")])
+def test_a_global_setting_changed_fails_the_call_and_is_put_back(learner, fn, setting):
+    """PyTorch's global settings are the caller's: a function that leaves the default dtype, the
+    default device or autograd changed breaks the rest of the student's program."""
+    with pytest.raises(LearnerError) as e:
+        learner.call(fn, _x())
+    assert e.value.kind == "side_effect"
+    assert e.value.message.startswith(f"`{fn}` changed PyTorch's {setting} for the whole program"), e.value.message
+    made = learner.call("zeros_like_default")  # the next call finds the settings as they were
+    assert made.dtype == torch.float32 and made.device.type == "cpu"

@@ -335,7 +335,7 @@ class Learner:
         """A message to the child, written by ``deadline``: a child that stops reading its channel (its
         buffer full) must not hold the grading process up."""
         try:
-            wire.write_message(self.chan, msg, deadline)
+            wire.write_message(self.chan, msg, deadline, views=True)  # arguments keep their layout
         except TimeoutError:
             self._lost()
             raise LearnerError(ErrorKind.TIMEOUT, "your code's process stopped taking calls (it no longer reads "

@@ -102,11 +102,13 @@ class Generator:
 PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 
 
-def encode(obj, subclass=None) -> bytes:
+def encode(obj, subclass=None, views: bool = False) -> bytes:
     """Plain data to bytes. Only the types themselves are looked at, never a method that a subclass
     could override: encoding what learner code returned runs none of its code (a subclass of list,
     tuple, dict or a number is read as the base type; a tensor subclass is refused, unless
-    ``subclass`` turns it into a plain tensor)."""
+    ``subclass`` turns it into a plain tensor). ``views``: a tensor that is not contiguous (a
+    transpose, a slice with a step, an expand) goes as the stretch of memory it spans and its strides,
+    and arrives as such a view; otherwise every tensor arrives contiguous."""
     blobs: list[bytes] = []
 
     def walk(x):
@@ -120,6 +122,14 @@ def encode(obj, subclass=None) -> bytes:
                 raise WireError(f"unsupported dtype {t.dtype}")
             if t.device.type == "meta":
                 return {"__tensor__": [_NAMES[t.dtype], list(t.shape), "meta", 0]}
+            if views and t.numel() and not t.is_contiguous():
+                t = t.resolve_neg().resolve_conj()
+                strides = list(t.stride())
+                span = 1 + sum((n - 1) * st for n, st in zip(t.shape, strides))
+                flat = t.as_strided((span,), (1,), t.storage_offset()).to("cpu").contiguous()
+                data = flat.reshape(-1).view(torch.uint8).numpy().tobytes()
+                blobs.append(data)
+                return {"__tensor__": [_NAMES[t.dtype], list(t.shape), str(t.device), len(data), strides]}
             try:
                 if t.device.type == "cpu" and t.dtype in _NUMPY and not t.is_neg():
                     data = t.contiguous().numpy().tobytes()  # the same bytes, in fewer steps
@@ -153,8 +163,10 @@ def encode(obj, subclass=None) -> bytes:
     return _PREFIX.pack(len(header), len(blob)) + header + blob
 
 
-def decode(header: bytes, blob: bytes, device_map=None):
-    """Rebuild a message. ``device_map(device_str) -> device`` places tensors (default: as sent)."""
+def decode(header: bytes, blob: bytes, device_map=None, views: bool = False):
+    """Rebuild a message. ``device_map(device_str) -> device`` places tensors (default: as sent);
+    ``views``: tensors sent with their strides (``encode(..., views=True)``) are accepted, checked to
+    stay inside their own bytes."""
     try:
         tree = json.loads(header)
     except (ValueError, RecursionError) as e:
@@ -173,9 +185,15 @@ def decode(header: bytes, blob: bytes, device_map=None):
             raise WireError("bad object")
         (kind, val), = x.items()
         if kind == "__tensor__":
-            name, shape, dev, nbytes = val
-            if name not in DTYPES or not all(isinstance(s, int) and s >= 0 for s in shape):
-                raise WireError(f"bad tensor header {val!r}")
+            if not isinstance(val, list) or len(val) not in (4, 5) or (len(val) == 5 and not views):
+                raise WireError(f"bad tensor header {val!r}"[:200])
+            name, shape, dev, nbytes = val[:4]
+            strides = val[4] if len(val) == 5 else None
+            if name not in DTYPES or not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
+                raise WireError(f"bad tensor header {val!r}"[:200])
+            if strides is not None and (not isinstance(strides, list) or len(strides) != len(shape)
+                                        or not all(type(s) is int and s >= 0 for s in strides) or 0 in shape):
+                raise WireError(f"bad tensor header {val!r}"[:200])
             dtype = DTYPES[name]
             if dev == "meta":
                 if nbytes != 0 or (device_map and str(device_map(dev)) != "meta"):
@@ -184,17 +202,19 @@ def decode(header: bytes, blob: bytes, device_map=None):
                     return torch.empty(shape, dtype=dtype, device="meta")
                 except (RuntimeError, OverflowError, TypeError, ValueError):
                     raise WireError(f"bad tensor header {val!r}") from None
-            numel = math.prod(shape)
-            if nbytes != numel * dtype.itemsize or offset + nbytes > len(blob):
+            numel = math.prod(shape) if strides is None else 1 + sum((n - 1) * st for n, st in zip(shape, strides))
+            if type(nbytes) is not int or nbytes != numel * dtype.itemsize or offset + nbytes > len(blob):
                 raise WireError("tensor byte count does not match its shape")
             raw = bytearray(memoryview(blob)[offset:offset + nbytes])  # a copy of its own, writable
             offset += nbytes
             try:
-                t = torch.frombuffer(raw, dtype=dtype).reshape(shape) if nbytes else torch.empty(shape, dtype=dtype)
+                t = torch.frombuffer(raw, dtype=dtype).reshape(shape if strides is None else [numel]) if nbytes \
+                    else torch.empty(shape, dtype=dtype)
             except (RuntimeError, OverflowError, TypeError, ValueError):
                 raise WireError(f"bad tensor header {val!r}") from None
             where = device_map(dev) if device_map else "cpu"
-            return t if where == "cpu" else t.to(where)
+            t = t if where == "cpu" else t.to(where)
+            return t if strides is None else t.as_strided(shape, strides)  # inside its own bytes: checked above
         if kind == "__generator__":
             return Generator(*val)
         if kind == "__float__":
@@ -246,16 +266,16 @@ def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
     return b"".join(chunks)
 
 
-def read_message(fd: int, device_map=None, deadline: float | None = None):
+def read_message(fd: int, device_map=None, deadline: float | None = None, views: bool = False):
     hlen, blen = _PREFIX.unpack(read_exact(fd, _PREFIX.size, deadline))
     if hlen > MAX_HEADER or blen > MAX_BLOB:
         raise WireError("message too large")
     body = read_exact(fd, hlen + blen, deadline)  # one read for the header and the tensors' bytes
-    return decode(body[:hlen], memoryview(body)[hlen:], device_map)
+    return decode(body[:hlen], memoryview(body)[hlen:], device_map, views)
 
 
-def write_message(fd: int, obj, deadline: float | None = None) -> None:
-    write_all(fd, encode(obj), deadline)
+def write_message(fd: int, obj, deadline: float | None = None, views: bool = False) -> None:
+    write_all(fd, encode(obj, views=views), deadline)
 
 
 def write_all(fd: int, data: bytes, deadline: float | None = None) -> None:

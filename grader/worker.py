@@ -1253,7 +1253,7 @@ def child(req: dict):
     _send({"ok": sorted(n for n in dir(module) if not n.startswith("_"))})
     out_of_memory = f"ran out of memory (the limit is {req.get('limits', {}).get('memory_mb', '?')} MiB)"
     while True:
-        msg = wire.read_message(IN, device_map=_device)
+        msg = wire.read_message(IN, device_map=_device, views=True)  # arguments keep their layout
         if msg.get("op") != "call":
             return
         _bury(module, msg.get("dead") or {})

@@ -85,7 +85,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = "
         logits: ``(N, C)`` or ``(N, C, d1, ...)`` unnormalized scores, classes in dim 1.
         target: class indices (int64, shaped like ``logits`` without dim 1) or class probabilities
             (floating, shaped like ``logits``).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``; anything else raises ``ValueError``, as in torch.
         ignore_index: class-index targets equal to it are left out (loss 0, not counted in the mean).
         label_smoothing: ``eps``; the target distribution becomes ``(1 - eps) * q + eps / C``.
 

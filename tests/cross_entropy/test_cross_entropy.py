@@ -18,6 +18,7 @@ stable: logits of +-1e4, rows of different scale                EXTREME, ROWS, t
 dtype and device of ``logits`` kept                             every test (float64, float32, cuda)
 inputs are never changed in place                               the worker's check, every call
 the signature's defaults (``dim=-1``, "mean", -100, 0.0)        test_defaults_are_the_stubs
+any other ``reduction`` raises ValueError                       test_an_unknown_reduction_is_an_error
 =============================================================  ====================================
 """
 import torch
@@ -25,7 +26,8 @@ import torch.nn.functional as F
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from tests.compare import check
+from grader.plugin import LearnerFunctionError
+from tests.compare import Mismatch, check
 from tests.diagnosis import forward_or_backward
 from tests.strategies import Case, cases, dims, randn, seeded, seeds
 
@@ -156,7 +158,12 @@ def test_class_index_targets(impl, device, dtype, case, reduction, ignore, label
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)
     check(_call("cross_entropy", logits, kw) + f" with class-index targets, {_scale(case)}",
-          impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw))
+          impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw), **_tight(dtype))
+
+
+def _tight(dtype) -> dict:
+    """float64 losses checked to 1e-12: a loss carried through float32 keeps 7 digits, inside 1e-7."""
+    return {"rtol": 1e-12} if dtype == torch.float64 else {}
 
 
 @given(case=shapes, reduction=reductions, ignore=ignores, label_smoothing=smoothings)
@@ -170,7 +177,7 @@ def test_probability_targets(impl, device, dtype, case, reduction, ignore, label
     logits, target = _logits(case, dtype, device), _probability_targets(case, dtype, device)
     kw = _kwargs(reduction, ignore, label_smoothing)
     check(_call("cross_entropy", logits, kw) + " with probability targets",
-          impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw))
+          impl.cross_entropy(logits, target, **kw), _reference(logits, target, kw), **_tight(dtype))
 
 
 @given(case=shapes, reduction=reductions, ignore=ignores, label_smoothing=smoothings)
@@ -254,6 +261,22 @@ def test_device_propagation(impl, case):
 
 
 from tests.defaults import check_defaults  # noqa: E402
+from tests.devices import last_line  # noqa: E402
+
+
+@pytest.mark.parametrize("fn", ["cross_entropy", "cross_entropy_grad"])
+@pytest.mark.parametrize("reduction", ["Mean", "average"])
+def test_an_unknown_reduction_is_an_error(impl, device, fn, reduction):
+    """As in F.cross_entropy: a misspelt reduction raises ValueError instead of quietly giving another."""
+    logits = _logits(PLAIN, torch.float64, device)
+    try:
+        result = getattr(impl, fn)(logits, _class_targets(PLAIN, device, -100), reduction=reduction)
+    except LearnerFunctionError as e:
+        if "ValueError" in str(e):
+            return
+        raise Mismatch(f"{fn}(reduction={reduction!r}) should raise ValueError; it raised {last_line(str(e))}") from None
+    raise Mismatch(f"{fn}(reduction={reduction!r}) returned {type(result).__name__}: a reduction other than 'mean', "
+                   "'sum' and 'none' should raise ValueError")
 
 
 @pytest.mark.parametrize("fn", ["log_softmax", "cross_entropy", "cross_entropy_grad"])

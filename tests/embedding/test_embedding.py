@@ -8,12 +8,13 @@ negative padding_idx counts from the end                     -> every test (-1 a
 backward: repeated ids accumulate, unseen rows are zeros     -> test_embedding_backward (REPEATS)
 backward: padding row gets zeros                             -> test_embedding_backward
 backward: any d_out of shape (*ids.shape, D), views included -> test_embedding_backward_non_contiguous
+lookup of ids that are a view (transposed)                   -> test_embedding_of_non_contiguous_ids
 bags: sum and mean; padding left out of sum and count        -> test_embedding_bag
 bag of padding only gives zeros (no 0 / 0)                   -> test_embedding_bag (ALL_PADDING)
 bags differentiable with respect to weight                   -> test_embedding_bag_gradient
 any other mode raises ValueError                             -> test_embedding_bag_refuses_an_unknown_mode
 device and dtype of the inputs                               -> every test, over devices and dtypes
-the signature's defaults (mode="mean", padding_idx=None)     -> test_defaults_are_the_stubs
+the signature's defaults (mode="mean", padding_idx=None)     -> test_defaults_are_the_stubs, test_embedding_gradient
 """
 import pytest
 import torch
@@ -96,13 +97,14 @@ def test_embedding(impl, device, dtype, case):
 @given(case=lookups)
 @example(case=PADDED)
 @example(case=NEGATIVE_TWO)
+@example(case=REPEATS)  # no padding_idx passed: id 0 must get its gradient under the signature's default
 def test_embedding_gradient(impl, device, dtype, case):
     ids, weight = _ids(case, device), _weight(case, dtype, device)
     padding_idx = _padding_idx(case)
     d_out = _d_out((*ids.shape, case.dim), case, dtype, device)
     expected_out, expected_grad = _grad_of(lambda w: F.embedding(ids, w, padding_idx=padding_idx), weight, d_out)
-    out, grad = unpack(impl.drive("output_and_weight_grad", "embedding", ids, weight, d_out,
-                                  {"padding_idx": padding_idx}), 2, "embedding")
+    given = {} if padding_idx is None else {"padding_idx": padding_idx}  # None: the signature's default
+    out, grad = unpack(impl.drive("output_and_weight_grad", "embedding", ids, weight, d_out, given), 2, "embedding")
     _check_gradient(f"embedding(padding_idx={padding_idx})", out, grad, expected_out, expected_grad)
 
 
@@ -120,6 +122,13 @@ def test_embedding_backward(impl, device, dtype, case):
     got = impl.embedding_backward(ids, d_out, case.vocab, padding_idx=padding_idx)
     check(f"embedding_backward(padding_idx={padding_idx}) (compared with autograd on F.embedding): d_weight",
           got, expected)
+
+
+def test_embedding_of_non_contiguous_ids(impl, device, dtype):
+    """ids that are a view (transposed), not contiguous: ``.view(-1)`` fails on them."""
+    ids = torch.tensor([[0, 2, 0], [3, 0, 1]], device=device).T
+    weight = randn(5, 4, seed=9, dtype=dtype, device=device)
+    check("embedding(ids transposed, not contiguous)", impl.embedding(ids, weight), F.embedding(ids, weight))
 
 
 def test_embedding_backward_non_contiguous(impl, device, dtype):

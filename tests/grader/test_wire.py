@@ -115,6 +115,36 @@ def test_encode_refuses_what_is_not_plain_data(obj):
         wire.encode(obj)
 
 
+@pytest.mark.parametrize("view", ["transpose", "step", "offset-and-transpose", "expand", "negated", "int64"])
+def test_views_keep_their_layout_when_asked(view):
+    """Arguments travel as the views they are (``encode(..., views=True)``): a learner's ``.view(-1)``
+    fails on a transposed input beside its code as it would at home."""
+    base = torch.arange(24, dtype=torch.float64).reshape(4, 6)
+    t = {"transpose": base.T, "step": base[:, ::2], "offset-and-transpose": base[1:, 2:].T,
+         "expand": base[0].expand(3, 6), "negated": base.T.neg(), "int64": torch.arange(6).reshape(2, 3).T}[view]
+    back = wire.decode(*_split(wire.encode(t, views=True)), views=True)
+    assert torch.equal(back, t) and back.stride() == t.stride() and back.is_contiguous() == t.is_contiguous()
+    assert roundtrip(t).is_contiguous()  # without views: contiguous, as before
+
+
+@pytest.mark.parametrize("strides, nbytes", [([1, 2], 8), ([2, 1], 8), ([-1, 1], 16), ([1], 16), ([1, 2.0], 16),
+                                             ([2**62, 1], 16), ("12", 16), ([0, 0], 16)],
+                         ids=["past-its-bytes", "past-its-bytes-other-axis", "negative", "too-few", "float",
+                              "huge", "not-a-list", "bytes-unused"])
+def test_a_view_reaching_outside_its_own_bytes_is_refused(strides, nbytes):
+    header, blob = _msg({"__tensor__": ["float32", [2, 2], "cpu", nbytes, strides]}, b"\0" * nbytes)
+    with pytest.raises(wire.WireError):
+        wire.decode(header, blob, views=True)
+
+
+def test_a_view_is_refused_where_views_are_not_asked_for():
+    """The grading side reads the learner's results without views: a layout of the learner's making
+    never reaches it."""
+    header, blob = _split(wire.encode(torch.arange(6.0).reshape(2, 3).T, views=True))
+    with pytest.raises(wire.WireError):
+        wire.decode(header, blob)
+
+
 def _msg(tree, blob=b"") -> tuple[bytes, bytes]:
     return json.dumps(tree).encode(), blob
 

@@ -6,6 +6,5 @@ Functions here take the learner's module first.
 
 def on_transposed(m, fn, x, swap, *args, **kwargs):
     """The learner's ``fn(x.transpose(*swap), *args, **kwargs)``: ``x`` comes with the dims ``swap``
-    exchanged and goes on as a transposed, non-contiguous view (the wire carries contiguous tensors
-    only)."""
+    exchanged and goes on as a transposed, non-contiguous view of the tensor that arrived."""
     return getattr(m, fn)(x.transpose(*swap), *args, **kwargs)

@@ -141,6 +141,7 @@ def _affine_kwargs(weight, bias=None):
 @example(case=SPREAD, eps=1e-5)
 @example(case=FLAT, eps=1e-5)
 @example(case=DEEP, eps=1e-5)
+@example(case=TINY, eps=0.0)  # no eps at all, not the default: `eps or default` mixes them up
 def test_layer_norm(impl, device, dtype, case, eps):
     x, weight, bias, _, ns = _inputs(case, dtype, device)
     expected = F.layer_norm(x, _ns(ns), weight, bias, 1e-5 if eps == "default" else eps)
@@ -357,3 +358,19 @@ DEVICE_CASES = ["layer_norm", "rms_norm", "layer_norm_backward", "rms_norm_backw
 def test_device_propagation(impl, fn):
     args, kwargs = _device_case(fn)
     check_devices(impl, fn.split("(")[0], *args, **kwargs)
+
+
+from tests.defaults import check_defaults  # noqa: E402
+
+
+@pytest.mark.parametrize("fn", ["layer_norm", "rms_norm", "pre_norm_block", "post_norm_block"])
+def test_defaults_are_the_stubs(impl, fn):
+    """Called without ``eps`` (and the norms without weight and bias), on rows whose variance is of the
+    order of eps, where another default shows."""
+    x, params = _block_inputs(BLOCK, torch.float64, "cpu")
+    x = x * 1e-3
+    if fn in ("layer_norm", "rms_norm"):
+        check_defaults(impl, "norms", fn, x, [x.shape[-1]])
+    else:
+        params[2] = params[2] * 1e-3  # W: the pre-activations small as well, for the post-norm block
+        check_defaults(impl, "norms", fn, x, *params)

@@ -19,8 +19,8 @@ def perplexity_and_grad(m, logits, targets, ignore_index=None, mask=None):
 
 def perplexity_and_grad_transposed(m, logits, targets, ignore_index=None, mask=None):
     """``perplexity_and_grad`` on non-contiguous inputs: ``logits``, ``targets`` and ``mask`` come as
-    ``(T, B, ...)`` and are transposed here to ``(B, T, ...)`` views (the wire carries contiguous
-    tensors only), as a time-major model's outputs are. The gradient goes back in ``(B, T, V)``."""
+    ``(T, B, ...)`` and are transposed here to ``(B, T, ...)`` views, as a time-major model's outputs
+    are. The gradient goes back in ``(B, T, V)``."""
     leaf = logits.detach().requires_grad_(True)
     ppl = m.perplexity(leaf.transpose(0, 1), targets.transpose(0, 1), ignore_index=ignore_index,
                        mask=None if mask is None else mask.transpose(0, 1))

@@ -20,6 +20,10 @@ for the device rules, and the values ride along.
   too, the case is inconclusive and skipped (the value tests report that error; this test judges
   devices); if it runs there, the function behaves differently off the CPU: a failure.
 
+The same call is then made with the floating inputs in bfloat16 (values on the CPU): every floating
+tensor returned must be in a dtype the function was given. A buffer made without ``dtype=`` is float32,
+which the float32 tests take for right and float64 absorbs; here it turns the result into float32.
+
 A test module declares which functions take part, with small fixed inputs (their values do not
 matter), in one test ``test_device_propagation`` parametrized over them.
 """
@@ -114,3 +118,52 @@ def check_devices(impl, fn: str, *args, **kwargs) -> None:
             where = "the CPU" if t.device.type == "cpu" else t.device.type
             raise Mismatch(f"`{fn}` returned a tensor on {where} ({path}) while its inputs were on another device: "
                            f"{_FIX} {_HOW}.")
+    _check_dtype(impl, fn, args, kwargs)
+
+
+def _floating(x) -> set:
+    """The floating dtypes among ``x``'s tensors and ``torch.dtype`` values."""
+    if isinstance(x, torch.dtype):
+        return {x} if x.is_floating_point else set()
+    return {t.dtype for _, t in _tensors(x) if t.is_floating_point()}
+
+
+def _in_bfloat16(x):
+    if isinstance(x, torch.Tensor):
+        return x.to(torch.bfloat16) if x.is_floating_point() else x
+    if isinstance(x, (list, tuple)):
+        return type(x)(_in_bfloat16(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _in_bfloat16(v) for k, v in x.items()}
+    return x
+
+
+def _check_dtype(impl, fn: str, args, kwargs) -> None:
+    """The dtype half of the pass: the same call with the floating inputs in bfloat16 (values on the
+    CPU). Every floating tensor returned must have a dtype it was given: a buffer made without
+    ``dtype=`` (float32) turns a bfloat16 result into float32, and the float32 and float64 tests cannot
+    see it (float32 is their default; float64 absorbs it)."""
+    half, half_kwargs = _in_bfloat16(args), _in_bfloat16(kwargs)
+    given = _floating(list(half) + list(half_kwargs.values())) | {v for v in (*half, *half_kwargs.values())
+                                                                   if isinstance(v, torch.dtype)}
+    if torch.bfloat16 not in given:
+        return  # no floating input: no dtype to follow
+    try:
+        result = impl.device_pass("cpu", fn, *half, **half_kwargs)
+    except LearnerFunctionError as e:
+        if "BFloat16" in str(e) and "not implemented" in str(e):
+            pytest.skip(f"`{fn}` uses an operator PyTorch has no bfloat16 version of: the dtype pass is inconclusive")
+        try:
+            impl.device_pass("cpu", fn, *args, **kwargs)
+        except LearnerFunctionError:
+            return  # it raises in float32 too: the value tests report it
+        raise Mismatch(f"`{fn}` raised on bfloat16 inputs only: {last_line(str(e))}. {_DTYPE_FIX}") from None
+    for path, t in _tensors(result):
+        if t.is_floating_point() and t.dtype not in given:
+            raise Mismatch(f"`{fn}` returned {path} in {str(t.dtype).removeprefix('torch.')} for bfloat16 inputs: "
+                           f"{_DTYPE_FIX}")
+
+
+_DTYPE_FIX = ("create new tensors in the dtype of the inputs (`x.new_zeros(...)`, `torch.zeros_like(x)`, "
+              "`torch.ones(..., dtype=x.dtype, device=x.device)`), so that a function works in any dtype it is "
+              "given (checked with bfloat16 inputs)")

@@ -14,9 +14,9 @@ def _dims(x: torch.Tensor, normalized_shape) -> tuple:
 
 
 def _batch_sum(t: torch.Tensor, batch_dims: tuple) -> torch.Tensor:
-    """``t`` summed over the batch dims; ``t`` itself when there are none (``sum(dim=())`` would sum
-    over every dim)."""
-    return t.sum(dim=batch_dims) if batch_dims else t
+    """``t`` summed over the batch dims; a copy of ``t`` when there are none (``sum(dim=())`` would sum
+    over every dim, and ``t`` itself, often the caller's ``d_out``, must not be handed back)."""
+    return t.sum(dim=batch_dims) if batch_dims else t.clone()
 
 
 def _layer_norm_stats(x, dims, eps):

@@ -202,10 +202,13 @@ CHAIN_WITH_REUSE = Program([1.3, -0.6], [["mul", 0, 1], ["tanh", 2], ["rsub", 2.
 REUSE = Program([0.7, -1.1], [["mul", 0, 1], ["add", 2, 0], ["exp", 3], ["mul", 4, 2], ["rdiv", 1.5, 0],
                               ["add", 5, 6]])
 
+EQUAL_NODES = Program([0.5, 0.5], [["tanh", 0], ["tanh", 1], ["mul", 2, 3]])  # two nodes, one number
+
 
 @settings(report_multiple_bugs=False)
 @given(prog=programs())
 @example(prog=CHAIN_WITH_REUSE)
+@example(prog=EQUAL_NODES)
 def test_random_expression_graphs(impl, prog):
     _compare(impl.drive("run_program", prog.leaves, prog.steps), prog, f"graph `{prog!r}`")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import select
 import shutil
 import signal
@@ -182,9 +183,12 @@ def _gpu_binds() -> list[str]:
 
 
 def _device_map(dev: str):
-    if dev in ("cpu", "meta") or (dev.startswith("cuda") and torch.cuda.is_available()):
+    """Where a tensor of the child's reply goes: the CPU, meta, or a GPU this machine has."""
+    cuda = re.fullmatch(r"cuda(?::(\d{1,3}))?", dev)
+    if dev in ("cpu", "meta") or (cuda and torch.cuda.is_available()
+                                  and int(cuda.group(1) or 0) < torch.cuda.device_count()):
         return dev
-    raise wire.WireError(f"tensor on unknown device {dev!r}")
+    raise wire.WireError(f"tensor on unknown device {dev[:40]!r}")
 
 
 class Sandbox:
@@ -389,9 +393,9 @@ class Learner:
             raise LearnerError(ErrorKind.TIMEOUT, f"no answer within {timeout:g} s (an infinite loop?)") from None
         except EOFError:
             self._ended(deadline + BACKSTOP, alarm)
-        except wire.WireError as e:
+        except Exception as e:  # noqa: BLE001 - whatever the child wrote (WireError or worse) ends only this child
             self._lost()
-            raise LearnerError(ErrorKind.CRASH, f"the worker running your code broke its channel ({e})") from None
+            raise LearnerError(ErrorKind.CRASH, f"the worker running your code broke its channel ({e})"[:500]) from None
         if not isinstance(reply, dict) or len({"ok", "error"} & set(reply)) != 1:
             self._lost()
             raise LearnerError(ErrorKind.CRASH, "the worker running your code sent garbage")

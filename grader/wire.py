@@ -189,6 +189,8 @@ def decode(header: bytes, blob: bytes, device_map=None, views: bool = False):
                 raise WireError(f"bad tensor header {val!r}"[:200])
             name, shape, dev, nbytes = val[:4]
             strides = val[4] if len(val) == 5 else None
+            if type(name) is not str or type(dev) is not str:
+                raise WireError(f"bad tensor header {val!r}"[:200])
             if name not in DTYPES or not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
                 raise WireError(f"bad tensor header {val!r}"[:200])
             if strides is not None and (not isinstance(strides, list) or len(strides) != len(shape)
@@ -212,8 +214,11 @@ def decode(header: bytes, blob: bytes, device_map=None, views: bool = False):
                     else torch.empty(shape, dtype=dtype)
             except (RuntimeError, OverflowError, TypeError, ValueError):
                 raise WireError(f"bad tensor header {val!r}") from None
-            where = device_map(dev) if device_map else "cpu"
-            t = t if where == "cpu" else t.to(where)
+            try:
+                where = device_map(dev) if device_map else "cpu"
+                t = t if where == "cpu" else t.to(where)
+            except (RuntimeError, TypeError, ValueError) as e:  # a device this machine has not got
+                raise WireError(f"a tensor on a device that cannot be used here ({dev[:40]!r}: {type(e).__name__})") from None
             return t if strides is None else t.as_strided(shape, strides)  # inside its own bytes: checked above
         if kind == "__generator__":
             return Generator(*val)

@@ -367,6 +367,14 @@ def forged_error(fields):
     """Answers with an error of its own making (odd fields, odd types) and goes on."""
     os.write(_channel(), _frame({"__dict__": fields}))
     return 1
+
+
+def forged_tensor(header, nbytes):
+    """Answers with a tensor of its own making (a device that is not text, a layout) and goes on."""
+    import json
+    text = json.dumps({"__dict__": [["ok", {"__tensor__": header}]]}).encode()
+    os.write(_channel(), struct.pack("<QQ", len(text), nbytes) + text + bytes(nbytes))
+    return 5
 '''
 
 # Imported, it answers on its channel with an error reply of its own making (no message) before the
@@ -521,6 +529,21 @@ def test_an_error_reply_of_the_learners_making_is_only_a_failed_call(box, fields
     with pytest.raises(LearnerError) as e:
         learner.call("forged_error", fields)
     assert isinstance(e.value.message, str) and e.value.kind in ("raised", "crash"), (e.value.kind, e.value.message)
+    learner.close()
+
+
+@pytest.mark.parametrize("header, nbytes", [(["float32", [1], None, 4], 4), (["float32", [1], 7, 4], 4),
+                                            (["float32", [1], "cuda:9", 4], 4), (["float32", [2, 2], "cpu", 16, [1, 2]], 16),
+                                            ([1, [1], "cpu", 4], 4)],
+                         ids=["device-none", "device-int", "device-absent", "a-layout", "dtype-not-text"])
+def test_a_forged_tensor_reply_fails_that_call_only(box, header, nbytes):
+    """Whatever the child writes is a failed call, and the next call is answered in step, not with
+    the reply the forged one displaced."""
+    learner = _open(box)
+    with pytest.raises(LearnerError) as e:
+        learner.call("forged_tensor", header, nbytes)
+    assert e.value.kind == "crash", (e.value.kind, e.value.message)
+    assert learner.call("ok", torch.ones(1)).tolist() == [2.0]
     learner.close()
 
 

@@ -385,6 +385,7 @@ class Watch:
                 try:
                     yield
                 finally:
+                    _no_code_for_later()
                     self.watching -= 1
                     self.leaving = True  # the modes are popped by us now
         finally:
@@ -499,6 +500,7 @@ def _lock(watch: Watch):
             return original(*args, **kwargs)
         setattr(owner, name, guard)
 
+    locked(sys, "addaudithook", "runs code of yours at moments no check watches")
     import posix
     programs = ["execv", "execve", "posix_spawn", "posix_spawnp", "system"]
     for owner, names in [(os, programs), (posix, programs),  # os's are posix's, under a second name
@@ -1201,6 +1203,34 @@ class _BuiltElsewhere(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def _settled(result):
+    """A copy of a call's result, taken while the watch is still on: code the learner left to run
+    later (a gc callback, a finalizer) may write into the tensors it returned, but not into these.
+    Containers are rebuilt by their base type and tensors cloned; anything else is left for the wire."""
+    kind = type(result)
+    if kind in wire.PLAIN_TENSORS or kind is Elsewhere:
+        return result.detach().clone()
+    if issubclass(kind, (list, tuple)):
+        items = [_settled(v) for v in (list.__iter__(result) if issubclass(kind, list) else tuple.__iter__(result))]
+        return items if issubclass(kind, list) else tuple(items)
+    if issubclass(kind, dict):
+        return {k: _settled(v) for k, v in dict.items(result)}
+    return result
+
+
+_set_profile, _set_trace, _gc_callbacks = sys.setprofile, sys.settrace, gc.callbacks
+
+
+def _no_code_for_later() -> None:
+    """At the end of a watched call (or import), still under the watch: what would run the learner's
+    code after it, unwatched (a profile or trace function, a gc callback), is taken down."""
+    _set_profile(None)
+    _set_trace(None)
+    threading.setprofile(None)
+    threading.settrace(None)
+    del _gc_callbacks[:]
+
+
 def _with_values(x, elsewhere: bool, gen: torch.Generator):
     """Meta inputs of the device pass with values, the same ones every time: floats uniform in [0, 1),
     integers 0 (a valid index everywhere), booleans True; ``Elsewhere``, or plain CPU tensors."""
@@ -1283,7 +1313,7 @@ def child(req: dict):
                 with (_BuiltElsewhere() if elsewhere else contextlib.nullcontext()), \
                         (_MadeElsewhere() if elsewhere else contextlib.nullcontext()), \
                         watch.call("" if msg.get("driver") else msg["fn"]):
-                    result = fn(*args, **kwargs)
+                    result = _settled(fn(*args, **kwargs))
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _contain(me)

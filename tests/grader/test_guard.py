@@ -269,6 +269,45 @@ def test_a_hand_written_gradient_may_switch_gradients_off_but_not_on(box, off):
     finally:
         learner.close()
 
+
+@pytest.mark.parametrize("later", ["gc.callbacks.append(job); gc.set_threshold(1)", "sys.setprofile(job)"],
+                         ids=["gc callback", "profile function"])
+def test_code_left_to_run_after_a_call_changes_neither_its_result_nor_the_next_call(box, later):
+    """A hand-written gradient that returns empty tensors and leaves code to fill them in once the
+    watch is off (when the call's alarm is cancelled): the result is taken while the watch is on, and
+    the code left behind is taken down with the call."""
+    extra = ("import gc, signal, sys\n\n"
+             "def layer_norm_backward(x, *a):\n"
+             "    out = torch.zeros_like(x)\n"
+             "    def job(*_):\n"
+             "        if signal.getitimer(signal.ITIMER_REAL)[0] == 0.0:\n"
+             "            out.fill_(7.0)\n"
+             f"    {later}\n"
+             "    return out, None, None\n\n"
+             "def rms_norm_backward(*a):\n"
+             "    return torch.tensor([float(len(gc.callbacks)), float(sys.getprofile() is not None)])\n")
+    learner = _open(box, "norms", extra)
+    try:
+        x, g = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+        dx = learner.call("layer_norm_backward", x, [3], None, None, 1e-5, g)[0]
+        assert dx.eq(0).all(), dx
+        assert learner.call("rms_norm_backward").tolist() == [0.0, 0.0]  # nothing of it left
+    finally:
+        learner.close()
+
+
+def test_an_audit_hook_of_the_learners_is_refused(box):
+    extra = ("import sys\n\n"
+             "def layer_norm_backward(*a):\n"
+             "    sys.addaudithook(lambda event, args: None)\n")
+    learner = _open(box, "norms", extra)
+    try:
+        with pytest.raises(LearnerError) as e:
+            learner.call("layer_norm_backward")
+        assert e.value.kind == "forbidden" and "addaudithook" in e.value.message
+    finally:
+        learner.close()
+
 def test_a_backward_pass_over_a_graph_built_earlier_is_refused_at_the_operator_level():
     """The engine called directly (no torch function names it): its backward operators run on this
     thread (CPU) inside a graph task, under the watch."""

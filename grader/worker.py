@@ -447,9 +447,22 @@ class _DispatchMode(TorchDispatchMode):
         if func not in watch.allowed_ops:  # operators: PyTorch's long-lived objects, hashed by identity
             watch.op(func)
             watch.allowed_ops.add(func)
-        if watch.strict and (_recording() or _graph_task() != -1):
+        if watch.strict and (_graph_task() != -1 or (_recording() and _records(args))):
             watch.autograd()
         return func(*args, **(kwargs or {}))
+
+
+def _records(args) -> bool:
+    """Whether an operator with these arguments is recorded for autograd: one of its tensors (or of a
+    list of them) requires grad. Gradient mode on over tensors that do not (torch.distributions'
+    lazy properties switch it on) records nothing."""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            if a.requires_grad:
+                return True
+        elif isinstance(a, (list, tuple)) and any(isinstance(t, torch.Tensor) and t.requires_grad for t in a):
+            return True
+    return False
 
 
 class _FunctionMode(TorchFunctionMode):
@@ -869,7 +882,28 @@ def _decompositions(overloads: frozenset) -> tuple:
             if isinstance(helper, types.FunctionType) and helper.__module__ == "torch._decomp.decompositions" \
                     and id(helper) not in registered:
                 todo.append(helper)
-    return _plan([*found, *chosen.values()])
+    return _plan([*found, *_used_only_by(chosen, {id(inspect.unwrap(f)) for f in found})])
+
+
+def _used_only_by(chosen: dict, refused: set) -> list:
+    """The functions of ``chosen`` (by id) that nothing but the refused ones use in their module: a
+    helper an allowed operator's decomposition or meta kernel shares (``apply_loss_reduction``,
+    ``prod``) stays usable."""
+    kept, more = dict(chosen), True
+    homes = {id(fn.__globals__): fn.__globals__ for fn in chosen.values()}
+    everyone = [f for g in homes.values() for f in (inspect.unwrap(v) for v in list(g.values()) if callable(v))
+                if isinstance(f, types.FunctionType) and id(f.__globals__) in homes]
+    names = {id(f): _names_in(f.__code__) for f in everyone}
+    while more:
+        more = False
+        for key, fn in list(kept.items()):
+            if key in refused:
+                continue
+            users = {id(f) for f in everyone if f is not fn and fn.__name__ in names[id(f)]}
+            if not users <= kept.keys():
+                del kept[key]
+                more = True
+    return list(kept.values())
 
 
 @contextlib.contextmanager

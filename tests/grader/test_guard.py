@@ -308,6 +308,38 @@ def test_an_audit_hook_of_the_learners_is_refused(box):
     finally:
         learner.close()
 
+
+def test_a_hand_written_gradient_may_use_torch_distributions(box):
+    """Categorical's lazy properties switch gradient mode on over tensors that do not require grad:
+    nothing is recorded, nothing is refused."""
+    extra = ("_by_hand = layer_norm_backward\n\n"
+             "def layer_norm_backward(x, *a):\n"
+             "    d = torch.distributions.Bernoulli(probs=torch.full((3,), 0.25, dtype=x.dtype))\n"
+             "    d.log_prob(torch.ones(3, dtype=x.dtype)); d.entropy()\n"
+             "    return _by_hand(x, *a)\n")
+    learner = _open(box, "norms", extra)
+    try:
+        x, g = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+        learner.call("layer_norm_backward", x, [3], None, None, 1e-5, g)
+    finally:
+        learner.close()
+
+
+def test_helpers_that_allowed_operators_share_stay_usable(box):
+    """The Python meta kernels of allowed losses share helpers with forbidden decompositions
+    (``apply_loss_reduction``): only what forbidden code alone uses is refused."""
+    extra = ("_by_hand = log_softmax\n\n"
+             "def log_softmax(x, dim=-1):\n"
+             "    m = torch.empty(3, device='meta')\n"
+             "    torch.nn.functional.mse_loss(m, m); torch.nn.functional.smooth_l1_loss(m, m)\n"
+             "    return _by_hand(x, dim)\n")
+    learner = _open(box, "cross_entropy", extra)
+    try:
+        x = torch.randn(2, 3, dtype=torch.float64)
+        torch.testing.assert_close(learner.call("log_softmax", x), torch.log_softmax(x, -1))
+    finally:
+        learner.close()
+
 def test_a_backward_pass_over_a_graph_built_earlier_is_refused_at_the_operator_level():
     """The engine called directly (no torch function names it): its backward operators run on this
     thread (CPU) inside a graph task, under the watch."""

@@ -21,6 +21,7 @@ class Learner:
     def device_pass(self, where, fn, *args, **kwargs):
         self.calls.append(where)
         answer = self.answers[where]
+        answer = answer(*args) if callable(answer) and not isinstance(answer, type) else answer
         if isinstance(answer, BaseException):
             raise answer
         return answer
@@ -30,10 +31,39 @@ def _raised(message):
     return LearnerFunctionError(f"f raised Traceback:\n  f.py, line 3, in f\nRuntimeError: {message}")
 
 
-def test_results_on_the_inputs_device_pass():
-    learner = Learner(elsewhere=(meta(2, 3), [meta(4)]))
+def test_results_on_the_inputs_device_pass_then_the_dtype_half_runs_in_bfloat16():
+    learner = Learner(elsewhere=(meta(2, 3), [meta(4)]), cpu=lambda x: (x * 2, [x.sum()]))
     check_devices(learner, "f", meta(2, 3))
+    assert learner.calls == ["elsewhere", "cpu"]
+
+
+def test_without_floating_inputs_there_is_no_dtype_half():
+    learner = Learner(elsewhere=meta(3))
+    check_devices(learner, "f", meta(3, dtype=torch.int64), 4)
     assert learner.calls == ["elsewhere"]
+
+
+@pytest.mark.parametrize("made", [torch.float32, torch.float64])
+def test_a_result_in_another_dtype_than_its_inputs_fails(made):
+    """A buffer made without dtype= (float32) turns a bfloat16 result into float32."""
+    learner = Learner(elsewhere=meta(2, 3), cpu=lambda x: x.to(made))
+    with pytest.raises(Mismatch, match="for bfloat16 inputs"):
+        check_devices(learner, "f", meta(2, 3))
+
+
+def test_a_dtype_asked_for_is_a_dtype_given():
+    learner = Learner(elsewhere=meta(2, 3), cpu=lambda x, dtype: x.to(dtype))
+    check_devices(learner, "f", meta(2, 3), torch.float32)
+
+
+def test_an_error_in_bfloat16_only_fails_and_an_operator_without_bfloat16_is_inconclusive():
+    only = Learner(elsewhere=meta(2, 3), cpu=lambda x: _raised("expected m1 and m2 to have the same dtype")
+                   if x.dtype == torch.bfloat16 else x)
+    with pytest.raises(Mismatch, match="raised on bfloat16 inputs only"):
+        check_devices(only, "f", meta(2, 3))
+    missing = Learner(elsewhere=meta(2, 3), cpu=_raised('"addmm_impl_cpu_" not implemented for \'BFloat16\''))
+    with pytest.raises(pytest.skip.Exception):
+        check_devices(missing, "f", meta(2, 3))
 
 
 @pytest.mark.parametrize("result", [torch.zeros(3), (meta(2), torch.zeros(2)), None, 3.0],

@@ -9,7 +9,8 @@ What the stub promises, and where it is tested:
 | the last ``len(normalized_shape)`` dims, any number of leading dims (none too) | ``lead``, ``ALONE``, ``DEEP`` |
 | ``normalized_shape`` an int or a tuple | ``as_int`` |
 | ``weight`` and ``bias`` each may be None (all four combinations) | ``affine`` |
-| defaults: eps 1e-5 (LayerNorm), None = ``finfo(dtype).eps`` (RMSNorm), no weight / bias | ``eps="default"`` |
+| defaults: eps 1e-5 (LayerNorm), None = ``finfo(dtype).eps`` (RMSNorm), no weight / bias | ``eps="default"``, ``test_defaults_are_the_stubs`` |
+| an explicit ``eps=0.0`` is no eps, not the default | ``TINY`` with ``eps=0.0`` |
 | eps inside the square root; biased variance; no cancellation with a common offset | ``TINY``, ``SHIFTED`` |
 | a constant vector (variance 0) gives ``bias`` | ``FLAT`` |
 | every vector on its own, whatever the scale of the others | ``spread`` (``SPREAD``) |
@@ -20,7 +21,7 @@ What the stub promises, and where it is tested:
 | the backward's statistics without cancellation (inputs of spread 1 around 1e5) | ``test_layer_norm_backward_with_a_common_offset`` |
 | pre-norm ``x + f(LN(x))``, post-norm ``LN(x + f(x))`` | ``test_pre_norm_block``, ``test_post_norm_block`` |
 | any ``x`` of the shape, views included (``reshape``, not ``view``) | ``test_non_contiguous_x`` |
-| dtype of ``x`` | every test, float64 and float32 |
+| dtype of ``x`` | every test, float64 and float32; bfloat16 in ``test_device_propagation`` |
 | device of ``x`` (no ``.cpu()``, numpy, ``.item()``) | ``test_device_propagation`` (meta device) |
 | inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
 """

@@ -122,14 +122,12 @@ def encode(obj, subclass=None, views: bool = False) -> bytes:
                 raise WireError(f"unsupported dtype {t.dtype}")
             if t.device.type == "meta":
                 return {"__tensor__": [_NAMES[t.dtype], list(t.shape), "meta", 0]}
-            if views and t.numel() and not t.is_contiguous():
+            header = [_NAMES[t.dtype], list(t.shape), str(t.device)]
+            layout = []
+            if views and t.numel() and not t.is_contiguous():  # the stretch of memory it spans, and its strides
                 t = t.resolve_neg().resolve_conj()
-                strides = list(t.stride())
-                span = 1 + sum((n - 1) * st for n, st in zip(t.shape, strides))
-                flat = t.as_strided((span,), (1,), t.storage_offset()).to("cpu").contiguous()
-                data = flat.reshape(-1).view(torch.uint8).numpy().tobytes()
-                blobs.append(data)
-                return {"__tensor__": [_NAMES[t.dtype], list(t.shape), str(t.device), len(data), strides]}
+                layout = [list(t.stride())]
+                t = t.as_strided((1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride())),), (1,), t.storage_offset())
             try:
                 if t.device.type == "cpu" and t.dtype in _NUMPY and not t.is_neg():
                     data = t.contiguous().numpy().tobytes()  # the same bytes, in fewer steps
@@ -138,7 +136,7 @@ def encode(obj, subclass=None, views: bool = False) -> bytes:
             except Exception as e:  # noqa: BLE001
                 raise WireError(f"cannot send a tensor on device {t.device} ({type(e).__name__})") from None
             blobs.append(data)
-            return {"__tensor__": [_NAMES[t.dtype], list(t.shape), str(t.device), len(data)]}
+            return {"__tensor__": [*header, len(data), *layout]}
         if issubclass(kind, torch.Tensor):
             raise WireError(f"a tensor subclass ({kind.__name__}): return plain tensors")
         if kind is Generator:
@@ -189,12 +187,10 @@ def decode(header: bytes, blob: bytes, device_map=None, views: bool = False):
                 raise WireError(f"bad tensor header {val!r}"[:200])
             name, shape, dev, nbytes = val[:4]
             strides = val[4] if len(val) == 5 else None
-            if type(name) is not str or type(dev) is not str:
-                raise WireError(f"bad tensor header {val!r}"[:200])
-            if name not in DTYPES or not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
-                raise WireError(f"bad tensor header {val!r}"[:200])
-            if strides is not None and (not isinstance(strides, list) or len(strides) != len(shape)
-                                        or not all(type(s) is int and s >= 0 for s in strides) or 0 in shape):
+            if type(name) is not str or type(dev) is not str or name not in DTYPES or not isinstance(shape, list) \
+                    or not all(type(s) is int and s >= 0 for s in shape) \
+                    or strides is not None and (not isinstance(strides, list) or len(strides) != len(shape) or 0 in shape
+                                                or not all(type(s) is int and s >= 0 for s in strides)):
                 raise WireError(f"bad tensor header {val!r}"[:200])
             dtype = DTYPES[name]
             if dev == "meta":

@@ -697,19 +697,25 @@ def _their_own_helpers(functions, refused: dict) -> list:
     computation under a name of its own (``torch._refs._normalize``, the arithmetic of its layer norm)."""
     homes = {id(fn.__globals__) for fn in refused.values()}
     functions = [fn for fn, _ in functions if id(fn.__globals__) in homes]
-    users: dict = {}  # (module, name) -> the functions whose code names it
-    for fn in functions:
-        for name in _names_in(fn.__code__):
-            users.setdefault((id(fn.__globals__), name), set()).add(id(fn))
+    users = _users(functions)
     found, more = dict(refused), True
     while more:
         more = False
         for fn in functions:
-            who = users.get((id(fn.__globals__), fn.__name__), set()) - {id(fn)}
+            who = users(fn)
             if id(fn) not in found and fn.__name__.startswith("_") and fn.__qualname__ == fn.__name__ \
                     and who and who <= found.keys():
                 found[id(fn)], more = fn, True
     return [fn for key, fn in found.items() if key not in refused]
+
+
+def _users(functions):
+    """``users(fn)``: the ids of the other ``functions`` of ``fn``'s module whose code names it."""
+    naming: dict = {}  # (module, name) -> the functions whose code names it
+    for fn in functions:
+        for name in _names_in(fn.__code__):
+            naming.setdefault((id(fn.__globals__), name), set()).add(id(fn))
+    return lambda fn: naming.get((id(fn.__globals__), fn.__name__), set()) - {id(fn)}
 
 
 def _names_in(code: types.CodeType) -> set:
@@ -891,16 +897,13 @@ def _used_only_by(chosen: dict, refused: set) -> list:
     ``prod``) stays usable."""
     kept, more = dict(chosen), True
     homes = {id(fn.__globals__): fn.__globals__ for fn in chosen.values()}
-    everyone = [f for g in homes.values() for f in (inspect.unwrap(v) for v in list(g.values()) if callable(v))
-                if isinstance(f, types.FunctionType) and id(f.__globals__) in homes]
-    names = {id(f): _names_in(f.__code__) for f in everyone}
+    everyone = {id(f): f for g in homes.values() for f in (inspect.unwrap(v) for v in list(g.values()) if callable(v))
+                if isinstance(f, types.FunctionType) and id(f.__globals__) in homes}
+    users = _users(everyone.values())
     while more:
         more = False
         for key, fn in list(kept.items()):
-            if key in refused:
-                continue
-            users = {id(f) for f in everyone if f is not fn and fn.__name__ in names[id(f)]}
-            if not users <= kept.keys():
+            if key not in refused and not users(fn) <= kept.keys():
                 del kept[key]
                 more = True
     return list(kept.values())
@@ -1353,20 +1356,19 @@ def child(req: dict):
                 _contain(me)
             if watch.refused:
                 raise Forbidden(watch.refused)
+            who = "your code" if msg.get("driver") else f"`{msg['fn']}`"
             if not watch.threads_ended():
-                who = "your code" if msg.get("driver") else f"`{msg['fn']}`"
                 _send({"error": ErrorKind.FORBIDDEN, "ended": True, "message": f"{who} left a thread running after it "
                        "returned: join every thread you start before returning (no credit for this call)"})
                 return  # this process ends: the next call starts from a fresh import
             changed = _side_effect(kept)
             if changed:
-                who = "your code changed the" if msg.get("driver") else f"`{msg['fn']}` changed its"
-                _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} argument {changed}: do not modify inputs; use "
-                       "out-of-place operations such as `x = x - m` instead of `x -= m`"})
+                whose = "the" if msg.get("driver") else "its"
+                _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} changed {whose} argument {changed}: do not modify "
+                       "inputs; use out-of-place operations such as `x = x - m` instead of `x -= m`"})
                 continue
             moved = _settings_moved(settings)
             if moved:
-                who = "your code" if msg.get("driver") else f"`{msg['fn']}`"
                 _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} changed PyTorch's {moved} for the whole "
                        "program: a function must leave global settings as it found them"})
                 continue

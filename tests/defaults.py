@@ -1,5 +1,5 @@
-"""The defaults of the stub's signatures: a function called without its optional arguments must do
-exactly what it does with the stub's defaults written out.
+"""The stubs' options: a function called without its optional arguments must do exactly what it
+does with the stub's defaults written out, and a value no option has must raise ValueError.
 
 The value tests pass every argument, so a default changed in the learner's signature
 (``batch_first=True``, ``reduction="sum"``, ``ignore_index=None``) would go unseen there, while a
@@ -59,3 +59,17 @@ def check_defaults(impl, topic: str, fn: str, *args, **kwargs) -> None:
         written = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
         raise Mismatch(f"`{fn}` called without its optional arguments does not give what it gives with the stub's "
                        f"defaults written out ({written}): keep the defaults of the stub's signature")
+
+
+def check_refuses(impl, fn: str, what: str, other: str, *args, **kwargs) -> None:
+    """``fn(*args, **kwargs)`` must raise ValueError, as PyTorch does for an option it has not got
+    (``what``: the call as the message shows it; ``other``: what should be refused, in words)."""
+    from grader.plugin import LearnerFunctionError
+    from tests.devices import last_line
+    try:
+        result = getattr(impl, fn)(*args, **kwargs)
+    except LearnerFunctionError as e:
+        if "ValueError" in str(e):
+            return
+        raise Mismatch(f"{what} should raise ValueError; it raised {last_line(str(e))}") from None
+    raise Mismatch(f"{what} returned {type(result).__name__}: {other} should raise ValueError")

@@ -51,15 +51,20 @@ def meta(*shape, dtype=torch.float32) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype, device="meta")
 
 
+def _each_tensor(x, f):
+    """``x`` with ``f`` applied to every tensor (in lists, tuples and dicts too)."""
+    if isinstance(x, torch.Tensor):
+        return f(x)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_each_tensor(v, f) for v in x)
+    if isinstance(x, dict):
+        return {k: _each_tensor(v, f) for k, v in x.items()}
+    return x
+
+
 def to_meta(x):
     """``x`` with every tensor (in lists, tuples and dicts too) moved to the meta device."""
-    if isinstance(x, torch.Tensor):
-        return x.detach().to("meta")
-    if isinstance(x, (list, tuple)):
-        return type(x)(to_meta(v) for v in x)
-    if isinstance(x, dict):
-        return {k: to_meta(v) for k, v in x.items()}
-    return x
+    return _each_tensor(x, lambda t: t.detach().to("meta"))
 
 
 def _tensors(x, path="result"):
@@ -129,13 +134,7 @@ def _floating(x) -> set:
 
 
 def _in_bfloat16(x):
-    if isinstance(x, torch.Tensor):
-        return x.to(torch.bfloat16) if x.is_floating_point() else x
-    if isinstance(x, (list, tuple)):
-        return type(x)(_in_bfloat16(v) for v in x)
-    if isinstance(x, dict):
-        return {k: _in_bfloat16(v) for k, v in x.items()}
-    return x
+    return _each_tensor(x, lambda t: t.to(torch.bfloat16) if t.is_floating_point() else t)
 
 
 def _check_dtype(impl, fn: str, args, kwargs) -> None:

@@ -4,6 +4,7 @@ route to a forbidden kernel, for every guarded topic, through the sandbox."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 
@@ -162,6 +163,16 @@ def box():
     b.kill()
 
 
+@contextlib.contextmanager
+def _opened(box, topic: str, extra: str = ""):
+    """The topic's solution with ``extra`` appended, open in the sandbox for the ``with`` block."""
+    learner = _open(box, topic, extra)
+    try:
+        yield learner
+    finally:
+        learner.close()
+
+
 def _open(box, topic: str, extra: str = ""):
     with open(os.path.join(ROOT, "solutions", topic, f"{topic}.py")) as f:
         source = f.read() + "\n\n" + extra
@@ -182,31 +193,25 @@ def test_every_route_to_a_forbidden_operator_is_refused(box, topic, kind, route,
     hand = CONFIG[topic].get("hand_gradients", [])
     target = hand[0] if kind == "autograd" and hand != ["*"] else _target(topic)  # a hand-gradient function
     target = function or target
-    learner = _open(box, topic, routes + f"\n\n{target} = {route}\n")
-    try:
+    with _opened(box, topic, routes + f"\n\n{target} = {route}\n") as learner:
         with pytest.raises(LearnerError) as e:
             learner.call(target)
         assert e.value.kind == "forbidden", e.value.message
         assert "no credit" in e.value.message
         assert any(w in e.value.message for w in ("write", "plain Python", "switches off the check", "another program")), e.value.message
-    finally:
-        learner.close()
 
 
 @pytest.mark.parametrize("call, named", [("F.cross_entropy(x, t)", "torch.nn.functional.cross_entropy"),
                                          ("torch._C._nn.cross_entropy_loss(x, t)", "aten.cross_entropy_loss")])
 def test_a_refusal_names_the_operator_and_the_function_that_reached_it(box, call, named):
-    learner = _open(box, "cross_entropy", "import torch.nn.functional as F\n\n"
-                                          f"def cross_entropy(x, t, **kw):\n    return {call}\n")
-    try:
+    extra = f"import torch.nn.functional as F\n\ndef cross_entropy(x, t, **kw):\n    return {call}\n"
+    with _opened(box, "cross_entropy", extra) as learner:
         with pytest.raises(LearnerError) as e:
             learner.call("cross_entropy", torch.randn(2, 3), torch.tensor([0, 1]))
         assert f"uses {named}," in e.value.message, e.value.message
         assert "cross_entropy.py, line" in e.value.message and call in e.value.message
         x = torch.randn(2, 3, dtype=torch.float64)  # what is written by hand still runs, in the same worker
         assert torch.allclose(learner.call("log_softmax", x), torch.log_softmax(x, -1))
-    finally:
-        learner.close()
 
 
 def test_autograd_stays_usable_outside_the_functions_whose_gradient_is_written_by_hand(box):
@@ -219,15 +224,12 @@ def test_autograd_stays_usable_outside_the_functions_whose_gradient_is_written_b
              "    return torch.autograd.grad(_SAVED[1], x, retain_graph=True)[0]\n\n"
              "def layer_norm_backward(*a):\n"
              "    return torch.autograd.grad(_SAVED[1], _SAVED[0])[0]\n")
-    learner = _open(box, "norms", extra)
-    try:
+    with _opened(box, "norms", extra) as learner:
         x = torch.randn(3, dtype=torch.float64)
         assert torch.allclose(learner.call("pre_norm_block", x), 2 * x)
         with pytest.raises(LearnerError) as e:
             learner.call("layer_norm_backward")
         assert e.value.kind == "forbidden" and "autograd" in e.value.message
-    finally:
-        learner.close()
 
 
 
@@ -238,15 +240,12 @@ def test_a_hand_written_gradient_may_print_its_tensors(box):
              "def layer_norm_backward(x, *a):\n"
              "    print(x, repr(x * 2), f'{x.sum():.3f}', str(x[0]))\n"
              "    return _by_hand(x, *a)\n")
-    learner = _open(box, "norms", extra)
-    try:
+    with _opened(box, "norms", extra) as learner:
         x, g = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
         dx = learner.call("layer_norm_backward", x, [3], None, None, 1e-5, g)[0]
         xr = x.clone().requires_grad_(True)
         (want,) = torch.autograd.grad(torch.nn.functional.layer_norm(xr, [3]), xr, g)
         assert torch.allclose(dx, want)
-    finally:
-        learner.close()
 
 
 @pytest.mark.parametrize("off", ["torch.randn(3).requires_grad_(False)", "torch.nn.Linear(2, 2).requires_grad_(False)",
@@ -259,15 +258,12 @@ def test_a_hand_written_gradient_may_switch_gradients_off_but_not_on(box, off):
              "def rms_norm_backward(*a):\n"
              "    torch.randn(3).requires_grad_(False)\n"
              "    return torch.randn(3).requires_grad_()\n")
-    learner = _open(box, "norms", extra)
-    try:
+    with _opened(box, "norms", extra) as learner:
         x, g = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
         learner.call("layer_norm_backward", x, [3], None, None, 1e-5, g)
         with pytest.raises(LearnerError) as e:
             learner.call("rms_norm_backward")
         assert e.value.kind == "forbidden" and "requires_grad_" in e.value.message
-    finally:
-        learner.close()
 
 
 @pytest.mark.parametrize("later", ["gc.callbacks.append(job); gc.set_threshold(1)", "sys.setprofile(job)"],
@@ -286,27 +282,21 @@ def test_code_left_to_run_after_a_call_changes_neither_its_result_nor_the_next_c
              "    return out, None, None\n\n"
              "def rms_norm_backward(*a):\n"
              "    return torch.tensor([float(len(gc.callbacks)), float(sys.getprofile() is not None)])\n")
-    learner = _open(box, "norms", extra)
-    try:
+    with _opened(box, "norms", extra) as learner:
         x, g = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
         dx = learner.call("layer_norm_backward", x, [3], None, None, 1e-5, g)[0]
         assert dx.eq(0).all(), dx
         assert learner.call("rms_norm_backward").tolist() == [0.0, 0.0]  # nothing of it left
-    finally:
-        learner.close()
 
 
 def test_an_audit_hook_of_the_learners_is_refused(box):
     extra = ("import sys\n\n"
              "def layer_norm_backward(*a):\n"
              "    sys.addaudithook(lambda event, args: None)\n")
-    learner = _open(box, "norms", extra)
-    try:
+    with _opened(box, "norms", extra) as learner:
         with pytest.raises(LearnerError) as e:
             learner.call("layer_norm_backward")
         assert e.value.kind == "forbidden" and "addaudithook" in e.value.message
-    finally:
-        learner.close()
 
 
 def test_a_hand_written_gradient_may_use_torch_distributions(box):
@@ -317,12 +307,9 @@ def test_a_hand_written_gradient_may_use_torch_distributions(box):
              "    d = torch.distributions.Bernoulli(probs=torch.full((3,), 0.25, dtype=x.dtype))\n"
              "    d.log_prob(torch.ones(3, dtype=x.dtype)); d.entropy()\n"
              "    return _by_hand(x, *a)\n")
-    learner = _open(box, "norms", extra)
-    try:
+    with _opened(box, "norms", extra) as learner:
         x, g = torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
         learner.call("layer_norm_backward", x, [3], None, None, 1e-5, g)
-    finally:
-        learner.close()
 
 
 def test_helpers_that_allowed_operators_share_stay_usable(box):
@@ -333,12 +320,9 @@ def test_helpers_that_allowed_operators_share_stay_usable(box):
              "    m = torch.empty(3, device='meta')\n"
              "    torch.nn.functional.mse_loss(m, m); torch.nn.functional.smooth_l1_loss(m, m)\n"
              "    return _by_hand(x, dim)\n")
-    learner = _open(box, "cross_entropy", extra)
-    try:
+    with _opened(box, "cross_entropy", extra) as learner:
         x = torch.randn(2, 3, dtype=torch.float64)
         torch.testing.assert_close(learner.call("log_softmax", x), torch.log_softmax(x, -1))
-    finally:
-        learner.close()
 
 def test_a_backward_pass_over_a_graph_built_earlier_is_refused_at_the_operator_level():
     """The engine called directly (no torch function names it): its backward operators run on this
@@ -374,13 +358,10 @@ def test_forbidden_kernels_refuse_even_when_the_live_watch_is_switched_off(box, 
              "    for name in [n for n in vars(watch) if 'librar' in n]:\n"
              "        setattr(watch, name, None)\n"
              "    return torch.ops.aten._log_softmax.default(torch.randn(2, 3), 1, False)\n")
-    learner = _open(box, "cross_entropy", extra)
-    try:
+    with _opened(box, "cross_entropy", extra) as learner:
         with pytest.raises(LearnerError) as e:
             learner.call("cross_entropy_grad")
         assert e.value.kind == "forbidden" and "aten._log_softmax" in e.value.message, e.value.message
-    finally:
-        learner.close()
 
 
 @pytest.mark.xfail(strict=True, reason="the watch runs in the learner's own process: a hand-written gradient runs "
@@ -394,10 +375,7 @@ def test_autograd_stays_refused_when_the_live_watch_is_reached_through_the_mode_
              "    with torch.enable_grad():\n"
              "        x = torch.randn(2, 3, requires_grad=True)\n"
              "        return torch.autograd.grad((x * x).sum(), x)[0]\n")
-    learner = _open(box, "cross_entropy", extra)
-    try:
+    with _opened(box, "cross_entropy", extra) as learner:
         with pytest.raises(LearnerError) as e:
             learner.call("cross_entropy_grad")
         assert e.value.kind == "forbidden", e.value.message
-    finally:
-        learner.close()

@@ -185,10 +185,12 @@ def _learner_trace(exc: BaseException, folder: str) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(folder)]
     lines = [f"  {os.path.basename(f.filename)}, line {f.lineno}, in {f.name}: {f.line}" for f in frames[-3:]]
     # the exception's own text, not its class's __str__ (learner code, and it would run after the watch)
-    last = f"{type.__dict__['__name__'].__get__(type(exc))}: {BaseException.__str__(exc)}".removesuffix(": ")
+    text = exc.msg if isinstance(exc, SyntaxError) and isinstance(exc.msg, str) else BaseException.__str__(exc)
+    last = f"{type.__dict__['__name__'].__get__(type(exc))}: {text}".removesuffix(": ")
     if isinstance(exc, SyntaxError):
         last = f"{last} ({os.path.basename(exc.filename or '?')}, line {exc.lineno}: {(exc.text or '').strip()})"
-    return "\n".join(lines + [last])[-2000:]
+    # the learner's files live in a folder of a random name: a message must read the same every run
+    return "\n".join(lines + [last]).replace(folder + os.sep, "").replace(folder, ".")[-2000:]
 
 
 # ---- The run-time half of the forbidden-API guard (the static half is ``guard.py``) ----

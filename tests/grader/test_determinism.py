@@ -11,6 +11,10 @@ def _class(folder: str) -> str:
     c.good(os.path.join(folder, "right"))
     for name in ("wrong_returns", "nan_result"):
         c.write_submission(os.path.join(folder, name), {"perplexity/perplexity.py": c.hostile_source(name)})
+    # messages that name the learner's file: its folder in the sandbox has a random name
+    c.write_submission(os.path.join(folder, "syntax_error"), {"perplexity/perplexity.py": "def perplexity(:\n"})
+    c.write_submission(os.path.join(folder, "opens_a_file"), {"perplexity/perplexity.py": (
+        "import os\n\ndef perplexity(*args, **kwargs):\n    open(os.path.join(os.getcwd(), 'nothing.txt'))\n")})
     return folder
 
 

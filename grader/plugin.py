@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import random
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 import hypothesis.core
 import pytest
+from _pytest.skipping import evaluate_skip_marks
 from hypothesis import settings
 
 from grader.guard import violations
@@ -233,13 +235,31 @@ def _fill(slot: Slot) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
-    """A slot's tests run once the grader gave it a submission; a slot left empty runs nothing."""
+    """A slot's tests run once the grader gave it a submission; a slot left empty runs nothing.
+    Grading, a case its marks skip (the CUDA cases on a machine without a GPU) is reported skipped
+    at once, as pytest would, without the protocol's setup, call and reports."""
     slot = getattr(getattr(item, "callspec", None), "params", {}).get("submission")
-    if not isinstance(slot, Slot):
-        return None
-    if not slot.asked:
-        _fill(slot)
-    return None if slot.path else True
+    if isinstance(slot, Slot):
+        if not slot.asked:
+            _fill(slot)
+            _settle_heap()
+        if not slot.path:
+            return True
+    if _GRADER is not None:
+        skipped = evaluate_skip_marks(item)
+        if skipped is not None:
+            _write(CaseResult(item.nodeid.split("[")[0], _params(item), "skipped", "setup",
+                              f"Skipped: {skipped.reason}").line())
+            item.session._setupstate.teardown_exact(nextitem)  # what the protocol's teardown would end
+            return True
+    return None
+
+
+def _settle_heap():
+    """Before each submission: what the process made so far (torch, the suites, the examples drawn)
+    lives on; the garbage collector stops walking it (a full collection walked it about every second)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _path(submission) -> str:
@@ -372,8 +392,11 @@ def pytest_runtest_logreport(report):
         message = report.longrepr[2]
     elif report.failed and not message:
         message = f"error in the test's {report.when}: {report.longrepr.reprcrash.message if hasattr(report.longrepr, 'reprcrash') else report.longrepr}"
-    line = CaseResult(report.nodeid.split("[")[0], getattr(report, "dlkata", {}), report.outcome, report.when,
-                      message).line()
+    _write(CaseResult(report.nodeid.split("[")[0], getattr(report, "dlkata", {}), report.outcome, report.when,
+                      message).line())
+
+
+def _write(line: str):
     for out in (_RESULTS, _GRADER):
         if out is not None:
             out.write(line)

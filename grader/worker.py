@@ -311,6 +311,7 @@ class Watch:
         self.strict = False  # inside a function whose gradient is written by hand
         self.active = bool(self.everything or self.operators)
         self.threads: set = set()  # the learner's threads still running (``_threads_watched``)
+        self.main, self.recorded = _get_ident(), _recorded()
         self.baseline = _thread_count()  # Python threads running before any learner code: counted by
         # the interpreter, so that a thread started by any route (an alias, a C extension) counts
 
@@ -376,6 +377,12 @@ class Watch:
             yield
             return
         leaving = self.leaving
+        main = _get_ident() == self.main
+        if main and (self.hand or self.hand_all) and _recorded() != self.recorded:
+            self.recorded = _recorded()
+            self.refuse("recorded a graph for PyTorch's autograd between calls (code of yours that ran outside "
+                        "them, a finalizer or a function of PyTorch or Python that it replaced), but this exercise "
+                        "asks you to write the gradient by hand")
         try:
             with contextlib.ExitStack() as stack:
                 if self.everything:  # any operator at all is refused: a dispatch mode sees them all
@@ -388,6 +395,8 @@ class Watch:
                     yield
                 finally:
                     _no_code_for_later()
+                    if main:
+                        self.recorded = _recorded()  # autograd's nodes made up to now: between calls, none
                     self.watching -= 1
                     self.leaving = True  # the modes are popped by us now
         finally:
@@ -396,15 +405,20 @@ class Watch:
     @contextlib.contextmanager
     def by_hand(self):
         """Autograd refused while a function whose gradient is written by hand runs: a dispatch mode
-        checks every operator for gradient recording or a backward pass."""
+        checks every operator for gradient recording or a backward pass. Code that takes the modes
+        off (with the originals its guards hold: a Python process hides nothing from its own code)
+        still cannot record a graph unseen: autograd numbers each node it makes (``_recorded``)."""
         was, leaving = self.strict, self.leaving
         self.strict = True
+        before = _recorded()
         try:
             with torch.no_grad(), _FunctionMode(self), _DispatchMode(self):
                 try:
                     yield
                 finally:
                     self.leaving = True  # the modes are popped by us now
+            if _recorded() != before:
+                self.autograd()
         finally:
             self.strict, self.leaving = was, leaving
 
@@ -486,6 +500,10 @@ _HASHED_BY_IDENTITY = frozenset({types.FunctionType, types.BuiltinFunctionType, 
                                  types.WrapperDescriptorType, types.GetSetDescriptorType})  # no __eq__ of anyone's
 _recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
 _monotonic, _sleep = time.monotonic, time.sleep  # taken before any learner code runs
+_get_ident = threading.get_ident
+# The number of the next node autograd makes in this thread (each node of a recorded graph takes
+# one): a counter in PyTorch's C++ that no Python code can set back.
+_recorded = torch._C._autograd._get_sequence_nr
 _thread_count = __import__("_thread")._count  # the interpreter's count of the threads _thread started
 
 
@@ -1303,6 +1321,16 @@ def child(req: dict):
         driver = types.ModuleType("driver")
         exec(_compiled(req["driver"]), driver.__dict__)
     watch = Watch(req.get("forbidden", []), folder)  # operator rules; the API names are checked statically
+    # A second check of autograd in hand-written gradients, that leans on nothing learner code can
+    # replace: learner code can reach this module's functions (the objects it is handed, frames) and
+    # swap them, the watch's included, but not the locals of this running frame, bound here before
+    # it runs, nor autograd's count of the nodes it has made (``_recorded``, C++). A call of a
+    # function whose gradient is written by hand makes no node, and neither does anything between calls.
+    recorded, os_write, out, hand_all, hand = _recorded, os.write, OUT, watch.hand_all, frozenset(watch.hand)
+    by_hand_only = hand_all or bool(hand)
+    refusals = {when: wire.encode({"error": ErrorKind.FORBIDDEN, "message": (
+        f"recorded a graph for PyTorch's autograd {when}, but this exercise asks you to write the gradient by hand: "
+        "no credit for it")}) for when in ("in a function whose gradient is written by hand", "between calls")}
     _hide_grader()
     if not req.get("limits", {}).get("processes"):
         _no_new_processes()
@@ -1321,10 +1349,17 @@ def child(req: dict):
         return
     _send({"ok": sorted(n for n in dir(module) if not n.startswith("_"))})
     out_of_memory = f"ran out of memory (the limit is {req.get('limits', {}).get('memory_mb', '?')} MiB)"
+    settled = recorded()
     while True:
         msg = wire.read_message(IN, device_map=_device, views=True)  # arguments keep their layout
         if msg.get("op") != "call":
             return
+        before = recorded()
+        if by_hand_only and before != settled:
+            settled = before
+            os_write(out, refusals["between calls"])
+            continue
+        by_hand_call = by_hand_only and not msg.get("driver") and (hand_all or msg.get("fn") in hand)
         _bury(module, msg.get("dead") or {})
         target = driver if msg.get("driver") else module
         fn = getattr(target, msg["fn"], None)
@@ -1356,6 +1391,10 @@ def child(req: dict):
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _contain(me)
+                settled = recorded()  # what the call made is the call's; from here on, nothing
+            if by_hand_call and settled != before:
+                os_write(out, refusals["in a function whose gradient is written by hand"])
+                continue
             if watch.refused:
                 raise Forbidden(watch.refused)
             who = "your code" if msg.get("driver") else f"`{msg['fn']}`"

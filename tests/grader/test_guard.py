@@ -289,6 +289,60 @@ def test_code_left_to_run_after_a_call_changes_neither_its_result_nor_the_next_c
         assert learner.call("rms_norm_backward").tolist() == [0.0, 0.0]  # nothing of it left
 
 
+_AUTOGRAD_BY_HAND = ("\n\ndef layer_norm_backward(x, *a):\n"
+                     "    with torch.enable_grad():\n"
+                     "        y = x.detach().requires_grad_()\n"
+                     "        return torch.autograd.grad((y.tanh() * y).sum(), y)[0], None, None\n")
+
+
+def _reached_through_frames(code: str) -> str:
+    """A forward (autograd allowed there) that reaches the worker's module through the frame that
+    called it and runs ``code`` with ``W`` its globals: what learner code can always do in its process."""
+    return ("import sys\n\n_forward = layer_norm\n\n"
+            "def layer_norm(*a, **k):\n"
+            "    f = sys._getframe(1)\n"
+            "    while f is not None and 'Watch' not in f.f_globals:\n"
+            "        f = f.f_back\n"
+            "    W = f.f_globals\n"
+            f"    {code}\n"
+            "    return _forward(*a, **k)\n")
+
+
+@pytest.mark.parametrize("code", [
+    "W['Watch'].by_hand = W['contextlib'].contextmanager(lambda self: (yield))",  # the watch switched off
+    "W['Watch'].call = W['contextlib'].contextmanager(lambda self, fn: (yield))",
+], ids=["by_hand", "call"])
+def test_a_watch_switched_off_from_a_forward_still_refuses_autograd_in_a_hand_gradient(box, code):
+    """The watch's own code can be swapped by learner code in a call where autograd is allowed; the
+    check that follows every call of a hand-written gradient leans on nothing it can reach."""
+    with _opened(box, "norms", _reached_through_frames(code) + _AUTOGRAD_BY_HAND) as learner:
+        x = torch.randn(2, 3, dtype=torch.float64)
+        learner.call("layer_norm", x, [3])
+        with pytest.raises(LearnerError) as e:
+            learner.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
+        assert e.value.kind == "forbidden" and "autograd" in e.value.message, e.value.message
+
+
+def test_autograd_between_calls_is_refused(box):
+    """A function of Python's that the worker calls between calls (to bind the arguments), replaced
+    from a forward: it runs the learner's code outside any call, where it could differentiate the next
+    call's inputs (found through the frames) for a hand-written gradient to return."""
+    code = ("import inspect\n"
+            "    bind = inspect.Signature.bind\n"
+            "    def spy(*args, **kwargs):\n"
+            "        with torch.enable_grad():\n"
+            "            y = torch.ones(2).requires_grad_()\n"
+            "            torch.autograd.grad((y * y).sum(), y)\n"
+            "        return bind(*args, **kwargs)\n"
+            "    inspect.Signature.bind = spy")
+    with _opened(box, "norms", _reached_through_frames(code)) as learner:
+        x = torch.randn(2, 3, dtype=torch.float64)
+        learner.call("layer_norm", x, [3])
+        with pytest.raises(LearnerError) as e:
+            learner.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
+        assert e.value.kind == "forbidden" and "between calls" in e.value.message, e.value.message
+
+
 def test_an_audit_hook_of_the_learners_is_refused(box):
     extra = ("import sys\n\n"
              "def layer_norm_backward(*a):\n"

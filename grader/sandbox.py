@@ -396,7 +396,7 @@ class Learner:
         except Exception as e:  # noqa: BLE001 - whatever the child wrote (WireError or worse) ends only this child
             self._lost()
             raise LearnerError(ErrorKind.CRASH, f"the worker running your code broke its channel ({e})"[:500]) from None
-        if not isinstance(reply, dict) or len({"ok", "error"} & set(reply)) != 1:
+        if not isinstance(reply, dict) or set(reply) not in ({"ok"}, {"error", "message"}, {"error", "message", "ended"}):
             self._lost()
             raise LearnerError(ErrorKind.CRASH, "the worker running your code sent garbage")
         if "error" in reply:  # the learner's process writes this channel: only these fields, these types

@@ -235,11 +235,14 @@ def decode(header: bytes, blob: bytes, device_map=None, views: bool = False):
         raise WireError(f"unknown tag {kind!r}")
 
     try:
-        return walk(tree)
+        message = walk(tree)
     except RecursionError:
         raise WireError("message nested too deeply") from None
     except (TypeError, ValueError) as e:
         raise WireError(f"malformed message: {e}") from None
+    if offset != len(blob):  # bytes no tensor claims: a message is exactly what its header says
+        raise WireError("bytes left over after the message's tensors")
+    return message
 
 
 def _wait(fd: int, write: bool, deadline: float | None) -> None:

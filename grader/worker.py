@@ -1328,6 +1328,9 @@ def child(req: dict):
     # function whose gradient is written by hand makes no node, and neither does anything between calls.
     recorded, os_write, out, hand_all, hand = _recorded, os.write, OUT, watch.hand_all, frozenset(watch.hand)
     by_hand_only = hand_all or bool(hand)
+    # Signal handlers and the CPU-time timers would run learner code after a call, as it is encoded
+    getsignal, setsignal, setitimer, default = signal.getsignal, signal.signal, signal.setitimer, signal.SIG_DFL
+    handlers = {sig: getsignal(sig) for sig in signal.valid_signals() if sig not in (signal.SIGKILL, signal.SIGSTOP)}
     refusals = {when: wire.encode({"error": ErrorKind.FORBIDDEN, "message": (
         f"recorded a graph for PyTorch's autograd {when}, but this exercise asks you to write the gradient by hand: "
         "no credit for it")}) for when in ("in a function whose gradient is written by hand", "between calls")}
@@ -1389,7 +1392,12 @@ def child(req: dict):
                         watch.call("" if msg.get("driver") else msg["fn"]):
                     result = _settled(fn(*args, **kwargs))
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                setitimer(signal.ITIMER_REAL, 0)
+                setitimer(signal.ITIMER_PROF, 0)
+                setitimer(signal.ITIMER_VIRTUAL, 0)
+                for sig, handler in handlers.items():
+                    if getsignal(sig) is not handler:
+                        setsignal(sig, handler)
                 _contain(me)
                 settled = recorded()  # what the call made is the call's; from here on, nothing
             if by_hand_call and settled != before:

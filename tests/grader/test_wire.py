@@ -249,3 +249,15 @@ def test_device_map_places_or_refuses_tensors():
     forged = header.replace(b'"cpu"', b'"cuda:7"')
     with pytest.raises(wire.WireError, match="cuda:7"):
         wire.decode(forged, blob, refuse)
+
+
+def test_bytes_no_tensor_claims_are_refused():
+    """A reply is exactly what its header says: bytes after its tensors (a forged reply padded to
+    swallow the worker's own, which would follow it on the channel) make it unreadable."""
+    data = wire.encode({"ok": torch.arange(3.0)})
+    header_len, blob_len = wire._PREFIX.unpack(data[:wire._PREFIX.size])
+    header = data[wire._PREFIX.size:wire._PREFIX.size + header_len]
+    blob = data[wire._PREFIX.size + header_len:]
+    assert wire.decode(header, blob)["ok"].tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(wire.WireError, match="left over"):
+        wire.decode(header, blob + b"\0" * 8)

@@ -82,18 +82,10 @@ def reached(sub: dict, topic: dict) -> bool:
 
 
 def page_names(names: list[str]) -> list[str]:
-    """A file name per submission, in order: lower-case letters, digits, ``-``, ``_``; unique even when
-    names collide after that (and on case-insensitive file systems)."""
-    out, taken = [], set()
-    for name in names:
-        base = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:60] or "submission"
-        candidate, k = base, 1
-        while candidate in taken:
-            k += 1
-            candidate = f"{base}-{k}"
-        taken.add(candidate)
-        out.append(candidate + ".html")
-    return out
+    """A file name per submission, in order: lower-case letters, digits, ``-``, ``_``; never one that
+    another student's name only becomes (``report.distinct_file_names``)."""
+    return report_mod.distinct_file_names(
+        names, lambda name: re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:60], ".html")
 
 
 def guide_links(topics: list[str], exercises: str, handout: str) -> dict[str, str]:

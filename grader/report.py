@@ -6,7 +6,9 @@ each student's Gradescope file gets a name of its own.
 """
 from __future__ import annotations
 
+import collections
 import csv
+import hashlib
 import json
 import os
 
@@ -40,17 +42,31 @@ def csv_cell(value):
 
 
 def file_names(reports: list[dict]) -> list[str]:
-    """One safe file name per report, all different (also when only their case differs)."""
+    """One safe file name per report: ``gradescope/<name>.json`` (see ``distinct_file_names``)."""
+    def safe(name: str) -> str:
+        return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)[:80].strip(".")
+    return distinct_file_names([r["name"] for r in reports], safe, ".json")
+
+
+def distinct_file_names(names: list[str], safe, ext: str) -> list[str]:
+    """A file name per student name, all different, also where the file system ignores case. A name
+    is its own file name only when ``safe`` leaves it as it is (case aside) and no other name of the
+    class becomes the same file: otherwise it gets a suffix from its exact name, the same in every
+    run and whatever the order of the class. So no student's file can be taken by a name that only
+    becomes it ("bob smith" and "bob_smith" are bob_smith-1e2f....json and bob_smith-9a0c....json,
+    neither bob_smith.json), nor given to a classmate who did not submit."""
+    bases = [safe(n) or "submission" for n in names]
+    count = collections.Counter(b.lower() for b in bases)
     out, taken = [], set()
-    for r in reports:
-        base = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in r["name"])[:80]
-        base = base.strip(".") or "submission"
-        name, k = base, 1
-        while name.lower() in taken:
+    for name, base in zip(names, bases):
+        if base.lower() != name.lower() or count[base.lower()] > 1:
+            base = f"{base}-{hashlib.sha256(name.encode('utf-8', 'surrogateescape')).hexdigest()[:10]}"
+        candidate, k = base, 1
+        while candidate.lower() in taken:  # the same exact name twice: the class folder flags it
             k += 1
-            name = f"{base}-{k}"
-        taken.add(name.lower())
-        out.append(f"{name}.json")
+            candidate = f"{base}-{k}"
+        taken.add(candidate.lower())
+        out.append(candidate + ext)
     return out
 
 

@@ -14,6 +14,7 @@ import shutil
 import pytest
 
 from grader import cli, feedback
+from grader import report as report_mod
 
 SCRIPT_NAME = "<script>window.__pwned='script-name'</script>"
 IMG_NAME = "\"><img src=x onerror=\"window.__pwned='img-name'\">"
@@ -234,6 +235,19 @@ def test_page_names_are_stable_and_unique():
     assert files == feedback.page_names(names)
     assert len(set(files)) == len(files)
     assert all(re.fullmatch(r"[a-z0-9_-]+\.html", f) and len(f) < 80 for f in files)
+
+
+@pytest.mark.parametrize("names", [["bob smith", "bob_smith"], ["bob_smith", "bob smith"]])
+def test_no_name_takes_a_file_that_another_name_is(names):
+    """"bob smith" must not be given bob_smith.json (the file a reader maps to bob_smith), whatever the
+    order of the class; nor a file another entry's name only becomes."""
+    for files in (report_mod.file_names([{"name": n} for n in names]), feedback.page_names(names)):
+        assert files[names.index("bob smith")] not in {"bob_smith.json", "bob_smith.html", "bob-smith.html"}, files
+        assert len(set(files)) == 2
+    assert "bob_smith.json" not in report_mod.file_names([{"name": n} for n in names])  # both become it: neither
+    assert report_mod.file_names([{"name": "bob smith"}]) != ["bob_smith.json"]  # alone, too
+    assert report_mod.file_names([{"name": "bob_smith"}]) == ["bob_smith.json"]
+    assert feedback.page_names(["Alice"]) == ["alice.html"]
 
 
 def test_stale_pages_are_removed(report, tmp_path):

@@ -14,24 +14,35 @@ from __future__ import annotations
 import ast
 
 
-def _dotted(node) -> str | None:
+def _chain(node) -> tuple[str, list[str]]:
+    """An attribute chain ``a.b.c`` as its head and attributes: ``("a", ["b", "c"])``; the head of a
+    chain on a computed value (``x.sum().backward``) is ``"?"``. Walked once, whatever its length."""
     parts = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
         node = node.value
-    if isinstance(node, ast.Name):
-        return ".".join([node.id, *reversed(parts)])
-    return None
+    return (node.id if isinstance(node, ast.Name) else "?"), parts[::-1]
 
 
-def _matches(name: str, forbidden) -> str | None:
-    for f in sorted(forbidden, key=lambda f: f.startswith(".")):  # full paths first, then methods
-        if f.startswith("."):  # a tensor method such as ".backward" (not the learner's own helpers)
-            if "." in name and name.endswith(f) and not name.startswith("self."):
-                return f[1:]
-        elif name == f or name.startswith(f + "."):
-            return f
-    return None
+def _hits(head: str, parts: list[str], aliases: dict, forbidden) -> set[str]:
+    """The forbidden APIs that a chain or any of its prefixes names, a prefix naming at most one: a
+    full path first (``F.log_softmax``: ``torch.nn.functional.log_softmax``, the first listed when
+    several match), else a tensor method (``y.backward``; not on ``self``). One pass, however long."""
+    resolved = aliases.get(head, head).split(".")
+    names = resolved + parts
+    paths = [f for f in forbidden if not f.startswith(".")]
+    methods = {f[1:] for f in forbidden if f.startswith(".")}
+    matched = sorted((f.count(".") + 1, i, f) for i, f in enumerate(paths) if names[:f.count(".") + 1] == f.split("."))
+    hits, first, j = set(), None, 0
+    for k in range(len(resolved), len(names) + 1):  # the prefixes: the head, then one attribute more each
+        while j < len(matched) and matched[j][0] <= k:  # the paths this prefix is or lies under
+            first = matched[j] if first is None or matched[j][1] < first[1] else first
+            j += 1
+        if first is not None:
+            hits.add(first[2])
+        elif k >= 2 and names[0] != "self" and names[k - 1] in methods:
+            hits.add(names[k - 1])
+    return hits
 
 
 def violations(files: dict[str, str], forbidden) -> dict[str, list[str]]:
@@ -65,21 +76,15 @@ def _violations(files: dict[str, str], forbidden) -> dict[str, list[str]]:
         tops = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
         for owner, body in [("*", [n for n in tree.body if n not in tops.values()]), *[(k, [v]) for k, v in tops.items()]]:
             for stmt in body:
-                for node in ast.walk(stmt):
-                    name = None
-                    if isinstance(node, (ast.Attribute, ast.Name)):
-                        name = _dotted(node)
-                    if isinstance(node, ast.Attribute) and not name:
-                        name = "?." + node.attr  # a method of a computed value: x.sum().backward
-                    if not name:
-                        continue
-                    head, _, rest = name.partition(".")
-                    full = aliases.get(head, head) + ("." + rest if rest else "")
-                    hit = _matches(full, forbidden)
-                    if hit:
-                        found.setdefault(owner, set()).add(hit)
+                nodes = list(ast.walk(stmt))
+                inner = {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}  # part of a longer chain
+                for node in nodes:
                     if isinstance(node, ast.Name) and node.id in tops:
                         calls.setdefault(owner, set()).add(node.id)
+                    if isinstance(node, (ast.Attribute, ast.Name)) and id(node) not in inner:
+                        hits = _hits(*_chain(node), aliases, forbidden)
+                        if hits:
+                            found.setdefault(owner, set()).update(hits)
     changed = True
     while changed:  # a function that calls a function that calls torch.autograd uses it too
         changed = False

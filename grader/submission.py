@@ -17,6 +17,7 @@ from grader.wire import ErrorKind
 
 MAX_FILE = 256 << 10
 MAX_FILES = 32
+MAX_TOPIC = 1 << 20  # a topic's sources together: what the static check parses
 MAX_ZIP_TOTAL = 16 << 20
 MAX_ENTRIES = 1000
 MAX_DEPTH = 16
@@ -49,6 +50,8 @@ def _topic_files(root: str, topic: str) -> dict[str, str]:
             raise LearnerError(ErrorKind.IMPORT, f"{topic}/{name} is larger than {MAX_FILE >> 10} KiB")
         if len(files) >= MAX_FILES:
             raise LearnerError(ErrorKind.IMPORT, f"{topic}/ holds more than {MAX_FILES} Python files")
+        if sum(len(text) for text in files.values()) + st.st_size > MAX_TOPIC:
+            raise LearnerError(ErrorKind.IMPORT, f"{topic}/ holds more than {MAX_TOPIC >> 10} KiB of Python")
         with open(path, "rb") as f:
             try:
                 files[name] = f.read().decode("utf-8")

@@ -92,6 +92,11 @@ def test_topic_files_explain_what_is_missing_or_unreadable(tmp_path):
     (tmp_path / "perplexity" / "perplexity.py").write_text("x" * (sub.MAX_FILE + 1))
     with pytest.raises(LearnerError, match="larger than"):
         sub.topic_files(str(tmp_path), "perplexity")
+    (tmp_path / "perplexity" / "perplexity.py").write_text("x = 1\n")  # files each within, too many together:
+    for k in range(sub.MAX_TOPIC // sub.MAX_FILE + 1):  # the static check parses them all, off the clock
+        (tmp_path / "perplexity" / f"part{k}.py").write_text("#" * (sub.MAX_FILE - 1))
+    with pytest.raises(LearnerError, match="KiB of Python"):
+        sub.topic_files(str(tmp_path), "perplexity")
 
 
 def test_a_linked_topic_folder_is_not_followed(tmp_path):

@@ -272,6 +272,9 @@ def _kill_uids(uids: range):
                 pass
 
 
+_ERROR_FIELDS = {"error", "message", "ended"}  # a reply is {"ok": result} or these, nothing else
+
+
 class Learner:
     """The learner's module for one topic, living in a sandboxed child.
 
@@ -396,7 +399,7 @@ class Learner:
         except Exception as e:  # noqa: BLE001 - whatever the child wrote (WireError or worse) ends only this child
             self._lost()
             raise LearnerError(ErrorKind.CRASH, f"the worker running your code broke its channel ({e})"[:500]) from None
-        if not isinstance(reply, dict) or set(reply) not in ({"ok"}, {"error", "message"}, {"error", "message", "ended"}):
+        if not isinstance(reply, dict) or not (set(reply) == {"ok"} or "error" in reply and set(reply) <= _ERROR_FIELDS):
             self._lost()
             raise LearnerError(ErrorKind.CRASH, "the worker running your code sent garbage")
         if "error" in reply:  # the learner's process writes this channel: only these fields, these types

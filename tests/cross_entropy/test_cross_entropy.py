@@ -19,8 +19,10 @@ dtype and device of ``logits`` kept                             every test (floa
 inputs are never changed in place                               the worker's check, every call
 the signature's defaults (``dim=-1``, "mean", -100, 0.0)        test_defaults_are_the_stubs
 any other ``reduction`` raises ValueError                       test_an_unknown_reduction_is_an_error
+an ignored row adds nothing, even of -inf logits (not inf * 0)  test_an_ignored_row_of_masked_logits
 =============================================================  ====================================
 """
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import example, given
@@ -217,6 +219,21 @@ def test_every_target_ignored(impl, device, dtype, case, reduction, ignore, labe
                 logits, target, kw)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_an_ignored_row_of_masked_logits(impl, device, dtype, reduction):
+    """An ignored position whose logits are masked to -inf (padding, as a model's mask leaves it):
+    it adds nothing to the loss, not ``inf * 0 = nan``, and gets a zero gradient."""
+    inf = float("inf")
+    logits = torch.tensor([[0.0, 1.0, 2.0, 0.5], [-inf, 0.0, -inf, -inf], [1.5, -1.0, 3.0, 1.0]],
+                          dtype=dtype, device=device)
+    target = torch.tensor([2, -100, 3], device=device)
+    kw = _kwargs(reduction, -100, 0.0)
+    what = " with the second row ignored and its logits masked to -inf"
+    check(_call("cross_entropy", logits, kw) + what, impl.cross_entropy(logits, target, **kw),
+          _reference(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + what, logits, target, kw)
+
+
 @given(case=cases(n=dims(1, 4), classes=dims(2, 5), seed=seeds()), right=st.booleans(),
        label_smoothing=smoothings)
 @example(case=Case(n=3, classes=4, seed=0), right=True, label_smoothing=0.0)
@@ -236,7 +253,6 @@ def test_extreme_confident_logits(impl, device, dtype, case, right, label_smooth
 
 
 # The device pass (tests/devices.py): every tensor input on the meta device.
-import pytest  # noqa: E402  (kept with the test it serves, at the end of the module)
 
 from tests.devices import check_devices, meta  # noqa: E402
 
@@ -262,6 +278,7 @@ def test_device_propagation(impl, case):
 from tests.defaults import check_defaults, check_refuses  # noqa: E402
 
 
+@pytest.mark.gated  # a check of how the functions are called, not of what they compute
 @pytest.mark.parametrize("fn", ["cross_entropy", "cross_entropy_grad"])
 @pytest.mark.parametrize("reduction", ["Mean", "average"])
 def test_an_unknown_reduction_is_an_error(impl, device, fn, reduction):
@@ -270,6 +287,7 @@ def test_an_unknown_reduction_is_an_error(impl, device, fn, reduction):
                   _logits(PLAIN, torch.float64, device), _class_targets(PLAIN, device, -100), reduction=reduction)
 
 
+@pytest.mark.gated  # a check of how the functions are called, not of what they compute
 @pytest.mark.parametrize("fn", ["log_softmax", "cross_entropy", "cross_entropy_grad"])
 def test_defaults_are_the_stubs(impl, fn):
     """Called without ``dim``, ``reduction``, ``ignore_index`` and ``label_smoothing``: on (N, C, d1)

@@ -19,6 +19,7 @@ What the stub promises, and where it is tested:
 | the forwards stay differentiable (gradients of x, weight, bias) | ``test_*_norm_gradients``, blocks |
 | backward: ``dweight`` / ``dbias`` summed over ALL batch dims, None without the parameter | ``test_*_backward`` |
 | the backward's statistics without cancellation (inputs of spread 1 around 1e5) | ``test_layer_norm_backward_with_a_common_offset`` |
+| ``dweight`` from ``d_out`` itself, so a weight entry of 0 is no division by 0 | ``test_backward_with_a_zero_in_the_weight`` |
 | pre-norm ``x + f(LN(x))``, post-norm ``LN(x + f(x))`` | ``test_pre_norm_block``, ``test_post_norm_block`` |
 | any ``x`` of the shape, views included (``reshape``, not ``view``) | ``test_non_contiguous_x`` |
 | dtype of ``x`` | every test, float64 and float32; bfloat16 in ``test_device_propagation`` |
@@ -238,6 +239,24 @@ def test_layer_norm_backward_with_a_common_offset(impl, device, case):
     _check_optional("dbias of layer_norm" + where, got[2], db, "bias")
 
 
+@pytest.mark.parametrize("fn", ["layer_norm_backward", "rms_norm_backward"])
+def test_backward_with_a_zero_in_the_weight(impl, device, dtype, fn):
+    """A weight with an entry 0 (a feature switched off): ``dweight`` is ``sum(d_out * x_hat)`` there
+    too; recovering ``d_out`` as ``(d_out * weight) / weight`` gives nan."""
+    x, weight, bias, d_out, ns = _inputs(WIDE, dtype, device, gradient=True)
+    weight = weight.clone()
+    weight[1, 2] = 0.0
+    if fn == "layer_norm_backward":
+        dx, dw, db = _reference_grads(lambda a, w, b: F.layer_norm(a, _ns(ns), w, b, 1e-5), x, weight, bias, d_out)
+        got = unpack(impl.layer_norm_backward(x, ns, weight, bias, 1e-5, d_out), 3, fn)
+    else:
+        dx, dw, db = _reference_grads(lambda a, w, b: F.rms_norm(a, _ns(ns), w, 1e-5), x, weight, None, d_out)
+        got = unpack(impl.rms_norm_backward(x, ns, weight, 1e-5, d_out), 2, fn)
+    where = f" ({fn}, weight[1, 2] = 0, x {tuple(x.shape)})"
+    check("dx" + where, got[0], dx)
+    check("dweight" + where, got[1], dw)
+
+
 def _layer_norm_reference(x, normalized_shape, weight, bias, eps):
     return F.layer_norm(x, _ns(normalized_shape), weight, bias, eps)
 
@@ -364,6 +383,7 @@ def test_device_propagation(impl, fn):
 from tests.defaults import check_defaults  # noqa: E402
 
 
+@pytest.mark.gated  # a check of how the functions are called, not of what they compute
 @pytest.mark.parametrize("fn", ["layer_norm", "rms_norm", "pre_norm_block", "post_norm_block"])
 def test_defaults_are_the_stubs(impl, fn):
     """Called without ``eps`` (and the norms without weight and bias), on rows whose variance is of the

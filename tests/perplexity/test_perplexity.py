@@ -14,6 +14,8 @@ differentiable with respect to the logits                         every perplexi
 no counted token: nan                                             test_nothing_counted_gives_nan
 any ``(..., V)`` tensor, non-contiguous views (``.view`` fails)   test_non_contiguous_inputs
 ``perplexity_from_nll``: int or 0-dim integer tensor count        test_perplexity_from_nll
+``perplexity_from_nll`` of no token: nan (0 / 0)                  test_perplexity_from_nll_of_no_tokens_is_nan
+the signature's defaults: every token counts, token 0 too         test_defaults_are_the_stubs
 uniform logits over V tokens: V; certain and right: 1             test_uniform_*, test_perfect_*
 dtype and device of ``logits`` kept                               every test (float64, float32, cuda)
 inputs are never changed in place                                 the worker's check, every call
@@ -251,3 +253,24 @@ DEVICE_CASES = {
 def test_device_propagation(impl, case):
     args, kwargs = DEVICE_CASES[case]()
     check_devices(impl, case.split("(")[0], *args, **kwargs)
+
+
+from tests.defaults import check_defaults  # noqa: E402
+
+
+@pytest.mark.gated  # a check of how the functions are called, not of what they compute
+def test_defaults_are_the_stubs(impl):
+    """``perplexity`` called without ``ignore_index`` and ``mask``: every token counts, token 0 too
+    (a default such as ``ignore_index=0`` would leave it out)."""
+    logits = randn(2, 3, 5, seed=11, dtype=torch.float64, device="cpu")
+    targets = torch.tensor([[0, 1, 2], [0, 4, 0]])
+    check_defaults(impl, "perplexity", "perplexity", logits, targets)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_perplexity_from_nll_of_no_tokens_is_nan(impl, device, dtype, as_tensor):
+    """Nothing counted: 0 / 0, nan, as ``perplexity`` gives; not a count quietly raised to 1."""
+    total_nll = torch.tensor(0.0, dtype=dtype, device=device)
+    n_tokens = torch.tensor(0, device=device) if as_tensor else 0
+    check(f"perplexity_from_nll(total_nll=0.0, n_tokens={'tensor(0)' if as_tensor else 0}) (0 / 0: nan)",
+          impl.perplexity_from_nll(total_nll, n_tokens), torch.tensor(float("nan"), dtype=dtype, device=device))

@@ -195,3 +195,18 @@ def module_zero_grad(m, seed):
         module.zero_grad()
         out[name] = (before, [float(p.grad) for p in module.parameters()])
     return out
+
+
+def default_nonlinearity(m):
+    """``Neuron(2)`` and ``Layer(2, 1)`` built without ``nonlin``, every weight 1 and bias 0, on
+    ``[-1, -1]``: their outputs (a ReLU neuron gives 0.0, a linear one -2.0)."""
+    out = {}
+    for name, module in (("Neuron(2)", m.Neuron(2)), ("Layer(2, 1)", m.Layer(2, 1))):
+        for p in module.parameters():
+            p.data = 0.0
+        for p in module.parameters()[:-1]:
+            p.data = 1.0
+        y = module([-1.0, -1.0])
+        y = y[0] if isinstance(y, list) else y
+        out[name] = float(y.data)
+    return out

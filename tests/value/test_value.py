@@ -26,6 +26,7 @@ Layer: one neuron's Value itself, else the list of Values           test_layer_r
 weights drawn with ``random.uniform(-1, 1)`` in order, bias 0      test_zero_grad_and_parameters
 ``zero_grad`` sets every parameter's grad to 0                     test_zero_grad_and_parameters
 ... on every Module: a Neuron's and a Layer's own, bias included    test_zero_grad_of_a_neuron_and_a_layer
+``Neuron(nin)``: ``nonlin=True`` by default (a ReLU)                 test_a_neuron_is_a_relu_by_default
 ===============================================================  ===================================
 """
 import math
@@ -440,6 +441,14 @@ def test_zero_grad_of_a_neuron_and_a_layer(impl):
         if nonzero:
             raise Mismatch(f"after {name}.zero_grad() {len(nonzero)} of {len(after)} parameters still have a nonzero "
                            f"grad (first at parameters()[{nonzero[0]}]; the bias is a parameter too)")
+
+
+def test_a_neuron_is_a_relu_by_default(impl):
+    """``Neuron(nin)`` and ``Layer(nin, nout)`` without ``nonlin``: ReLU, micrograd's default (``MLP``
+    always says which, so only a neuron or a layer built on its own shows the default)."""
+    for name, got in impl.drive("default_nonlinearity").items():
+        check(f"{name} with every weight 1 and bias 0, on [-1, -1] (nonlin left to its default: True, a ReLU)",
+              got, 0.0)
 
 
 def _bias_positions():

@@ -228,6 +228,13 @@ class Sandbox:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def ready(self):
+        """A server that is running: one that a submission had killed (its call ignored its alarm,
+        the backstop stopped the whole sandbox) is started again now, on no submission's clock."""
+        if not self.alive():
+            self.kill()
+            self._start()
+
     def kill(self):
         if self.current is not None:
             self.current._drop()

@@ -903,3 +903,15 @@ def test_a_non_dumpable_grader_keeps_its_pipe_and_memory_from_its_own_uid():
     finally:
         os.kill(grader, 9)
         os.waitpid(grader, 0)
+
+
+def test_a_sandbox_stopped_by_one_submission_is_ready_again_before_the_next_opens(box):
+    """The backstop stops the whole sandbox (a call that ignored its alarm): ``ready()`` starts it
+    again before the next topic opens, so the restart is on no submission's clock."""
+    box.kill()
+    assert not box.alive()
+    box.ready()
+    assert box.alive()
+    fresh = _open(box)
+    assert fresh.call("ok", torch.ones(1)).tolist() == [2.0]
+    fresh.close()

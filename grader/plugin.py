@@ -104,7 +104,12 @@ class SubmissionError(BaseException):
 
 
 class LearnerFunctionError(Exception):
-    """The learner's function raised on some input: hypothesis shrinks that input."""
+    """The learner's function raised on some input: hypothesis shrinks that input. ``unfollowed``:
+    in the device pass, the worker could not follow the call (not the learner's doing)."""
+
+    def __init__(self, message: str, unfollowed: bool = False):
+        super().__init__(message)
+        self.unfollowed = unfollowed
 
 
 class SideEffect(AssertionError):
@@ -159,7 +164,7 @@ class Impl:
                 raise SideEffect(e.message) from None
             if e.kind.final:
                 raise SubmissionError(f"{label}: {e.message}") from None
-            raise LearnerFunctionError(f"{label} raised {e.message}") from None
+            raise LearnerFunctionError(f"{label} raised {e.message}", unfollowed=e.unfollowed) from None
         finally:
             self._clock.stop()
 

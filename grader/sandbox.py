@@ -51,6 +51,7 @@ class LearnerError(Exception):
             kind, message = ErrorKind.CRASH, f"the worker running your code sent garbage ({str(kind)[:40]!r})"
         super().__init__(message)
         self.kind, self.message = kind, message
+        self.unfollowed = False
 
 
 def _site_dirs() -> list[str]:
@@ -279,7 +280,7 @@ def _kill_uids(uids: range):
                 pass
 
 
-_ERROR_FIELDS = {"error", "message", "ended"}  # a reply is {"ok": result} or these, nothing else
+_ERROR_FIELDS = {"error", "message", "ended", "unfollowed"}  # a reply is {"ok": result} or these, nothing else
 
 
 class Learner:
@@ -411,6 +412,7 @@ class Learner:
             raise LearnerError(ErrorKind.CRASH, "the worker running your code sent garbage")
         if "error" in reply:  # the learner's process writes this channel: only these fields, these types
             return {"error": reply["error"], "message": str(reply.get("message", ""))[:4000],
+                    "unfollowed": reply.get("unfollowed") is True,
                     "ended": reply.get("ended") is True}
         return reply
 
@@ -436,6 +438,7 @@ class Learner:
             raise
         if "error" in reply:
             err = LearnerError(reply["error"], reply["message"])
+            err.unfollowed = reply["unfollowed"]  # the device pass could not follow the call (the worker says)
             if err.kind.sticky:
                 self.dead[key] = err
             if err.kind == ErrorKind.INTERNAL or reply.get("ended"):  # the learner's process does not go on

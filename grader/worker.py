@@ -1088,6 +1088,21 @@ DATA_MOVED = ("Cannot copy out of meta tensor", "can't convert meta device type 
 # A tensor on the meta device that the pass could not give values (made in another thread, ...): the
 # case is inconclusive (tests/devices.py says so), never the learner's device bug.
 VALUES_UNKNOWN = "the device pass could not give it values"
+
+
+class _ValuesUnknown(RuntimeError):
+    """The device pass cannot follow the call (``unfollowed`` in the reply, never read off a message,
+    which the learner's own ``raise`` could copy)."""
+
+
+def _unfollowed(exc: BaseException, folder: str) -> bool:
+    """Whether the device pass could not follow the call: a meta tensor it could not give values, or
+    PyTorch asked for a generator on the meta device (raised by PyTorch, not by the learner's code)."""
+    if isinstance(exc, _ValuesUnknown):
+        return True
+    frames = traceback.extract_tb(exc.__traceback__)
+    by_learner = bool(frames) and frames[-1].filename.startswith(folder)
+    return not by_learner and isinstance(exc, RuntimeError) and "not an accelerator" in BaseException.__str__(exc)
 # Operators that take CPU tensors beside tensors of another device on a GPU too: indices, copies.
 _TAKE_CPU = {"index", "_unsafe_index", "index_put", "index_put_", "_index_put_impl_", "_unsafe_index_put",
              "copy", "copy_", "_to_copy", "_copy_from", "_copy_from_and_resize"}
@@ -1193,7 +1208,7 @@ def _elsewhere(func, args, kwargs):
     plain = [t for t in leaves if isinstance(t, torch.Tensor) and not isinstance(t, Elsewhere)]
     if plain or "device" in kwargs or any(isinstance(t, torch.device) for t in leaves):
         if any(t.is_meta for t in plain):
-            raise RuntimeError(f"a tensor on the meta device that {VALUES_UNKNOWN} (made in another thread?)")
+            raise _ValuesUnknown(f"a tensor on the meta device that {VALUES_UNKNOWN} (made in another thread?)")
 
         def as_meta(x):
             if isinstance(x, Elsewhere):
@@ -1454,6 +1469,8 @@ def child(req: dict):
             elif isinstance(e, RuntimeError) and "can't allocate memory" in str(e):  # torch's CPU allocator
                 _release(e)
                 _send({"error": ErrorKind.MEMORY, "message": out_of_memory})
+            elif msg.get("values") and _unfollowed(e, folder):
+                _send({"error": ErrorKind.RAISED, "message": _learner_trace(e, folder), "unfollowed": True})
             else:
                 _send({"error": ErrorKind.RAISED, "message": _learner_trace(e, folder)})
             continue

@@ -27,8 +27,9 @@ class Learner:
         return answer
 
 
-def _raised(message):
-    return LearnerFunctionError(f"f raised Traceback:\n  f.py, line 3, in f\nRuntimeError: {message}")
+def _raised(message, unfollowed=False):
+    return LearnerFunctionError(f"f raised Traceback:\n  f.py, line 3, in f\nRuntimeError: {message}",
+                                unfollowed=unfollowed)
 
 
 def test_results_on_the_inputs_device_pass_then_the_dtype_half_runs_in_bfloat16():
@@ -100,7 +101,17 @@ def test_an_error_on_the_cpu_too_is_inconclusive():
 @pytest.mark.parametrize("message", [f"a tensor on the meta device that {VALUES_UNKNOWN}",
                                      "META device type not an accelerator."])
 def test_what_the_pass_cannot_follow_is_inconclusive(message):
-    learner = Learner(elsewhere=_raised(message), cpu=torch.zeros(2))
+    learner = Learner(elsewhere=_raised(message, unfollowed=True), cpu=torch.zeros(2))
     with pytest.raises(pytest.skip.Exception):
         check_devices(learner, "f", meta(2, 3))
     assert learner.calls == ["elsewhere"]
+
+
+@pytest.mark.parametrize("message", [f"a tensor on the meta device that {VALUES_UNKNOWN}",
+                                     "META device type not an accelerator."])
+def test_the_same_words_raised_by_the_learner_are_no_excuse(message):
+    """Only the worker says that the pass could not follow a call: a device bug hidden behind the
+    pass's own words (raised on the meta device, not on the CPU) fails, it is not skipped."""
+    learner = Learner(elsewhere=_raised(message), cpu=torch.zeros(2))
+    with pytest.raises(Mismatch, match="raised off the CPU"):
+        check_devices(learner, "f", meta(2, 3))

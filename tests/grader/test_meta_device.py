@@ -83,6 +83,12 @@ def made_in_a_thread(x, w):
     return x + made["z"]
 
 
+def claims_the_pass_could_not_follow(x, w):
+    if x.device.type == "meta":
+        raise RuntimeError("a tensor on the meta device that the device pass could not give it values")
+    return x
+
+
 def in_place_on_a_copy(x, w):
     y = x.clone()
     y += 1
@@ -163,4 +169,11 @@ def test_what_the_pass_cannot_follow_says_so(learner):
     from grader.worker import VALUES_UNKNOWN
     with pytest.raises(LearnerError) as e:
         learner.call("made_in_a_thread", *_meta_pair(), device_pass="elsewhere")
-    assert VALUES_UNKNOWN in e.value.message
+    assert VALUES_UNKNOWN in e.value.message and e.value.unfollowed
+
+
+def test_the_pass_s_words_in_a_learner_s_raise_are_not_its_verdict(learner):
+    """A learner's own ``raise RuntimeError("... could not give it values")`` is a plain error."""
+    with pytest.raises(LearnerError) as e:
+        learner.call("claims_the_pass_could_not_follow", *_meta_pair(), device_pass="elsewhere")
+    assert "could not give it values" in e.value.message and not e.value.unfollowed

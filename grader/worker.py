@@ -1341,14 +1341,23 @@ def child(req: dict):
     # swap them, the watch's included, but not the locals of this running frame, bound here before
     # it runs, nor autograd's count of the nodes it has made (``_recorded``, C++). A call of a
     # function whose gradient is written by hand makes no node, and neither does anything between calls.
+    # (Immutable values and builtins only: a Python function's code, or a dict, could be changed in place.)
     recorded, os_write, out, hand_all, hand = _recorded, os.write, OUT, watch.hand_all, frozenset(watch.hand)
     by_hand_only = hand_all or bool(hand)
+    refused_in_call, refused_between, refused_thread = (wire.encode({"error": ErrorKind.FORBIDDEN, "message": m}) for m in (
+        "recorded a graph for PyTorch's autograd in a function whose gradient is written by hand, but this exercise "
+        "asks you to write the gradient by hand: no credit for it",
+        "recorded a graph for PyTorch's autograd between calls (code of yours that ran outside them), but this "
+        "exercise asks you to write the gradient by hand: no credit for it",
+        "started a thread in a function whose gradient you are asked to write by hand (autograd there would go "
+        "unchecked): no credit for it"))
+    # The count is per thread: in a pid namespace of its own (bubblewrap), the namespace's last pid
+    # tells whether a call started a thread (or a process) at all.
+    os_open, os_read, os_close, read_only = os.open, os.read, os.close, os.O_RDONLY
+    last_pid = "/proc/sys/kernel/ns_last_pid" if req.get("pid_namespace") else None
     # Signal handlers and the CPU-time timers would run learner code after a call, as it is encoded
-    getsignal, setsignal, setitimer, default = signal.getsignal, signal.signal, signal.setitimer, signal.SIG_DFL
-    handlers = {sig: getsignal(sig) for sig in signal.valid_signals() if sig not in (signal.SIGKILL, signal.SIGSTOP)}
-    refusals = {when: wire.encode({"error": ErrorKind.FORBIDDEN, "message": (
-        f"recorded a graph for PyTorch's autograd {when}, but this exercise asks you to write the gradient by hand: "
-        "no credit for it")}) for when in ("in a function whose gradient is written by hand", "between calls")}
+    getsignal, setsignal, setitimer = signal.getsignal, signal.signal, signal.setitimer
+    handlers = tuple((sig, getsignal(sig)) for sig in signal.valid_signals() if sig not in (signal.SIGKILL, signal.SIGSTOP))
     _hide_grader()
     if not req.get("limits", {}).get("processes"):
         _no_new_processes()
@@ -1375,9 +1384,14 @@ def child(req: dict):
         before = recorded()
         if by_hand_only and before != settled:
             settled = before
-            os_write(out, refusals["between calls"])
+            os_write(out, refused_between)
             continue
         by_hand_call = by_hand_only and not msg.get("driver") and (hand_all or msg.get("fn") in hand)
+        pids = None
+        if by_hand_call and last_pid:
+            fd = os_open(last_pid, read_only)
+            pids = os_read(fd, 32)
+            os_close(fd)
         _bury(module, msg.get("dead") or {})
         target = driver if msg.get("driver") else module
         fn = getattr(target, msg["fn"], None)
@@ -1410,16 +1424,23 @@ def child(req: dict):
                 setitimer(signal.ITIMER_REAL, 0)
                 setitimer(signal.ITIMER_PROF, 0)
                 setitimer(signal.ITIMER_VIRTUAL, 0)
-                for sig, handler in handlers.items():
+                for sig, handler in handlers:
                     if getsignal(sig) is not handler:
                         setsignal(sig, handler)
                 _contain(me)
                 settled = recorded()  # what the call made is the call's; from here on, nothing
             if by_hand_call and settled != before:
-                os_write(out, refusals["in a function whose gradient is written by hand"])
+                os_write(out, refused_in_call)
                 continue
             if watch.refused:
                 raise Forbidden(watch.refused)
+            if pids is not None:
+                fd = os_open(last_pid, read_only)
+                now = os_read(fd, 32)
+                os_close(fd)
+                if now != pids:
+                    os_write(out, refused_thread)
+                    continue
             who = "your code" if msg.get("driver") else f"`{msg['fn']}`"
             if not watch.threads_ended():
                 _send({"error": ErrorKind.FORBIDDEN, "ended": True, "message": f"{who} left a thread running after it "
@@ -1794,6 +1815,7 @@ class _Server:
             if uid is not None:
                 os.chown(folder, uid, uid)
         nested = self.namespaces and uid is None  # no uid of its own: a pid namespace shields us
+        req = {**req, "pid_namespace": self.namespaces}  # its pids are the child's alone while it runs
         if len(sys.modules) != self.modules:  # only the server's own (trusted) imports change them
             self.modules = len(sys.modules)
             _GRADER_MODULES[:] = [n for n in sys.modules if n == "grader" or n.startswith("grader.")]

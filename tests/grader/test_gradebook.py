@@ -107,7 +107,7 @@ def regraded(tmp_path_factory):
     ignore = shutil.ignore_patterns("__pycache__", "examples", "kata", "grader")
     shutil.copytree(os.path.join(c.ROOT, "grader"), copy / "grader", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(os.path.join(c.ROOT, "tests"), copy / "tests", ignore=ignore)
-    shutil.copytree(os.path.join(c.ROOT, "exercises", "dlkata"), copy / "exercises" / "dlkata", ignore=ignore)
+    shutil.copytree(os.path.join(c.ROOT, "exercises"), copy / "exercises", ignore=ignore)  # the stubs' defaults too
     shutil.copy(os.path.join(c.ROOT, "pyproject.toml"), copy / "pyproject.toml")
     toml = copy / "tests" / "grading.toml"
     toml.write_text(toml.read_text().replace(f"[{TOPIC}.tests]\n", f"[{TOPIC}.tests]\ntest_mask_leaves_padding_out = 3\n"))
@@ -171,7 +171,7 @@ def test_a_regrade_keeps_the_history_and_says_what_changed(db, graded, regraded,
                               f"{regraded['suite_sha256'][:12]})")
     assert out[5].strip() == f"{TOPIC}: {gb._pts(old['score'])} / 10 -> {gb._pts(new['score'])} / 10"
     assert out[6].strip() == f"{TOPIC}: test_mask_leaves_padding_out: weight 1 -> 3"
-    assert len(out) == 7  # no test changed its outcome
+    assert len(out) == 7, "\n".join(out)  # no test changed its outcome
     assert gb.history_main(["nobody", "--db", db]) == 1
 
     assert gb.export_main(["--csv", str(tmp_path / "all.csv"), "--db", db]) == 0

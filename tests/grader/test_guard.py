@@ -13,7 +13,7 @@ import torch
 
 from grader import grade
 from grader.guard import violations
-from grader.sandbox import LearnerError, Sandbox
+from grader.sandbox import LearnerError, Sandbox, isolation
 from grader.plugin import runtime_rules
 from tests.grader import classroom as c
 
@@ -188,6 +188,8 @@ def test_every_guarded_topic_has_routes():
 @pytest.mark.parametrize("topic, kind, route, function", ROUTES,
                          ids=[f"{t}-{k}-{r}" + (f"-in-{fn}" if fn else "") for t, k, r, fn in ROUTES])
 def test_every_route_to_a_forbidden_operator_is_refused(box, topic, kind, route, function):
+    if route == "via_a_thread_started_below_the_watch" and isolation() != "bwrap":
+        pytest.skip("a thread is seen by the pid namespace's last pid: only a sandbox of its own has one")
     with open(os.path.join(FORBIDDEN, f"{kind}.py")) as f:
         routes = f.read()
     hand = CONFIG[topic].get("hand_gradients", [])

@@ -119,3 +119,24 @@ def via_the_modes_taken_off_with_the_originals(*_):
             C._push_on_torch_function_stack(mode)
         for mode in reversed(modes):
             C._push_on_torch_dispatch_stack(mode)
+
+
+def via_a_thread_started_below_the_watch(*_):
+    """A thread started with the original function the watch's own thread hook wraps: it runs without
+    the watch, and autograd's node count is per thread; the call still starts a thread."""
+    import _thread
+    start = _thread.start_new_thread
+    for cell in getattr(start, "__closure__", None) or ():
+        if type(cell.cell_contents).__name__ == "builtin_function_or_method":
+            start = cell.cell_contents
+    done, out = _thread.allocate_lock(), []
+    done.acquire()
+
+    def job():
+        try:
+            out.append(via_autograd_grad())
+        finally:
+            done.release()
+    start(job, ())
+    done.acquire()
+    return out[0] if out else None

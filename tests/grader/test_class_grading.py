@@ -221,12 +221,13 @@ def test_exploits_of_an_in_process_grader_score_zero(graded, name):
     if name in ("forged_results", "classmate_files", "proc_mem") and _own_user(graded["report"]):
         pytest.skip(OWN_USER)
     sub = _sub(graded, name)
-    # The exploits start from the solution, whose device handling is right: the device pass, which
-    # looks at devices and not at values, is the one test they may pass; it is gated, so it counts
-    # only as far as the values are right: nothing.
+    # The exploits start from the solution, whose device handling and signature are right: the
+    # gated tests (the device pass, the defaults, nan for no token), which look at how code runs and
+    # not at its values, are the ones they may pass; they count only as far as the values are right:
+    # nothing.
     assert sub["score"] == 0, c.messages(sub)
     for test, t in c.tests_of(sub).items():
-        if test == c.DEVICES:
+        if test in c.GATED:
             continue
         assert t["passed"] == 0, (test, t)
         expected = [" differs: "] + (["a tensor subclass (AlwaysClose): return plain tensors"] if name == "tensor_subclass" else [])

@@ -198,7 +198,7 @@ def test_guides_are_linked_only_where_they_exist(pages, handout, report, tmp_pat
     # a URL for the handout: links go there, still only for the guides that exist
     out = tmp_path / "web"
     feedback.build(report, str(out), exercises=str(handout), handout="https://course.example/handout/")
-    links = [a["href"] for tag, a in _elements(out / "students" / "alice.html") if "GUIDE" in (a.get("href") or "")]
+    links = [a["href"] for tag, a in _elements(out / _pages_map(out)["alice"]) if "GUIDE" in (a.get("href") or "")]
     assert links == ["https://course.example/handout/alpha/GUIDE.md"]
 
 

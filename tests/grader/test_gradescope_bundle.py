@@ -115,8 +115,10 @@ def test_the_bundle_holds_what_grading_needs_and_no_solution(bundle):
                    "tests/grading.toml", f"tests/{TOPIC}/test_{TOPIC}.py"):
         assert needed in infos, needed
     assert "exercises/dlkata/compare.py" in infos  # the comparisons the hidden suites share with the handout
+    assert f"exercises/{TOPIC}/{TOPIC}.py" in infos  # the stub: its signature's defaults are graded
     assert not [n for n in infos if n.startswith(("solutions/", "tests/kata/", "tests/grader/", "grader/examples/"))
-                or (n.startswith("exercises/") and not n.startswith("exercises/dlkata/")) or "__pycache__" in n]
+                or (n.startswith("exercises/") and not n.startswith("exercises/dlkata/")
+                    and n != f"exercises/{TOPIC}/{TOPIC}.py") or "__pycache__" in n]
     assert "torch==2.13.0" in requirements and all("==" in r for r in requirements)
     assert config == {"topics": [TOPIC], "call_timeout": 3.0, "submission_timeout": 30.0, "memory_mb": 700}
     assert "apt-get install -y -qq bubblewrap" in setup and "-r requirements.txt" in setup

@@ -58,11 +58,12 @@ def test_a_numeric_gradient_earns_nothing_for_the_hand_gradient(graded):
     assert test["passed"] == 0 and test["failed"] > 0
 
 
-def test_right_only_on_a_second_sight_earns_nothing_but_the_device_pass(graded):
+def test_right_only_on_a_second_sight_earns_nothing_but_the_gated_tests(graded):
     """The replay fails, hypothesis' run meets new inputs first (wrong) and then the failing one again
-    (right): a flaky failure, reported without the addresses of objects (grades are reproducible)."""
+    (right): a flaky failure, reported without the addresses of objects (grades are reproducible).
+    The gated tests (how code runs, not what it computes) may pass: they count for nothing here."""
     sub = graded["m_first_call_wrong"]
     for test, t in c.tests_of(sub).items():
-        if test != c.DEVICES:
+        if test not in c.GATED:
             assert t["passed"] == 0 and t["failed"] > 0, (test, t)
         assert " at 0x" not in t["feedback"], t["feedback"]

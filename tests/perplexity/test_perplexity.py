@@ -267,6 +267,7 @@ def test_defaults_are_the_stubs(impl):
     check_defaults(impl, "perplexity", "perplexity", logits, targets)
 
 
+@pytest.mark.gated  # nan is what most wrong formulas give too: it counts as far as the values are right
 @pytest.mark.parametrize("as_tensor", [False, True])
 def test_perplexity_from_nll_of_no_tokens_is_nan(impl, device, dtype, as_tensor):
     """Nothing counted: 0 / 0, nan, as ``perplexity`` gives; not a count quietly raised to 1."""

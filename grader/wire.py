@@ -22,6 +22,9 @@ import torch
 MAX_HEADER = 4 << 20
 MAX_BLOB = 256 << 20
 _PREFIX = struct.Struct("<QQ")
+# Before each message to a learner's process, a byte: a call of a driver (the suite's harness, whose
+# gradient checks record graphs) or anything else (a call of the learner's function, close).
+DRIVER, LEARNER = b"D", b"L"
 
 DTYPES = {
     "float64": torch.float64, "float32": torch.float32, "float16": torch.float16,

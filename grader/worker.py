@@ -1343,14 +1343,22 @@ def child(req: dict):
     # function whose gradient is written by hand makes no node, and neither does anything between calls.
     # (Immutable values and builtins only: a Python function's code, or a dict, could be changed in place.)
     recorded, os_write, out, hand_all, hand = _recorded, os.write, OUT, watch.hand_all, frozenset(watch.hand)
+    chan_in, driver_tag = IN, wire.DRIVER  # a driver's call is said by the byte before its message
     by_hand_only = hand_all or bool(hand)
-    refused_in_call, refused_between, refused_thread = (wire.encode({"error": ErrorKind.FORBIDDEN, "message": m}) for m in (
-        "recorded a graph for PyTorch's autograd in a function whose gradient is written by hand, but this exercise "
-        "asks you to write the gradient by hand: no credit for it",
-        "recorded a graph for PyTorch's autograd between calls (code of yours that ran outside them), but this "
-        "exercise asks you to write the gradient by hand: no credit for it",
-        "started a thread in a function whose gradient you are asked to write by hand (autograd there would go "
-        "unchecked): no credit for it"))
+    refused_in_call, refused_between, refused_thread, refused_recording = (
+        wire.encode({"error": ErrorKind.FORBIDDEN, "message": m}) for m in (
+            "recorded a graph for PyTorch's autograd in a function whose gradient is written by hand, but this "
+            "exercise asks you to write the gradient by hand: no credit for it",
+            "recorded a graph for PyTorch's autograd between calls (code of yours that ran outside them), but this "
+            "exercise asks you to write the gradient by hand: no credit for it",
+            "started a thread in a function whose gradient you are asked to write by hand (autograd there would go "
+            "unchecked): no credit for it",
+            "recorded a graph for PyTorch's autograd outside the suite's own gradient checks: in a topic whose "
+            "gradients you write by hand, a graph kept for later could answer them (no credit for it)"))
+    refused_import = wire.encode({"error": ErrorKind.IMPORT, "message": (
+        f"{req['topic']}.py records a graph for PyTorch's autograd when it is imported: in a topic whose gradients "
+        "you write by hand, a graph kept for later could answer them")})
+    unrecorded = recorded()
     # The count is per thread: in a pid namespace of its own (bubblewrap), the namespace's last pid
     # tells whether a call started a thread (or a process) at all.
     os_open, os_read, os_close, read_only = os.open, os.read, os.close, os.O_RDONLY
@@ -1370,6 +1378,9 @@ def child(req: dict):
     except BaseException as e:  # noqa: BLE001 - anything the learner's import does is reported
         _send({"error": ErrorKind.IMPORT, "message": _learner_trace(e, folder)})
         return
+    if by_hand_only and recorded() != unrecorded:
+        os_write(out, refused_import)
+        return
     if not watch.threads_ended():
         _send({"error": ErrorKind.IMPORT, "message": f"{req['topic']}.py starts a thread when it is imported that "
                "is still running afterwards: a module must not leave threads running"})
@@ -1378,22 +1389,16 @@ def child(req: dict):
     out_of_memory = f"ran out of memory (the limit is {req.get('limits', {}).get('memory_mb', '?')} MiB)"
     settled = recorded()
     while True:
+        tag = os_read(chan_in, 1)  # before any code of ours that learner code could have replaced
+        if not tag:
+            return
+        by_driver = tag == driver_tag  # only the suite's drivers (its gradient checks) record graphs
         msg = wire.read_message(IN, device_map=_device, views=True)  # arguments keep their layout
         if msg.get("op") != "call":
             return
-        before = recorded()
-        if by_hand_only and before != settled:
-            settled = before
-            os_write(out, refused_between)
-            continue
-        by_hand_call = by_hand_only and not msg.get("driver") and (hand_all or msg.get("fn") in hand)
-        pids = None
-        if by_hand_call and last_pid:
-            fd = os_open(last_pid, read_only)
-            pids = os_read(fd, 32)
-            os_close(fd)
+        by_hand_call = by_hand_only and not by_driver and (hand_all or msg.get("fn") in hand)
         _bury(module, msg.get("dead") or {})
-        target = driver if msg.get("driver") else module
+        target = driver if by_driver else module
         fn = getattr(target, msg["fn"], None)
         if not callable(fn):
             _send({"error": ErrorKind.MISSING, "message": f"{req['topic']}.py has no function {msg['fn']}"})
@@ -1408,9 +1413,19 @@ def child(req: dict):
         if msg.get("values"):  # the device pass: meta inputs get values, Elsewhere or on the CPU
             gen = torch.Generator().manual_seed(0)
             args, kwargs = _with_values(args, elsewhere, gen), _with_values(kwargs, elsewhere, gen)
-        if msg.get("driver"):
+        if by_driver:
             args = [watch.scoped(module), *args]
         kept, settings = _inputs(fn, args, kwargs), _settings()
+        before = recorded()  # from the end of the last call to here: the worker's own work, no graph
+        if by_hand_only and before != settled:
+            settled = before
+            os_write(out, refused_between)
+            continue
+        pids = None
+        if by_hand_call and last_pid:
+            fd = os_open(last_pid, read_only)
+            pids = os_read(fd, 32)
+            os_close(fd)
         try:
             _seed()
             if msg.get("timeout"):  # SIGALRM's default action ends this child; the server lives on
@@ -1418,7 +1433,7 @@ def child(req: dict):
             try:
                 with (_BuiltElsewhere() if elsewhere else contextlib.nullcontext()), \
                         (_MadeElsewhere() if elsewhere else contextlib.nullcontext()), \
-                        watch.call("" if msg.get("driver") else msg["fn"]):
+                        watch.call("" if by_driver else msg["fn"]):
                     result = _settled(fn(*args, **kwargs))
             finally:
                 setitimer(signal.ITIMER_REAL, 0)
@@ -1429,26 +1444,28 @@ def child(req: dict):
                         setsignal(sig, handler)
                 _contain(me)
                 settled = recorded()  # what the call made is the call's; from here on, nothing
-            if by_hand_call and settled != before:
-                os_write(out, refused_in_call)
-                continue
+                verdict = None
+                if by_hand_only and settled != before and not by_driver:
+                    verdict = refused_in_call if by_hand_call else refused_recording
+                elif pids is not None:
+                    fd = os_open(last_pid, read_only)
+                    now = os_read(fd, 32)
+                    os_close(fd)
+                    if now != pids:
+                        verdict = refused_thread
+                if verdict is not None:  # on every way out of the call, whatever it raised
+                    os_write(out, verdict)
+                    continue
             if watch.refused:
                 raise Forbidden(watch.refused)
-            if pids is not None:
-                fd = os_open(last_pid, read_only)
-                now = os_read(fd, 32)
-                os_close(fd)
-                if now != pids:
-                    os_write(out, refused_thread)
-                    continue
-            who = "your code" if msg.get("driver") else f"`{msg['fn']}`"
+            who = "your code" if by_driver else f"`{msg['fn']}`"
             if not watch.threads_ended():
                 _send({"error": ErrorKind.FORBIDDEN, "ended": True, "message": f"{who} left a thread running after it "
                        "returned: join every thread you start before returning (no credit for this call)"})
                 return  # this process ends: the next call starts from a fresh import
             changed = _side_effect(kept)
             if changed:
-                whose = "the" if msg.get("driver") else "its"
+                whose = "the" if by_driver else "its"
                 _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} changed {whose} argument {changed}: do not modify "
                        "inputs; use out-of-place operations such as `x = x - m` instead of `x -= m`"})
                 continue

@@ -216,9 +216,10 @@ def test_a_refusal_names_the_operator_and_the_function_that_reached_it(box, call
         assert torch.allclose(learner.call("log_softmax", x), torch.log_softmax(x, -1))
 
 
-def test_autograd_stays_usable_outside_the_functions_whose_gradient_is_written_by_hand(box):
-    """norms: the blocks may be differentiated by autograd (the hidden suite does), the backward
-    functions may not use a graph, not even one built earlier by another function."""
+def test_a_graph_recorded_outside_the_suites_gradient_checks_is_refused(box):
+    """norms: the blocks may be differentiated by autograd, by the suite's drivers; a graph that a
+    forward records when called on its own is refused (kept, its nodes could be called later in a
+    hand-written gradient, making no node of their own), and the backward may not use it either."""
     extra = ("_SAVED = []\n\n"
              "def pre_norm_block(x, *a, **k):\n"
              "    x = x.clone().requires_grad_(True)\n"
@@ -228,10 +229,21 @@ def test_autograd_stays_usable_outside_the_functions_whose_gradient_is_written_b
              "    return torch.autograd.grad(_SAVED[1], _SAVED[0])[0]\n")
     with _opened(box, "norms", extra) as learner:
         x = torch.randn(3, dtype=torch.float64)
-        assert torch.allclose(learner.call("pre_norm_block", x), 2 * x)
+        with pytest.raises(LearnerError) as e:
+            learner.call("pre_norm_block", x)
+        assert e.value.kind == "forbidden" and "outside the suite's own gradient checks" in e.value.message
         with pytest.raises(LearnerError) as e:
             learner.call("layer_norm_backward")
         assert e.value.kind == "forbidden" and "autograd" in e.value.message
+
+
+def test_a_graph_recorded_at_import_is_a_failed_import(box):
+    """A module that records graphs when imported (to call their nodes later, in a hand-written
+    gradient, where calling a node makes none) does not import in a topic of hand-written gradients."""
+    extra = "_x = torch.ones(3, requires_grad=True)\n_GRAPH = (_x * _x).sum()\n"
+    with pytest.raises(LearnerError) as e:
+        _open(box, "norms", extra)
+    assert e.value.kind == "import" and "records a graph" in e.value.message, e.value.message
 
 
 
@@ -323,6 +335,48 @@ def test_a_watch_switched_off_from_a_forward_still_refuses_autograd_in_a_hand_gr
         with pytest.raises(LearnerError) as e:
             learner.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
         assert e.value.kind == "forbidden" and "autograd" in e.value.message, e.value.message
+
+
+def test_a_hand_written_gradient_cannot_pass_for_a_drivers_call(box):
+    """Drivers (the suite's gradient checks) may record graphs: learner code that rewrites how the
+    worker reads its messages, so that a call of a hand-written gradient reads as a driver's (one that
+    it put in the driver module), is not believed: the byte before each message says whose call it is."""
+    code = ("wire = W['wire']\n"
+            "    read = wire.read_message\n"
+            "    g = f\n"
+            "    while g is not None and 'driver' not in g.f_locals:\n"
+            "        g = g.f_back\n"
+            "    drv = g.f_locals['driver']\n"
+            "    drv.layer_norm_backward = lambda m, x, *rest: _grads(x)\n"
+            "    def forged(*args, **kwargs):\n"
+            "        msg = read(*args, **kwargs)\n"
+            "        if msg.get('fn') == 'layer_norm_backward':\n"
+            "            msg['driver'] = True\n"
+            "        return msg\n"
+            "    wire.read_message = forged")
+    helpers = ("\n\ndef _grads(x):\n"
+               "    with torch.enable_grad():\n"
+               "        y = x.detach().requires_grad_()\n"
+               "        return torch.autograd.grad((y.tanh() * y).sum(), y)[0], None, None\n")
+    source = open(os.path.join(ROOT, "solutions", "norms", "norms.py")).read() + "\n\n" + _reached_through_frames(code)
+    learner = box.open("norms", {"norms.py": source + helpers}, driver="def helper(m, x):\n    return x\n",
+                       forbidden=runtime_rules("norms"))
+    try:
+        x = torch.randn(2, 3, dtype=torch.float64)
+        learner.call("layer_norm", x, [3])
+        got = None
+        try:
+            got = learner.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
+        except LearnerError:
+            pass
+        solution = _open(box, "norms")
+        try:
+            right = solution.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
+        finally:
+            solution.close()
+        assert got is None or torch.equal(got[0], right[0]), "the driver module's function answered"
+    finally:
+        learner.close()
 
 
 def test_autograd_between_calls_is_refused(box):

@@ -91,13 +91,19 @@ def _same_student(name: str) -> str:
     (full-width letters, a separate accent), invisible characters, case, Cyrillic and Greek letters
     drawn like Latin ones, and spaces or dots around it set aside."""
     name = unicodedata.normalize("NFKC", name)
-    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp"))
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp", "Mn")
+                   and ch not in _BLANKS)
     return name.strip(" .\t").translate(_LOOK_ALIKES).casefold()
 
 
+# Letters drawn as nothing at all: Hangul fillers, Khmer inherent vowels, the braille blank (marks
+# that join nothing, variation selectors and the grapheme joiner are category Mn, left out above)
+_BLANKS = set("\u115f\u1160\u17b4\u17b5\u3164\uffa0\u2800")
+
+
 # Cyrillic and Greek letters drawn as a Latin one: "аlice" with a Cyrillic а, "ΑLICE" with a Greek Α
-_LOOK_ALIKES = str.maketrans("аеорсухіјѕԁһԛԝүкαειкνορυχ" "АВЕКМНОРСТХУІЈЅҮ" "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
-                             "aeopcyxijsdhqwykaeikvopux" "ABEKMHOPCTXYIJSY" "ABEZHIKMNOPTYX")
+_LOOK_ALIKES = str.maketrans("аеорсухіјѕԁһԛԝүкαειкνορυχ" "АВЕКМНОРСТХУІЈЅҮ" "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ" "ӏıɑ",
+                             "aeopcyxijsdhqwykaeikvopux" "ABEKMHOPCTXYIJSY" "ABEZHIKMNOPTYX" "lia")
 
 
 def _distinct(subs: list[Submission]) -> list[Submission]:

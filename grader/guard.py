@@ -85,14 +85,17 @@ def _violations(files: dict[str, str], forbidden) -> dict[str, list[str]]:
                         hits = _hits(*_chain(node), aliases, forbidden)
                         if hits:
                             found.setdefault(owner, set()).update(hits)
-    changed = True
-    while changed:  # a function that calls a function that calls torch.autograd uses it too
-        changed = False
-        for owner, callees in calls.items():
-            for c in callees:
-                extra = found.get(c, set()) - found.get(owner, set())
-                if extra:
-                    found.setdefault(owner, set()).update(extra)
-                    changed = True
+    callers: dict[str, set[str]] = {}
+    for owner, callees in calls.items():
+        for c in callees:
+            callers.setdefault(c, set()).add(owner)
+    todo = list(found)
+    while todo:  # a function that calls a function that calls torch.autograd uses it too (each name
+        name = todo.pop()  # goes on again only when what it uses grows: linear in the calls)
+        for owner in callers.get(name, ()):
+            extra = found[name] - found.get(owner, set())
+            if extra:
+                found.setdefault(owner, set()).update(extra)
+                todo.append(owner)
     return {k: sorted(v) for k, v in found.items()}
 

@@ -215,9 +215,11 @@ def test_a_flagged_entry_never_takes_the_name_of_another_entry(tmp_path):
                if os.path.basename(s.source) in ("alice", "alice.zip"))
 
 @pytest.mark.parametrize("look_alike", ["alice ", "alice.", "\uff41lice", "al\u200bice", "ALICE", "\u0430lice",
-                                       "\u0391LICE"],
+                                       "\u0391LICE", "ali\u034fce", "alice\ufe0f", "al\u3164ice", "\u0251lice",
+                                       "al\u0131ce", "al\u2800ice"],
                          ids=["trailing-space", "trailing-dot", "full-width", "zero-width-space", "case", "cyrillic-a",
-                              "greek-capital-alpha"])
+                              "greek-capital-alpha", "grapheme-joiner", "variation-selector", "hangul-filler",
+                              "latin-alpha", "dotless-i", "braille-blank"])
 def test_names_that_read_as_a_classmates_are_flagged_too(tmp_path, look_alike):
     folder = tmp_path / "class"
     c.good(str(folder / "alice"))

@@ -351,8 +351,7 @@ class Learner:
         buffer full) must not hold the grading process up. A byte before it says whether it is a
         driver's call (``wire.DRIVER``): the worker reads it with nothing learner code could replace."""
         try:
-            tag = wire.DRIVER if msg.get("driver") else wire.LEARNER
-            wire.write_all(self.chan, tag + wire.encode(msg, views=True), deadline)  # arguments keep their layout
+            wire.write_to_learner(self.chan, msg, deadline)
         except TimeoutError:
             self._lost()
             raise LearnerError(ErrorKind.TIMEOUT, "your code's process stopped taking calls (it no longer reads "
@@ -456,7 +455,7 @@ class Learner:
     def close(self):
         if self.alive:
             try:
-                wire.write_all(self.chan, wire.LEARNER + wire.encode({"op": "close"}), time.monotonic() + BACKSTOP)
+                wire.write_to_learner(self.chan, {"op": "close"}, time.monotonic() + BACKSTOP)
             except (OSError, TimeoutError):
                 pass
             try:

@@ -285,6 +285,12 @@ def write_message(fd: int, obj, deadline: float | None = None, views: bool = Fal
     write_all(fd, encode(obj, views=views), deadline)
 
 
+def write_to_learner(fd: int, msg: dict, deadline: float | None = None) -> None:
+    """A message to a learner's process, after the byte that says whose call it is (``DRIVER`` or
+    ``LEARNER``); arguments keep their layout (``views``)."""
+    write_all(fd, (DRIVER if msg.get("driver") else LEARNER) + encode(msg, views=True), deadline)
+
+
 def write_all(fd: int, data: bytes, deadline: float | None = None) -> None:
     """All of ``data``; on a non-blocking ``fd``, by ``deadline`` (TimeoutError past it)."""
     data = memoryview(data)

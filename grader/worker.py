@@ -311,7 +311,6 @@ class Watch:
         self.strict = False  # inside a function whose gradient is written by hand
         self.active = bool(self.everything or self.operators)
         self.threads: set = set()  # the learner's threads still running (``_threads_watched``)
-        self.main, self.recorded = _get_ident(), _recorded()
         self.baseline = _thread_count()  # Python threads running before any learner code: counted by
         # the interpreter, so that a thread started by any route (an alias, a C extension) counts
 
@@ -377,12 +376,6 @@ class Watch:
             yield
             return
         leaving = self.leaving
-        main = _get_ident() == self.main
-        if main and (self.hand or self.hand_all) and _recorded() != self.recorded:
-            self.recorded = _recorded()
-            self.refuse("recorded a graph for PyTorch's autograd between calls (code of yours that ran outside "
-                        "them, a finalizer or a function of PyTorch or Python that it replaced), but this exercise "
-                        "asks you to write the gradient by hand")
         try:
             with contextlib.ExitStack() as stack:
                 if self.everything:  # any operator at all is refused: a dispatch mode sees them all
@@ -395,8 +388,6 @@ class Watch:
                     yield
                 finally:
                     _no_code_for_later()
-                    if main:
-                        self.recorded = _recorded()  # autograd's nodes made up to now: between calls, none
                     self.watching -= 1
                     self.leaving = True  # the modes are popped by us now
         finally:
@@ -500,7 +491,6 @@ _HASHED_BY_IDENTITY = frozenset({types.FunctionType, types.BuiltinFunctionType, 
                                  types.WrapperDescriptorType, types.GetSetDescriptorType})  # no __eq__ of anyone's
 _recording, _graph_task = torch.is_grad_enabled, torch._C._current_graph_task_id
 _monotonic, _sleep = time.monotonic, time.sleep  # taken before any learner code runs
-_get_ident = threading.get_ident
 # The number of the next node autograd makes in this thread (each node of a recorded graph takes
 # one): a counter in PyTorch's C++ that no Python code can set back.
 _recorded = torch._C._autograd._get_sequence_nr

@@ -164,19 +164,19 @@ def box():
 
 
 @contextlib.contextmanager
-def _opened(box, topic: str, extra: str = ""):
+def _opened(box, topic: str, extra: str = "", driver: str | None = None):
     """The topic's solution with ``extra`` appended, open in the sandbox for the ``with`` block."""
-    learner = _open(box, topic, extra)
+    learner = _open(box, topic, extra, driver)
     try:
         yield learner
     finally:
         learner.close()
 
 
-def _open(box, topic: str, extra: str = ""):
+def _open(box, topic: str, extra: str = "", driver: str | None = None):
     with open(os.path.join(ROOT, "solutions", topic, f"{topic}.py")) as f:
         source = f.read() + "\n\n" + extra
-    return box.open(topic, {f"{topic}.py": source}, driver=None, forbidden=runtime_rules(topic))
+    return box.open(topic, {f"{topic}.py": source}, driver=driver, forbidden=runtime_rules(topic))
 
 
 def test_every_guarded_topic_has_routes():
@@ -303,10 +303,28 @@ def test_code_left_to_run_after_a_call_changes_neither_its_result_nor_the_next_c
         assert learner.call("rms_norm_backward").tolist() == [0.0, 0.0]  # nothing of it left
 
 
-_AUTOGRAD_BY_HAND = ("\n\ndef layer_norm_backward(x, *a):\n"
-                     "    with torch.enable_grad():\n"
-                     "        y = x.detach().requires_grad_()\n"
-                     "        return torch.autograd.grad((y.tanh() * y).sum(), y)[0], None, None\n")
+_AUTOGRAD = ("\n\ndef _grads(x, *a):\n"
+             "    with torch.enable_grad():\n"
+             "        y = x.detach().requires_grad_()\n"
+             "        return torch.autograd.grad((y.tanh() * y).sum(), y)[0], None, None\n")
+_AUTOGRAD_BY_HAND = _AUTOGRAD + "\nlayer_norm_backward = _grads\n"
+
+
+def _backward_after_a_forward(box, extra: str, driver: str | None = None):
+    """norms with ``extra``: ``layer_norm`` called (autograd allowed there), then ``layer_norm_backward``
+    on the same ``x``: its result, or the ``LearnerError`` it raised."""
+    with _opened(box, "norms", extra, driver) as learner:
+        x = torch.linspace(-1.0, 2.0, 6, dtype=torch.float64).reshape(2, 3)  # the same every time
+        learner.call("layer_norm", x, [3])
+        try:
+            return learner.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
+        except LearnerError as e:
+            return e
+
+
+def _refused(result, words: str) -> None:
+    assert isinstance(result, LearnerError), result
+    assert result.kind == "forbidden" and words in result.message, result.message
 
 
 def _reached_through_frames(code: str) -> str:
@@ -329,12 +347,7 @@ def _reached_through_frames(code: str) -> str:
 def test_a_watch_switched_off_from_a_forward_still_refuses_autograd_in_a_hand_gradient(box, code):
     """The watch's own code can be swapped by learner code in a call where autograd is allowed; the
     check that follows every call of a hand-written gradient leans on nothing it can reach."""
-    with _opened(box, "norms", _reached_through_frames(code) + _AUTOGRAD_BY_HAND) as learner:
-        x = torch.randn(2, 3, dtype=torch.float64)
-        learner.call("layer_norm", x, [3])
-        with pytest.raises(LearnerError) as e:
-            learner.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
-        assert e.value.kind == "forbidden" and "autograd" in e.value.message, e.value.message
+    _refused(_backward_after_a_forward(box, _reached_through_frames(code) + _AUTOGRAD_BY_HAND), "autograd")
 
 
 def test_a_hand_written_gradient_cannot_pass_for_a_drivers_call(box):
@@ -347,36 +360,17 @@ def test_a_hand_written_gradient_cannot_pass_for_a_drivers_call(box):
             "    while g is not None and 'driver' not in g.f_locals:\n"
             "        g = g.f_back\n"
             "    drv = g.f_locals['driver']\n"
-            "    drv.layer_norm_backward = lambda m, x, *rest: _grads(x)\n"
+            "    drv.layer_norm_backward = lambda m, *a: _grads(*a)\n"
             "    def forged(*args, **kwargs):\n"
             "        msg = read(*args, **kwargs)\n"
             "        if msg.get('fn') == 'layer_norm_backward':\n"
             "            msg['driver'] = True\n"
             "        return msg\n"
             "    wire.read_message = forged")
-    helpers = ("\n\ndef _grads(x):\n"
-               "    with torch.enable_grad():\n"
-               "        y = x.detach().requires_grad_()\n"
-               "        return torch.autograd.grad((y.tanh() * y).sum(), y)[0], None, None\n")
-    source = open(os.path.join(ROOT, "solutions", "norms", "norms.py")).read() + "\n\n" + _reached_through_frames(code)
-    learner = box.open("norms", {"norms.py": source + helpers}, driver="def helper(m, x):\n    return x\n",
-                       forbidden=runtime_rules("norms"))
-    try:
-        x = torch.randn(2, 3, dtype=torch.float64)
-        learner.call("layer_norm", x, [3])
-        got = None
-        try:
-            got = learner.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
-        except LearnerError:
-            pass
-        solution = _open(box, "norms")
-        try:
-            right = solution.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
-        finally:
-            solution.close()
-        assert got is None or torch.equal(got[0], right[0]), "the driver module's function answered"
-    finally:
-        learner.close()
+    got = _backward_after_a_forward(box, _reached_through_frames(code) + _AUTOGRAD,
+                                    driver="def helper(m, x):\n    return x\n")
+    right = _backward_after_a_forward(box, "")  # the solution's own layer_norm_backward, the same inputs
+    assert isinstance(got, LearnerError) or torch.equal(got[0], right[0]), "the driver module's function answered"
 
 
 def test_autograd_between_calls_is_refused(box):
@@ -391,12 +385,7 @@ def test_autograd_between_calls_is_refused(box):
             "            torch.autograd.grad((y * y).sum(), y)\n"
             "        return bind(*args, **kwargs)\n"
             "    inspect.Signature.bind = spy")
-    with _opened(box, "norms", _reached_through_frames(code)) as learner:
-        x = torch.randn(2, 3, dtype=torch.float64)
-        learner.call("layer_norm", x, [3])
-        with pytest.raises(LearnerError) as e:
-            learner.call("layer_norm_backward", x, [3], None, None, 1e-5, torch.ones_like(x))
-        assert e.value.kind == "forbidden" and "between calls" in e.value.message, e.value.message
+    _refused(_backward_after_a_forward(box, _reached_through_frames(code)), "between calls")
 
 
 def test_an_audit_hook_of_the_learners_is_refused(box):

@@ -1345,10 +1345,18 @@ def child(req: dict):
             "unchecked): no credit for it",
             "recorded a graph for PyTorch's autograd outside the suite's own gradient checks: in a topic whose "
             "gradients you write by hand, a graph kept for later could answer them (no credit for it)"))
-    refused_import = wire.encode({"error": ErrorKind.IMPORT, "message": (
+    refused_import, refused_import_thread = (wire.encode({"error": ErrorKind.IMPORT, "message": m}) for m in (
         f"{req['topic']}.py records a graph for PyTorch's autograd when it is imported: in a topic whose gradients "
-        "you write by hand, a graph kept for later could answer them")})
+        "you write by hand, a graph kept for later could answer them",
+        f"{req['topic']}.py leaves a thread running when it is imported: in a topic whose gradients you write by "
+        "hand, a thread of its own could run autograd for them"))
+    refused_thread_running = wire.encode({"error": ErrorKind.FORBIDDEN, "message": (
+        "a thread of your code is running between calls: in a topic whose gradients you write by hand, a thread "
+        "of its own could run autograd for them (no credit for it)")})
     unrecorded = recorded()
+    # Threads however started (a C library's included): the kernel's list of this process's threads
+    os_listdir, count, tasks = os.listdir, len, "/proc/self/task"
+    threads = count(os_listdir(tasks))
     # The count is per thread: in a pid namespace of its own (bubblewrap), the namespace's last pid
     # tells whether a call started a thread (or a process) at all.
     os_open, os_read, os_close, read_only = os.open, os.read, os.close, os.O_RDONLY
@@ -1370,6 +1378,9 @@ def child(req: dict):
         return
     if by_hand_only and recorded() != unrecorded:
         os_write(out, refused_import)
+        return
+    if by_hand_only and count(os_listdir(tasks)) != threads:
+        os_write(out, refused_import_thread)
         return
     if not watch.threads_ended():
         _send({"error": ErrorKind.IMPORT, "message": f"{req['topic']}.py starts a thread when it is imported that "
@@ -1410,6 +1421,9 @@ def child(req: dict):
         if by_hand_only and before != settled:
             settled = before
             os_write(out, refused_between)
+            continue
+        if by_hand_only and count(os_listdir(tasks)) != threads:
+            os_write(out, refused_thread_running)
             continue
         pids = None
         if by_hand_call and last_pid:

@@ -373,6 +373,18 @@ def test_a_hand_written_gradient_cannot_pass_for_a_drivers_call(box):
     assert isinstance(got, LearnerError) or torch.equal(got[0], right[0]), "the driver module's function answered"
 
 
+def test_a_thread_started_by_a_c_library_at_import_is_a_failed_import(box):
+    """A thread made with pthread_create (through ctypes) runs outside every check of Python's and
+    has an autograd count of its own: in a topic of hand-written gradients, a module may not leave one
+    running (the kernel's list of the process's threads tells)."""
+    extra = ("import ctypes as _ct, time as _time\n"
+             "_CB = _ct.CFUNCTYPE(_ct.c_void_p, _ct.c_void_p)(lambda _: _time.sleep(30))\n"
+             "_ct.CDLL(None).pthread_create(_ct.byref(_ct.c_ulong()), None, _CB, None)\n")
+    with pytest.raises(LearnerError) as e:
+        _open(box, "norms", extra)
+    assert e.value.kind == "import" and "leaves a thread running" in e.value.message, e.value.message
+
+
 def test_autograd_between_calls_is_refused(box):
     """A function of Python's that the worker calls between calls (to bind the arguments), replaced
     from a forward: it runs the learner's code outside any call, where it could differentiate the next

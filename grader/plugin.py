@@ -20,7 +20,9 @@
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import gc
 import json
 import os
@@ -117,10 +119,34 @@ class SideEffect(AssertionError):
 
 
 class Impl:
-    """The learner's topic module: ``impl.rnn_forward(x, ...)`` runs it in the sandbox."""
+    """The learner's topic module: ``impl.rnn_forward(x, ...)`` runs it in the sandbox.
 
-    def __init__(self, learner, topic: str, banned: dict[str, list[str]], clock: "Clock"):
+    In a topic of hand-written gradients the learner's code runs where autograd cannot record a graph
+    at all (``Sandbox.without_autograd``); the drivers that differentiate its forwards (``graphs``:
+    their names, ``open_graphs``: opens their child, once) run in a child of their own, where
+    the functions written by hand are not."""
+
+    def __init__(self, learner, topic: str, banned: dict[str, list[str]], clock: "Clock",
+                 graphs: frozenset = frozenset(), open_graphs=None):
         self._learner, self._topic, self._banned, self._clock = learner, topic, banned, clock
+        self._graphs, self._open_graphs, self._graphs_learner = graphs, open_graphs, None
+
+    def _close(self):
+        for learner in (self._learner, self._graphs_learner):
+            if learner is not None and not isinstance(learner, LearnerError):
+                learner.close()
+
+    def _where(self, fn: str, driver: bool, timeout: float):
+        """The child that takes this call."""
+        if not (driver and self._open_graphs is not None and fn in self._graphs):
+            return self._learner
+        if self._graphs_learner is None:
+            try:
+                self._graphs_learner = self._open_graphs(timeout)
+                self._graphs_learner.dead = self._learner.dead  # a function that hung is dead in both
+            except LearnerError as e:
+                self._graphs_learner = e
+        return self._graphs_learner
 
     def __repr__(self):  # hypothesis names the arguments in its messages: no memory address there
         return "impl"
@@ -156,7 +182,10 @@ class Impl:
         if timeout <= 0:
             raise SubmissionError("the submission used up its time limit; later tests are not run")
         try:
-            return self._learner.call(fn, *args, driver=driver, timeout=timeout, device_pass=device_pass, **kwargs)
+            learner = self._where(fn, driver, timeout)
+            if isinstance(learner, LearnerError):
+                raise SubmissionError(learner.message)
+            return learner.call(fn, *args, driver=driver, timeout=timeout, device_pass=device_pass, **kwargs)
         except LearnerError as e:
             if e.kind == ErrorKind.NOT_IMPLEMENTED:
                 raise SubmissionError(f"{e.message or fn}: not implemented yet") from None
@@ -284,7 +313,7 @@ def limits_of(config) -> Limits:
 def sandbox(pytestconfig):
     box = Sandbox(slot=pytestconfig.getoption("slot"), limits=limits_of(pytestconfig))
     yield box
-    box.kill()
+    box.kill_all()
 
 
 _CLOCKS: dict[str, Clock] = {}
@@ -308,13 +337,16 @@ def impl(request, sandbox, submission):
     limits = limits_of(request.config)
     submission = _path(submission)
     clock = _CLOCKS.setdefault(submission, Clock(limits.call_s, limits.submission_s))
-    drivers = [os.path.join(TESTS, "driver.py"), os.path.join(TESTS, topic, "driver.py")]
-    driver = "\n\n".join(open(p).read() for p in drivers if os.path.exists(p)) or None
+    driver, graphs = _drivers(topic)
+    by_hand = bool(GRADING.get(topic, {}).get("hand_gradients"))
     forbidden = GRADING.get(topic, {}).get("forbidden", [])
     banned: dict[str, list[str]] = {}
     try:
         files = topic_files(submission, topic)
-        sandbox.ready()  # a restart that the last submission caused is not this one's time
+        box = sandbox.without_autograd() if by_hand else sandbox  # the learner's own calls: no autograd there
+        box.ready()  # a restart that the last submission caused is not this one's time
+        if by_hand and graphs:
+            sandbox.ready()
         clock.left()
         try:  # the static check's time is the submission's, as its calls' is
             banned = violations(files, forbidden)
@@ -322,14 +354,33 @@ def impl(request, sandbox, submission):
             clock.stop()
         timeout = clock.left()
         try:
-            learner = sandbox.open(topic, files, driver, runtime_rules(topic), timeout=max(timeout, 0.1))
+            learner = box.open(topic, files, driver, runtime_rules(topic), timeout=max(timeout, 0.1))
         finally:
             clock.stop()
     except LearnerError as e:
         learner = e
-    yield Impl(learner, topic, banned, clock)
-    if not isinstance(learner, LearnerError):
-        learner.close()
+
+    def open_graphs(timeout: float):
+        return sandbox.open(topic, files, driver, runtime_rules(topic), timeout=max(timeout, 0.1), graphs=True)
+
+    impl = Impl(learner, topic, banned, clock, graphs, open_graphs if by_hand and graphs else None)
+    yield impl
+    impl._close()
+
+
+@functools.lru_cache(maxsize=None)
+def _drivers(topic: str) -> tuple[str | None, frozenset]:
+    """The drivers' source (``tests/driver.py``, then ``tests/<topic>/driver.py``) and the names of
+    those that differentiate the learner's forwards, as each file's ``DIFFERENTIATE`` lists them."""
+    sources = [open(p).read() for p in (os.path.join(TESTS, "driver.py"), os.path.join(TESTS, topic, "driver.py"))
+               if os.path.exists(p)]
+    graphs: set = set()
+    for source in sources:
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "DIFFERENTIATE"
+                                                    for t in node.targets):
+                graphs |= set(ast.literal_eval(node.value))
+    return "\n\n".join(sources) or None, frozenset(graphs)
 
 
 @pytest.hookimpl(wrapper=True)

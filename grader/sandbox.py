@@ -133,7 +133,7 @@ def isolation() -> str:
     return _MODE
 
 
-def _command(slot: int, scratch: str | None = None) -> list[str]:
+def _command(slot: int, scratch: str | None = None, autograd: bool = True) -> list[str]:
     global _STAGE
     _STAGE = _STAGE or _stage()
     python = os.path.realpath(sys.executable)
@@ -143,7 +143,10 @@ def _command(slot: int, scratch: str | None = None) -> list[str]:
     root = os.geteuid() == 0
     worker = [python, "-S", "-E", "-c", boot, "--ns" if sandboxed else f"--scratch={scratch}"]
     if root and CHILD_UIDS:
-        worker.append(f"--uid-base={UID_BASE + slot * UIDS_PER_SLOT}")
+        uids = _uids(slot, autograd)
+        worker += [f"--uid-base={uids.start}", f"--uid-count={len(uids)}"]
+    if not autograd:
+        worker.append("--without-autograd")
     if not sandboxed:
         return worker
     dirs = sorted({sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(python)), *_site_dirs()})
@@ -192,11 +195,24 @@ def _device_map(dev: str):
     raise wire.WireError(f"tensor on unknown device {dev[:40]!r}")
 
 
-class Sandbox:
-    """One fork server. ``slot`` picks its children's uids (as root), so that sandboxes never share one."""
+def _uids(slot: int, autograd: bool) -> range:
+    """The uids (as root) of the children of a slot's server: half the slot's for each of its two."""
+    start = UID_BASE + slot * UIDS_PER_SLOT + (0 if autograd else UIDS_PER_SLOT // 2)
+    return range(start, start + UIDS_PER_SLOT // 2)
 
-    def __init__(self, slot: int | None = None, limits: wire.Limits | None = None, timeout: float | None = None):
+
+class Sandbox:
+    """One fork server. ``slot`` picks its children's uids (as root), so that sandboxes never share one.
+    ``autograd=False``: a server whose children cannot record a graph for autograd at all (PyTorch's
+    dispatcher has no autograd kernel left in them, ``worker._autograd_off``): where a topic's
+    gradients are written by hand, the learner's functions run there; ``without_autograd()`` gives a
+    sandbox's own such server, on the same slot."""
+
+    def __init__(self, slot: int | None = None, limits: wire.Limits | None = None, timeout: float | None = None,
+                 autograd: bool = True):
         self.slot = os.getpid() % 4000 if slot is None else slot
+        self.autograd = autograd
+        self._plain: Sandbox | None = None
         self.limits = limits or wire.Limits()
         self.timeout = timeout or self.limits.call_s
         self.proc = None
@@ -206,13 +222,21 @@ class Sandbox:
 
     def uids(self) -> range:
         """The uids its children may get (as root)."""
-        return range(UID_BASE + self.slot * UIDS_PER_SLOT, UID_BASE + (self.slot + 1) * UIDS_PER_SLOT)
+        return _uids(self.slot, self.autograd)
+
+    def without_autograd(self) -> "Sandbox":
+        """This slot's server whose children have no autograd (started when first needed)."""
+        if self.autograd:
+            if self._plain is None:
+                self._plain = Sandbox(self.slot, self.limits, self.timeout, autograd=False)
+            return self._plain
+        return self
 
     def _start(self):
         if isolation() != "bwrap":
             self.scratch = tempfile.mkdtemp(prefix="dlkata-scratch-")
             os.chmod(self.scratch, 0o711)
-        cmd = _command(self.slot, self.scratch)
+        cmd = _command(self.slot, self.scratch, self.autograd)
         self.ctl, theirs = socket.socketpair()
         try:
             self.proc = subprocess.Popen(cmd, stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL, env=ENV,
@@ -236,7 +260,14 @@ class Sandbox:
             self.kill()
             self._start()
 
+    def kill_all(self):
+        """This sandbox's servers, both, stopped (the grading process ends)."""
+        if self._plain is not None:
+            self._plain.kill()
+        self.kill()
+
     def kill(self):
+        """This server stopped, and whatever its children left (a fresh one starts when needed)."""
         if self.current is not None:
             self.current._drop()
         if self.proc is not None:
@@ -262,10 +293,13 @@ class Sandbox:
         return wire.read_message(self.ctl.fileno(), deadline=deadline)
 
     def open(self, topic: str, files: dict, driver: str | None = None, forbidden=(),
-             timeout: float | None = None) -> "Learner":
+             timeout: float | None = None, graphs: bool = False) -> "Learner":
+        """The learner's module for ``topic`` in a child of this server. ``graphs``: the child of a topic
+        of hand-written gradients where the suite's drivers differentiate its forwards, and nothing else
+        runs (its other calls go to a child of ``without_autograd()``)."""
         if self.current is not None:  # one learner at a time per sandbox
             self.current.close()
-        self.current = Learner(self, topic, files, driver, list(forbidden), timeout)
+        self.current = Learner(self, topic, files, driver, list(forbidden), timeout, graphs)
         return self.current
 
 
@@ -293,7 +327,8 @@ class Learner:
     died (the module is imported again there). An import that fails breaks the whole topic.
     """
 
-    def __init__(self, box: Sandbox, topic, files, driver, forbidden, timeout: float | None = None):
+    def __init__(self, box: Sandbox, topic, files, driver, forbidden, timeout: float | None = None,
+                 graphs: bool = False):
         self.box, self.topic, self.broken, self.alive = box, topic, None, False
         self.chan: int | None = None
         self.serial = None
@@ -302,7 +337,7 @@ class Learner:
         # once held, every later child (another student's) would inherit in its memory.
         self._files = {"files": files}
         self._request = {"op": "open", "topic": topic, "driver": driver, "forbidden": forbidden,
-                         "limits": box.limits.as_dict()}
+                         "limits": box.limits.as_dict(), "graphs": graphs}
         self._open(timeout or box.timeout)
 
     def _open(self, timeout: float):

@@ -264,6 +264,31 @@ def _refuse_kernels(kernels, watch: "Watch"):
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(library))
 
 
+AUTOGRAD = True  # False in a server started ``--without-autograd``: its children cannot record a graph
+
+
+def _autograd_off():
+    """Autograd switched off for this process's lifetime, in PyTorch's dispatcher: every operator's
+    autograd kernel (the ``Autograd`` key, which covers every device) falls through to the operator
+    itself, so no operator records a graph, whatever reaches it (``.backward()``, ``torch.autograd.grad``,
+    ``torch.func``, forward-mode dual tensors, a thread, code that took over the worker's loop): there
+    is no graph to differentiate. A server that grades hand-written gradients does this once, before
+    its first child; the registrations are the dispatcher's own, held by no Python object (as
+    ``_refuse_kernels``' are), and only code that writes its process's memory could undo them."""
+    global AUTOGRAD
+    libraries: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
+        for full in torch._C._dispatch_get_all_op_names():
+            namespace, name = full.split("::", 1)
+            if namespace not in libraries:
+                libraries[namespace] = torch._C._dispatch_library("IMPL", namespace, "", __file__, 0)
+            libraries[namespace].impl(name, "Autograd", torch.library.fallthrough_kernel, False)
+    for library in libraries.values():
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(library))
+    AUTOGRAD = False
+
+
 @functools.lru_cache(maxsize=None)
 def _overloads(names: tuple) -> frozenset:
     """Every overload of the aten operators ``names`` (resolving them is slow the first time)."""
@@ -396,14 +421,18 @@ class Watch:
     @contextlib.contextmanager
     def by_hand(self):
         """Autograd refused while a function whose gradient is written by hand runs: a dispatch mode
-        checks every operator for gradient recording or a backward pass. Code that takes the modes
-        off (with the originals its guards hold: a Python process hides nothing from its own code)
-        still cannot record a graph unseen: autograd numbers each node it makes (``_recorded``)."""
+        checks every operator for gradient recording or a backward pass, where the process has
+        autograd at all (the grader runs these functions in a process without it, ``_autograd_off``).
+        Code that takes the modes off (with the originals its guards hold: a Python process hides
+        nothing from its own code) still cannot record a graph unseen: autograd numbers each node it
+        makes (``_recorded``)."""
         was, leaving = self.strict, self.leaving
         self.strict = True
         before = _recorded()
         try:
-            with torch.no_grad(), _FunctionMode(self), _DispatchMode(self):
+            # Where autograd is off (``_autograd_off``) no operator can record or run a graph: the
+            # dispatch mode would only look. The function mode names .backward() in its refusal.
+            with torch.no_grad(), _FunctionMode(self), (_DispatchMode(self) if AUTOGRAD else contextlib.nullcontext()):
                 try:
                     yield
                 finally:
@@ -413,23 +442,27 @@ class Watch:
         finally:
             self.strict, self.leaving = was, leaving
 
-    def scoped(self, module):
+    def scoped(self, module, graphs: bool = False):
         """``module`` as a driver sees it: the functions whose gradient is written by hand refuse
-        autograd while they run, wherever they are called from."""
-        if not self.hand or self.hand_all:
+        autograd while they run, wherever they are called from. ``graphs``: in the child where the
+        suite's drivers differentiate a topic's forwards, the functions written by hand are not there
+        at all (they run in a child without autograd)."""
+        if not graphs and (not self.hand or self.hand_all):
             return module
-        return _Scoped(module, self)
+        return _Scoped(module, self, graphs)
 
 
 class _Scoped:
-    def __init__(self, module, watch: Watch):
-        self.__module, self.__watch = module, watch
+    def __init__(self, module, watch: Watch, graphs: bool = False):
+        self.__module, self.__watch, self.__graphs = module, watch, graphs
 
     def __getattr__(self, name):
         attr = getattr(self.__module, name)
-        if name not in self.__watch.hand or not callable(attr):
+        if not callable(attr) or not (self.__watch.hand_all or name in self.__watch.hand):
             return attr
         watch = self.__watch
+        if self.__graphs:
+            raise Forbidden(f"{name} is written by hand: it does not run where autograd does")
 
         def by_hand(*args, **kwargs):
             with watch.by_hand():
@@ -1334,6 +1367,7 @@ def child(req: dict):
     # (Immutable values and builtins only: a Python function's code, or a dict, could be changed in place.)
     recorded, os_write, out, hand_all, hand = _recorded, os.write, OUT, watch.hand_all, frozenset(watch.hand)
     chan_in, driver_tag = IN, wire.DRIVER  # a driver's call is said by the byte before its message
+    graphs = bool(req.get("graphs"))  # a topic's child for the drivers that differentiate its forwards
     by_hand_only = hand_all or bool(hand)
     refused_in_call, refused_between, refused_thread, refused_recording = (
         wire.encode({"error": ErrorKind.FORBIDDEN, "message": m}) for m in (
@@ -1398,6 +1432,9 @@ def child(req: dict):
         if msg.get("op") != "call":
             return
         by_hand_call = by_hand_only and not by_driver and (hand_all or msg.get("fn") in hand)
+        if graphs and not by_driver:  # the grading side sends these to the child without autograd
+            _send({"error": ErrorKind.INTERNAL, "message": "a call of the learner's own sent where autograd is on"})
+            return
         _bury(module, msg.get("dead") or {})
         target = driver if by_driver else module
         fn = getattr(target, msg["fn"], None)
@@ -1415,7 +1452,7 @@ def child(req: dict):
             gen = torch.Generator().manual_seed(0)
             args, kwargs = _with_values(args, elsewhere, gen), _with_values(kwargs, elsewhere, gen)
         if by_driver:
-            args = [watch.scoped(module), *args]
+            args = [watch.scoped(module, graphs), *args]
         kept, settings = _inputs(fn, args, kwargs), _settings()
         before = recorded()  # from the end of the last call to here: the worker's own work, no graph
         if by_hand_only and before != settled:
@@ -1808,14 +1845,14 @@ def _sweep_tmp(uids):
 
 
 class _Server:
-    def __init__(self, ctl: socket.socket, scratch: str | None, uid_base: int | None):
-        self.ctl, self.scratch, self.uid_base = ctl, scratch, uid_base
+    def __init__(self, ctl: socket.socket, scratch: str | None, uid_base: int | None, uid_count: int = UIDS_PER_SLOT):
+        self.ctl, self.scratch, self.uid_base, self.uid_count = ctl, scratch, uid_base, uid_count
         self.namespaces = scratch is None
         self.serial = 0
         self.modules = 0  # how many sys.modules held when _GRADER_MODULES was listed
 
     def uid(self) -> int | None:
-        return None if self.uid_base is None else self.uid_base + self.serial % UIDS_PER_SLOT
+        return None if self.uid_base is None else self.uid_base + self.serial % self.uid_count
 
     def serve(self, req: dict):
         self.serial += 1
@@ -1916,9 +1953,12 @@ def main():
     os.close(null)
     _prctl(PR_SET_DUMPABLE, 0)  # no process of our uid may read or write our memory or descriptors
     uid_base = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--uid-base=")), None)
+    uid_count = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--uid-count=")), UIDS_PER_SLOT)
     scratch = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--scratch=")), None)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # whatever a child leaves running comes back to us
     torch.set_num_threads(1)
+    if "--without-autograd" in sys.argv:
+        _autograd_off()
     # The meta device's kernels load on first use (seconds): once here, not in every child.
     torch.tanh(torch.empty(1, 1, device="meta") @ torch.empty(1, 1, device="meta"))
     _registered_decompositions()  # what every child's watch looks up, computed once
@@ -1927,7 +1967,7 @@ def main():
     # must not walk them (it writes to each one's header, copying most of the heap, page by page).
     gc.collect()
     gc.freeze()
-    server = _Server(ctl, None if "--ns" in sys.argv else scratch, uid_base)
+    server = _Server(ctl, None if "--ns" in sys.argv else scratch, uid_base, uid_count)
     wire.write_message(ctl.fileno(), {"ready": True, "pid": os.getpid()})
     while True:
         try:

@@ -6,6 +6,8 @@ Functions here take the learner's module first.
 import torch
 
 _grad = torch.autograd.grad  # taken before the forbidden-API guards are installed
+DIFFERENTIATE = {'grads_through'}  # drivers that differentiate the learner's forwards: they run
+# where autograd is on, in a child of their own (the functions written by hand are not there)
 
 
 def _leaves(x, leaves: list):

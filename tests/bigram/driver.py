@@ -9,6 +9,8 @@ import torch
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _grad = torch.autograd.grad
+DIFFERENTIATE = {'loss_and_grad'}  # drivers that differentiate the learner's forwards: they run
+# where autograd is on, in a child of their own (the functions written by hand are not there)
 
 
 def probabilities(m, N, k, dtype):

@@ -6,6 +6,8 @@ Functions here take the learner's module first. They keep their own reference to
 import torch
 
 _grad = torch.autograd.grad
+DIFFERENTIATE = {'output_and_weight_grad'}  # drivers that differentiate the learner's forwards: they run
+# where autograd is on, in a child of their own (the functions written by hand are not there)
 
 
 def output_and_weight_grad(m, fn, ids, weight, d_out, kwargs):

@@ -105,10 +105,12 @@ def unsandboxed_if_needed(env) -> list[str]:
 
 def sandbox_uids(report: dict) -> set[int]:
     """The uids that the grading processes of a ``run_grader`` report gave their sandboxes' children
-    (see ``grader.grade.run``: slot ``(pid * 16) % 3900 + k`` for process k, and ``Sandbox.uids``)."""
+    (see ``grader.grade.run``: slot ``(pid * 16) % 3900 + k`` for process k, and ``Sandbox.uids``: each
+    slot's two servers, with and without autograd)."""
     from grader.sandbox import Sandbox
     base = (report["_pid"] * 16) % 3900
-    return {u for k in range(report["_jobs"]) for u in Sandbox(slot=base + k).uids()}
+    return {u for k in range(report["_jobs"]) for autograd in (True, False)
+            for u in Sandbox(slot=base + k, autograd=autograd).uids()}
 
 
 def by_name(report: dict) -> dict[str, dict]:

@@ -246,6 +246,47 @@ def test_a_graph_recorded_at_import_is_a_failed_import(box):
     assert e.value.kind == "import" and "records a graph" in e.value.message, e.value.message
 
 
+def test_no_operator_records_a_graph_in_a_child_of_the_server_without_autograd(box):
+    """Where a topic's gradients are written by hand, the learner's functions run in children of a
+    server whose dispatcher has no autograd kernel left: code no check sees (no rules at all here)
+    turns gradients on and records nothing, and so has nothing to differentiate."""
+    source = ("import torch\n\ndef graph(x):\n    with torch.enable_grad():\n"
+              "        y = x.detach().requires_grad_()\n        z = (y * y.sin()).sum()\n"
+              "    return torch.tensor([float(z.requires_grad), float(z.grad_fn is not None)])\n\n"
+              "def differentiate(x):\n    with torch.enable_grad():\n        y = x.detach().requires_grad_()\n"
+              "        return torch.autograd.grad((y * y).sum(), y)[0]\n")
+    for server, recorded in ((box, [1.0, 1.0]), (box.without_autograd(), [0.0, 0.0])):
+        learner = server.open("plain", {"plain.py": source})
+        try:
+            assert learner.call("graph", torch.ones(3)).tolist() == recorded
+            if not recorded[0]:
+                with pytest.raises(LearnerError) as e:
+                    learner.call("differentiate", torch.ones(3))
+                assert e.value.kind == "raised" and "does not require grad" in e.value.message, e.value.message
+        finally:
+            learner.close()
+
+
+def test_the_child_that_differentiates_forwards_runs_no_hand_written_gradient(box):
+    """The drivers that differentiate a topic's forwards run in a child of their own, with autograd:
+    the functions written by hand are not there for them, and the learner's own calls never go there."""
+    learner = box.open("norms", {"norms.py": open(os.path.join(ROOT, "solutions", "norms", "norms.py")).read()},
+                       driver="def backward(m, *a):\n    return m.layer_norm_backward(*a)\n\n"
+                              "def forward(m, *a):\n    return m.layer_norm(*a)\n",
+                       forbidden=runtime_rules("norms"), graphs=True)
+    x, w = torch.randn(2, 3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    try:
+        assert learner.call("forward", x, [3], driver=True).shape == (2, 3)
+        with pytest.raises(LearnerError) as e:
+            learner.call("backward", x, [3], w, w, 1e-5, x, driver=True)
+        assert e.value.kind == "forbidden" and "does not run where autograd does" in e.value.message, e.value.message
+        with pytest.raises(LearnerError) as e:
+            learner.call("layer_norm", x, [3])
+        assert e.value.kind == "internal", e.value.message
+    finally:
+        learner.close()
+
+
 
 def test_a_hand_written_gradient_may_print_its_tensors(box):
     """Printing a tensor switches PyTorch's modes off for the formatting: there it keeps the watch's

@@ -67,3 +67,35 @@ def test_right_only_on_a_second_sight_earns_nothing_but_the_gated_tests(graded):
         if test not in c.GATED:
             assert t["passed"] == 0 and t["failed"] > 0, (test, t)
         assert " at 0x" not in t["feedback"], t["feedback"]
+
+
+NORMS = "norms"
+NORMS_BACKWARD = ["test_layer_norm_backward", "test_rms_norm_backward", "test_layer_norm_backward_with_a_common_offset",
+                  "test_backward_with_a_zero_in_the_weight"]
+
+
+@pytest.fixture(scope="module")
+def taken_over(tmp_path_factory):
+    """norms graded beside a right solution, with a forward that takes over its process's loop on its
+    first call and answers every later call itself, the hand-written gradients by autograd
+    (``hostile/takes_over_its_loop.py``): no check inside that process is left to stop it."""
+    base = tmp_path_factory.mktemp("taken_over")
+    folder = str(base / "class")
+    with open(os.path.join(c.ROOT, "solutions", NORMS, f"{NORMS}.py")) as f:
+        norms = f.read()
+    c.write_submission(os.path.join(folder, "a_good"), {f"{NORMS}/{NORMS}.py": norms})
+    with open(os.path.join(c.HOSTILE, "takes_over_its_loop.py")) as f:
+        takes_over = f.read()
+    c.write_submission(os.path.join(folder, "m_takes_over"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + takes_over})
+    return c.by_name(c.run_grader(folder, str(base / "out"), topics=NORMS, jobs=1, call_timeout=10))
+
+
+def test_a_process_that_took_over_its_loop_has_no_autograd_for_the_hand_written_gradients(taken_over):
+    """The learner's functions of a topic of hand-written gradients run where PyTorch has no autograd
+    kernel left (``Sandbox.without_autograd``): answers computed by autograd fail, whoever sends them.
+    Its forwards, right, keep their points; the classmate keeps full marks."""
+    assert taken_over["a_good"]["score"] == taken_over["a_good"]["max"] == 10.0, c.messages(taken_over["a_good"])
+    tests = c.tests_of(taken_over["m_takes_over"], NORMS)
+    for name in NORMS_BACKWARD:
+        assert tests[name]["passed"] == 0 and tests[name]["failed"] > 0, (name, tests[name])
+    assert tests["test_layer_norm"]["failed"] == 0, tests["test_layer_norm"]

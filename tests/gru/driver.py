@@ -6,6 +6,8 @@ Functions here take the learner's module first. They keep their own reference to
 import torch
 
 _grad = torch.autograd.grad
+DIFFERENTIATE = {'forward_and_grads'}  # drivers that differentiate the learner's forwards: they run
+# where autograd is on, in a child of their own (the functions written by hand are not there)
 
 
 def forward_and_grads(m, x, weights, h0, batch_first, d_output, d_h_n):

@@ -6,6 +6,8 @@ Functions here take the learner's module first. They keep their own reference to
 import torch
 
 _grad = torch.autograd.grad
+DIFFERENTIATE = {'perplexity_and_grad', 'perplexity_and_grad_transposed'}  # drivers that differentiate the
+# learner's forwards (where a topic's gradients are written by hand, they run in a child of their own)
 
 
 def perplexity_and_grad(m, logits, targets, ignore_index=None, mask=None):

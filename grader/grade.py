@@ -25,6 +25,7 @@ import torch
 
 from grader import submission as sub
 from grader.plugin import CaseResult
+from grader.report import inert
 from grader.wire import Limits
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -113,10 +114,23 @@ def _distinct(subs: list[Submission]) -> list[Submission]:
     and flagged: which one is that student's cannot be told, so none of them is recorded as that
     student (a file named after a classmate must not take the classmate's grade, nor pass for it in
     a table or an LMS import that trims or normalizes names)."""
+    # Two names are one student when they read the same (``_same_student``) or are shown the same
+    # (``inert``: "bob\x01" with a control character, and "bob\\x01" typed out): the groups join.
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    for s in subs:
+        a, b = root("reads " + _same_student(s.name)), root("shown " + inert(s.name))
+        if a != b:
+            parent[a] = b
     groups: dict[str, list[Submission]] = {}
     for s in subs:
-        groups.setdefault(_same_student(s.name), []).append(s)
-    taken = {key for key, g in groups.items() if len(g) == 1}  # a flagged entry's name gives way to these
+        groups.setdefault(root("reads " + _same_student(s.name)), []).append(s)
+    taken = {_same_student(g[0].name) for g in groups.values() if len(g) == 1}  # a flagged entry's name gives way
     given: set[str] = set()
     for same in (g for g in groups.values() if len(g) > 1):
         entries = sorted(os.path.basename(s.source) for s in same)
@@ -137,6 +151,7 @@ def _prepare(path: str, topics, workdir: str) -> Submission:
     archive or a folder however malformed) stops the others from being graded."""
     name = os.path.basename(path.rstrip("/"))
     name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # names that are not text
+    name = name.replace("\n", "\\n")  # one line, as every table shows it: no row of its own making
     s = Submission(name=name.rstrip()[:-4] if _is_zip(name) else name, source=path)
     try:
         _read(s, path, topics, workdir)

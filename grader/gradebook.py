@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -178,9 +179,21 @@ def _now() -> dt.datetime:
 def _mtime(path: str) -> dt.datetime | None:
     try:
         stamp = os.stat(path).st_mtime
-    except OSError:
+        return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    except (OSError, ValueError, OverflowError):  # a date that no datetime holds (a tar's year 36812)
         return None
-    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+NAME_CHARS = 255  # the students table's names
+
+
+def _stored(name: str) -> str:
+    """A student's name as the gradebook stores it: a longer one (a name of 70 no-break spaces,
+    written out) is cut, and a digest of the whole name keeps it apart from every other."""
+    if len(name) <= NAME_CHARS:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{name[:NAME_CHARS - 18]}…{digest}"
 
 
 # ----------------------------------------------------------------------------- recording
@@ -196,6 +209,7 @@ def record(db: str, reports: list[dict], meta: dict, *, when: dt.datetime | None
                   cuda=bool(meta.get("cuda")), seconds=float(meta.get("seconds", 0)),
                   problems=json.dumps(meta.get("problems", [])))
         session.add(run)
+        reports = [{**r, "name": _stored(r["name"])} for r in reports]
         names = sorted({r["name"] for r in reports})
         students = {x.name: x for x in session.scalars(select(Student).where(Student.name.in_(names)))}
         subs = {(x.student.name, x.sha256): x for x in session.scalars(

@@ -47,6 +47,7 @@ class Limits:
     nproc: int = 64  # processes of a learner (where ``processes`` lets it start any)
     processes: bool = False  # may learner code start processes or programs? (refused by a seccomp filter)
     file_mb: int = 16  # the largest file it may write
+    files: int = 256  # open files (pipes and sockets hold kernel memory that the memory limit does not count)
     tmp_mb: int = 64  # its private /tmp (and /dev/shm) ...
     tmp_files: int = 2048  # ... and how many files they may hold
 

@@ -1000,6 +1000,8 @@ def _limit(limits: dict):
     file_bytes = int(limits.get("file_mb", 16)) << 20
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits.get("files"):  # each open pipe or socket can hold kernel memory that no other limit counts
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits["files"], limits["files"]))
     if limits.get("nproc"):
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["nproc"], limits["nproc"]))
 
@@ -1622,15 +1624,18 @@ def _become_learner(chan: int, uid: int | None):
 # The system calls that make a process or run a program, per architecture (seccomp's AUDIT_ARCH_*):
 # (execve, execveat, clone, clone3, fork and vfork where they exist).
 _PROCESS_CALLS = {
-    "x86_64": (0xC000003E, {"execve": 59, "execveat": 322, "clone": 56, "clone3": 435, "fork": 57, "vfork": 58}),
-    "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435}),
+    "x86_64": (0xC000003E, {"execve": 59, "execveat": 322, "clone": 56, "clone3": 435, "fork": 57, "vfork": 58,
+                            "memfd_create": 319}),
+    "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279}),
 }
 CLONE_THREAD = 0x10000
 
 
 def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     """A classic-BPF seccomp filter, as ``(code, jt, jf, k)``: ``execve``/``execveat``,
-    ``fork``/``vfork`` and a ``clone`` without ``CLONE_THREAD`` fail with EPERM; ``clone3`` (whose
+    ``fork``/``vfork``, a ``clone`` without ``CLONE_THREAD`` and ``memfd_create`` (a file in memory
+    that no limit of the process counts, and the kernel's out-of-memory killer would then pick
+    another process, a classmate's) fail with EPERM; ``clone3`` (whose
     flags a filter cannot read) fails with ENOSYS, so that the C library starts threads with
     ``clone``; another architecture's calls (a 32-bit ``int 0x80``, x32) fail with EPERM; every
     other call is allowed."""
@@ -1645,7 +1650,7 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     ins(JEQ, arch, jf="eperm")
     ins(LD, 0)  # seccomp_data.nr
     ins(JGE, 0x40000000, jt="eperm")  # x32 calls on x86_64
-    for name in ("execve", "execveat", "fork", "vfork"):
+    for name in ("execve", "execveat", "fork", "vfork", "memfd_create"):
         if name in calls:
             ins(JEQ, calls[name], jt="eperm")
     ins(JEQ, calls["clone3"], jt="enosys")

@@ -262,3 +262,26 @@ def test_the_commands_run_from_the_command_line(graded, tmp_path):
     rows = list(csv.DictReader(export.stdout.splitlines()))
     assert {r["student"]: float(r["total"]) for r in rows} == {
         name: sub["score"] for name, sub in graded["subs"].items()}
+
+
+def test_a_long_name_and_an_impossible_date_cost_no_ones_grade(db, graded, tmp_path, monkeypatch):
+    """A name longer than the students table holds (70 no-break spaces, written out, are 280
+    characters) is stored cut, with a digest that keeps it apart; a file dated in the year 36812 (a
+    tar's pax header) counts as submitted when graded. Everyone's grade is recorded."""
+    meta = _meta(graded["report"])
+    archive = tmp_path / "mallory.zip"
+    archive.write_bytes(b"")
+    long_names = ["bob" + "\\xa0" * 70, "bob" + "\\xa0" * 71]
+    reports = [{**graded["subs"]["perfect"], "name": n, "source": str(archive)} for n in long_names]
+    reports.append({**graded["subs"]["perfect"], "name": "victim", "source": str(archive)})
+    real_stat = os.stat
+
+    def far_future(path, *a, **k):
+        st = real_stat(path, *a, **k)
+        return os.stat_result((*st[:8], 2 ** 40, st[9])) if str(path) == str(archive) else st
+    monkeypatch.setattr(gb.os, "stat", far_future)
+    gb.record(db, reports, meta)
+    monkeypatch.undo()
+    names = {r[0] for r in gb.rows(db)[1]}
+    assert "victim" in names and len(names) == 3, names
+    assert all(len(n) <= gb.NAME_CHARS for n in names)

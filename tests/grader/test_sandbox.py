@@ -32,6 +32,21 @@ def ok(x):
     return x * 2
 
 
+def memory_no_limit_counts(what):
+    """Memory that the address-space limit does not count: a file in memory (``memfd_create``), or
+    kernel buffers behind many open sockets; how far it got."""
+    import socket
+    try:
+        if what == "memfd":
+            fd = os.memfd_create("hoard")
+            os.posix_fallocate(fd, 0, 1 << 30)
+            return "allocated"
+        pairs = [socket.socketpair() for _ in range(4096)]
+        return f"opened {len(pairs)}"
+    except OSError as e:
+        return f"refused: {e.errno}"
+
+
 def start_process(route):
     """Tries to start a process or a program by ``route``; "started", or "refused: <errno>"."""
     import subprocess
@@ -595,6 +610,17 @@ def test_learner_code_starts_no_process_and_no_program(box, route):
     learner = _open(box)
     assert learner.call("start_process", route) == "refused: 1"  # EPERM
     assert learner.call("start_process", "thread") == "started"
+    assert learner.call("ok", torch.ones(1)).tolist() == [2.0]
+    learner.close()
+
+
+@pytest.mark.parametrize("what, refused", [("memfd", "refused: 1"), ("sockets", "refused: 24")])
+def test_no_memory_outside_the_limits_of_the_learners_process(box, what, refused):
+    """A file in memory (refused by the seccomp filter: EPERM) and the buffers of thousands of open
+    sockets (the open-files limit: EMFILE) would hold memory that no limit of the learner's process
+    counts; the kernel's out-of-memory killer would then end another process, a classmate's."""
+    learner = _open(box)
+    assert learner.call("memory_no_limit_counts", what) == refused
     assert learner.call("ok", torch.ones(1)).tolist() == [2.0]
     learner.close()
 

@@ -237,3 +237,24 @@ def test_an_archive_named_in_capitals_or_with_a_trailing_space_is_graded(tmp_pat
     folder.mkdir()
     (folder / entry).write_bytes(c.zip_bytes([("perplexity/perplexity.py", "x = 1\n", FILE)]))
     assert [s.name for s in grade.collect(str(folder), ["perplexity"], str(tmp_path))] == ["alice"]
+
+
+def test_names_shown_the_same_are_one_student_too(tmp_path):
+    """A control character in a name is written out wherever it is shown (``mallory\\x01``): a name
+    typed that way is the same student, flagged, not a second row that the gradebook merges."""
+    folder = tmp_path / "class"
+    for name in ("mallory\x01", "mallory\\x01", "alice"):
+        c.good(str(folder / name))
+    subs = {s.name: s for s in grade.collect(str(folder), ["perplexity"], str(tmp_path))}
+    assert subs["alice"].problem is None
+    flagged = [s for s in subs.values() if s.name != "alice"]
+    assert len(flagged) == 2 and all("claim the student name" in s.problem for s in flagged), subs
+
+
+def test_a_name_with_a_line_break_is_shown_on_one_line(tmp_path):
+    """A folder named ``victim   0/10\\nmallory`` must not print a row of its own making in a table."""
+    folder = tmp_path / "class"
+    c.good(str(folder / "victim   0\u221510\nmallory"))
+    c.good(str(folder / "victim"))
+    names = sorted(s.name for s in grade.collect(str(folder), ["perplexity"], str(tmp_path)))
+    assert names == ["victim", "victim   0\u221510\\nmallory"], names

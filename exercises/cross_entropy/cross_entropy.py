@@ -42,6 +42,9 @@ Pitfalls:
   * class-index targets may hold ``ignore_index`` (often -100, which is no valid index): replace
     them by a valid index before you index with them (in a new tensor, ``torch.where``), then mask
     their losses out;
+  * a logit masked to -inf on a class that is not the target (a model's mask) costs nothing with
+    class-index targets and no smoothing: take the target's own log-probability, as torch does, for
+    ``0 * -inf`` is nan;
   * the max must be each sample's own (``amax(dim, keepdim=True)``): samples of very different scale
     sit in one batch, and the max of the whole tensor sends the smaller ones to ``log 0``;
   * keep the dtype and device of ``logits`` (no ``.item()``, no numpy, no ``.cpu()``).

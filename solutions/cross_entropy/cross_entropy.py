@@ -30,6 +30,9 @@ def cross_entropy(logits, target, reduction="mean", ignore_index=-100, label_smo
     """``F.cross_entropy`` for logits ``(N, C, d1, ...)`` and class-index or probability targets."""
     q, counted = _targets(logits, target, ignore_index, label_smoothing)
     losses = -(q * log_softmax(logits, dim=1)).sum(dim=1)
+    if not (target.is_floating_point() or label_smoothing):  # the target's own log-probability, as in torch:
+        at = torch.where(counted, target, 0).unsqueeze(1)  # a class masked to -inf elsewhere costs nothing
+        losses = -log_softmax(logits, dim=1).gather(1, at).squeeze(1)  # (q * -inf = nan where q is 0)
     losses = torch.where(counted, losses, torch.zeros_like(losses))
     if reduction == "none":
         return losses

@@ -136,6 +136,7 @@ def test_defaults(impl, device, case):
 @example(words=["emma", "ava"], k=1.0, unseen="", extra="")
 @example(words=["ab", "abb"], k=0.0, unseen="ba", extra="")
 @example(words=["bc", "cb"], k=1.0, unseen="", extra="a")  # 'a' in the vocabulary, in none of the words
+@example(words=["ab", "", "ba"], k=1.0, unseen="", extra="")  # an empty word: one bigram, ('.', '.')
 # About 2,000 bigrams: the product of their probabilities is 0 even in float64, and a mean taken in
 # float32 keeps float32's digits only
 @example(words=["emma", "olivia", "ava", "isabella", "sophia"] * 60, k=1.0, unseen="", extra="")

@@ -234,6 +234,20 @@ def test_an_ignored_row_of_masked_logits(impl, device, dtype, reduction):
     _check_grad(impl, _call("cross_entropy_grad", logits, kw) + what, logits, target, kw)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_a_class_masked_to_minus_inf(impl, device, dtype, reduction):
+    """A class that is not the target masked to -inf (a model's mask): with class-index targets it
+    costs nothing, as in torch (the target's own log-probability, not ``0 * -inf = nan``)."""
+    inf = float("inf")
+    logits = torch.tensor([[0.0, -inf, 1.0], [2.0, 0.5, -inf]], dtype=dtype, device=device)
+    target = torch.tensor([0, 1], device=device)
+    kw = _kwargs(reduction, "no ignore_index", 0.0)
+    what = " with a class masked to -inf in each row"
+    check(_call("cross_entropy", logits, kw) + what, impl.cross_entropy(logits, target, **kw),
+          _reference(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + what, logits, target, kw)
+
+
 @given(case=cases(n=dims(1, 4), classes=dims(2, 5), seed=seeds()), right=st.booleans(),
        label_smoothing=smoothings)
 @example(case=Case(n=3, classes=4, seed=0), right=True, label_smoothing=0.0)

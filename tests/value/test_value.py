@@ -204,12 +204,14 @@ REUSE = Program([0.7, -1.1], [["mul", 0, 1], ["add", 2, 0], ["exp", 3], ["mul", 
                               ["add", 5, 6]])
 
 EQUAL_NODES = Program([0.5, 0.5], [["tanh", 0], ["tanh", 1], ["mul", 2, 3]])  # two nodes, one number
+SUB_REUSED = Program([1.5, 2.0], [["sub", 0, 1], ["add", 2, 1], ["add", 3, 0]])  # (a - b) + b + a: both reused
 
 
 @settings(report_multiple_bugs=False)
 @given(prog=programs())
 @example(prog=CHAIN_WITH_REUSE)
 @example(prog=EQUAL_NODES)
+@example(prog=SUB_REUSED)
 def test_random_expression_graphs(impl, prog):
     _compare(impl.drive("run_program", prog.leaves, prog.steps), prog, f"graph `{prog!r}`")
 

@@ -139,6 +139,48 @@ def _inputs(fn, args, kwargs) -> list[tuple[str, object]]:
     return kept
 
 
+def _memory(t: torch.Tensor):
+    """The bytes a plain tensor's elements occupy: ``(device, start, end)``; None where it has none to
+    share (no element, the meta device)."""
+    if t.device.type == "meta" or t.numel() == 0:
+        return None
+    extent = sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride())) + 1
+    start = t.data_ptr()
+    return t.device, start, start + extent * t.element_size()
+
+
+def _shared_memory(returned, kept) -> str | None:
+    """Gradients are tensors of their own: which of the returned tensors share memory with another,
+    or with an argument (``db_ih`` and ``db_hh`` one tensor, ``dbias`` the caller's ``d_out`` itself);
+    None when none does. Plain tensors only (the device pass' stand-ins hold no memory of theirs)."""
+    found: list[tuple[str, tuple]] = []
+
+    def walk(name, x, depth=0):
+        kind = type(x)
+        if kind in wire.PLAIN_TENSORS:
+            span = _memory(x)
+            if span is not None:
+                found.append((name, span))
+        elif depth < 3 and issubclass(kind, (list, tuple)):
+            for k, v in enumerate(list.__iter__(x) if issubclass(kind, list) else tuple.__iter__(x)):
+                walk(f"{name}[{k}]", v, depth + 1)
+        elif depth < 3 and issubclass(kind, dict):
+            for k, v in dict.items(x):
+                walk(f"{name}[{k!r}]", v, depth + 1)
+
+    walk("result", returned)
+    inputs = [(name, k.tensor) for name, k in kept if isinstance(k, _Kept) and type(k.tensor) in wire.PLAIN_TENSORS]
+    for i, (a, (dev_a, lo_a, hi_a)) in enumerate(found):
+        for b, (dev_b, lo_b, hi_b) in found[i + 1:]:
+            if dev_a == dev_b and lo_a < hi_b and lo_b < hi_a:
+                return f"{a} and {b} in the same memory"
+        for name, t in inputs:
+            span = _memory(t)
+            if span is not None and span[0] == dev_a and lo_a < span[2] and span[1] < hi_a:
+                return f"{a} in the memory of its argument {name}"
+    return None
+
+
 def _side_effect(kept) -> str | None:
     """The first argument a call changed in place, and how; None when every input is as it was."""
     for name, k in kept:
@@ -1477,7 +1519,8 @@ def child(req: dict):
                 with (_BuiltElsewhere() if elsewhere else contextlib.nullcontext()), \
                         (_MadeElsewhere() if elsewhere else contextlib.nullcontext()), \
                         watch.call("" if by_driver else msg["fn"]):
-                    result = _settled(fn(*args, **kwargs))
+                    returned = fn(*args, **kwargs)
+                    result = _settled(returned)
             finally:
                 setitimer(signal.ITIMER_REAL, 0)
                 setitimer(signal.ITIMER_PROF, 0)
@@ -1511,6 +1554,12 @@ def child(req: dict):
                 whose = "the" if by_driver else "its"
                 _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} changed {whose} argument {changed}: do not modify "
                        "inputs; use out-of-place operations such as `x = x - m` instead of `x -= m`"})
+                continue
+            shared = _shared_memory(returned, kept) if by_hand_call else None
+            if shared:
+                _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} returned {shared}: an in-place update "
+                       "of one (an optimizer's step) would change the other; return tensors of their own "
+                       "(`.clone()`)"})
                 continue
             moved = _settings_moved(settings)
             if moved:

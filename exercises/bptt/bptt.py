@@ -35,7 +35,9 @@ Pitfalls:
   * ``+=`` over the steps, not ``=``;
   * ``1 - h ** 2``, not ``1 - h``;
   * do not forget ``d_h_n`` and ``dh_next``: without them no gradient travels back in time;
-  * work on the device and dtype of the inputs; do not change the tensors you were given in place.
+  * work on the device and dtype of the inputs; do not change the tensors you were given in place;
+  * each gradient is a tensor of its own (``"b_hh": d_bias.clone()``, not ``d_bias`` again): an
+    optimizer's in-place step on one would change the other (the graded suite checks it).
 
 Not allowed here (you write them): ``torch.autograd``, ``.backward()``, ``torch.func``,
 ``torch.nn.RNN``, ``torch.nn.utils.clip_grad_norm_`` and its relatives. Any other torch function

@@ -35,7 +35,10 @@ Pitfalls:
   * you train through ``lstm_cell`` and ``lstm_forward``: keep them differentiable (no ``.detach()``,
     ``torch.no_grad()`` or ``.item()`` on the way); the grader compares the gradients of every input
     and weight (autograd is forbidden in your code, not in the grader's);
-  * do not change the tensors you are given in place (no ``c.mul_(f)``, no ``d_c_next +=``).
+  * do not change the tensors you are given in place (no ``c.mul_(f)``, no ``d_c_next +=``);
+  * each gradient is a tensor of its own: ``db_ih`` and ``db_hh`` hold the same values, but
+    ``return ..., db, db`` would let an optimizer's in-place step on one change the other
+    (``db, db.clone()``; the graded suite checks it).
 
 The backward of one cell. Given the gradient ``d_h_next`` of the loss with respect to ``h'`` and
 ``d_c_next`` with respect to ``c'`` (what the next step sends back along the cell state), work back

@@ -56,7 +56,8 @@ Pitfalls:
     ``d_out * x_hat`` itself (careful: ``t.sum(dim=())`` sums over EVERY dim);
   * keep the dtype and the device of ``x`` (no ``.cpu()``, no numpy, no Python floats from ``.item()``);
   * do not change the tensors you are given in place (no ``x.sub_(mean)``; ``g = d_out`` without a
-    weight is the caller's tensor).
+    weight is the caller's tensor), and return gradients of their own: with no batch dims,
+    ``dbias`` is ``d_out.clone()``, not ``d_out`` itself (the graded suite checks it).
 
 Not allowed here: ``F.layer_norm``, ``F.rms_norm``, ``torch.layer_norm``, ``torch.rms_norm``,
 ``torch.native_layer_norm``, ``nn.LayerNorm``, ``nn.RMSNorm``, and autograd (``torch.autograd.grad``,

@@ -117,3 +117,50 @@ def test_a_global_setting_changed_fails_the_call_and_is_put_back(learner, fn, se
     assert e.value.message.startswith(f"`{fn}` changed PyTorch's {setting} for the whole program"), e.value.message
     made = learner.call("zeros_like_default")  # the next call finds the settings as they were
     assert made.dtype == torch.float32 and made.device.type == "cpu"
+
+
+GRADIENTS = '''
+import torch
+
+
+def same_tensor_twice(x):
+    g = x * 2
+    return g, g
+
+
+def halves_of_one(x):
+    g = torch.cat([x, x]) * 2
+    return g[:2], g[2:]
+
+
+def the_argument_itself(x, d_out):
+    return x * d_out, d_out
+
+
+def fresh(x, d_out):
+    return x * d_out, d_out.clone()
+'''
+
+
+@pytest.mark.parametrize("fn, args, shared", [
+    ("same_tensor_twice", 1, "result[0] and result[1] in the same memory"),
+    ("the_argument_itself", 2, "result[1] in the memory of its argument d_out"),
+    ("halves_of_one", 1, None),  # two views of one tensor, no element in common
+    ("fresh", 2, None),
+])
+def test_gradients_written_by_hand_are_tensors_of_their_own(fn, args, shared):
+    """A gradient that is another returned gradient (``db_ih`` and ``db_hh`` one tensor) or an
+    argument itself (``dbias`` the caller's ``d_out``) fails its call: an optimizer's in-place step on
+    one would change the other."""
+    box = Sandbox(slot=3980 + os.getpid() % 9, timeout=10)
+    try:
+        learner = box.open("grads", {"grads.py": GRADIENTS}, forbidden=["autograd:*"])
+        inputs = [torch.arange(2.0), torch.ones(2)][:args]
+        if shared is None:
+            assert all(isinstance(t, torch.Tensor) for t in learner.call(fn, *inputs))
+        else:
+            with pytest.raises(LearnerError) as e:
+                learner.call(fn, *inputs)
+            assert e.value.kind == "side_effect" and shared in e.value.message, e.value.message
+    finally:
+        box.kill()

@@ -1674,17 +1674,20 @@ def _become_learner(chan: int, uid: int | None):
 # (execve, execveat, clone, clone3, fork and vfork where they exist).
 _PROCESS_CALLS = {
     "x86_64": (0xC000003E, {"execve": 59, "execveat": 322, "clone": 56, "clone3": 435, "fork": 57, "vfork": 58,
-                            "memfd_create": 319}),
-    "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279}),
+                            "memfd_create": 319, "shmget": 29, "msgget": 68, "io_uring_setup": 425}),
+    "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279,
+                             "shmget": 194, "msgget": 186, "io_uring_setup": 425}),
 }
 CLONE_THREAD = 0x10000
 
 
 def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     """A classic-BPF seccomp filter, as ``(code, jt, jf, k)``: ``execve``/``execveat``,
-    ``fork``/``vfork``, a ``clone`` without ``CLONE_THREAD`` and ``memfd_create`` (a file in memory
-    that no limit of the process counts, and the kernel's out-of-memory killer would then pick
-    another process, a classmate's) fail with EPERM; ``clone3`` (whose
+    ``fork``/``vfork``, a ``clone`` without ``CLONE_THREAD``, and what holds memory that no limit of
+    the process counts (the kernel's out-of-memory killer would then pick another process, a
+    classmate's): ``memfd_create`` (a file in memory), ``shmget`` (System V segments keep their pages
+    once detached), ``msgget`` (message queues) and ``io_uring_setup`` (rings) fail with EPERM;
+    ``clone3`` (whose
     flags a filter cannot read) fails with ENOSYS, so that the C library starts threads with
     ``clone``; another architecture's calls (a 32-bit ``int 0x80``, x32) fail with EPERM; every
     other call is allowed."""
@@ -1699,7 +1702,7 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     ins(JEQ, arch, jf="eperm")
     ins(LD, 0)  # seccomp_data.nr
     ins(JGE, 0x40000000, jt="eperm")  # x32 calls on x86_64
-    for name in ("execve", "execveat", "fork", "vfork", "memfd_create"):
+    for name in ("execve", "execveat", "fork", "vfork", "memfd_create", "shmget", "msgget", "io_uring_setup"):
         if name in calls:
             ins(JEQ, calls[name], jt="eperm")
     ins(JEQ, calls["clone3"], jt="enosys")

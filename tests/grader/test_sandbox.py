@@ -41,6 +41,14 @@ def memory_no_limit_counts(what):
             fd = os.memfd_create("hoard")
             os.posix_fallocate(fd, 0, 1 << 30)
             return "allocated"
+        if what in ("sysv_shm", "sysv_msg", "io_uring"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            number = {"sysv_shm": (29, 194), "sysv_msg": (68, 186), "io_uring": (425, 425)}[what]
+            nr = number[0] if os.uname().machine == "x86_64" else number[1]
+            args = {"sysv_shm": (0, 1 << 30, 0o1600), "sysv_msg": (0, 0o1600, 0), "io_uring": (4096, 0, 0)}[what]
+            io_uring_params = ctypes.create_string_buffer(120)
+            ret = libc.syscall(nr, *(args if what != "io_uring" else (args[0], io_uring_params)))
+            return "allocated" if ret >= 0 else f"refused: {ctypes.get_errno()}"
         pairs = [socket.socketpair() for _ in range(4096)]
         return f"opened {len(pairs)}"
     except OSError as e:
@@ -614,7 +622,9 @@ def test_learner_code_starts_no_process_and_no_program(box, route):
     learner.close()
 
 
-@pytest.mark.parametrize("what, refused", [("memfd", "refused: 1"), ("sockets", "refused: 24")])
+@pytest.mark.parametrize("what, refused", [("memfd", "refused: 1"), ("sysv_shm", "refused: 1"),
+                                           ("sysv_msg", "refused: 1"), ("io_uring", "refused: 1"),
+                                           ("sockets", "refused: 24")])
 def test_no_memory_outside_the_limits_of_the_learners_process(box, what, refused):
     """A file in memory (refused by the seccomp filter: EPERM) and the buffers of thousands of open
     sockets (the open-files limit: EMFILE) would hold memory that no limit of the learner's process

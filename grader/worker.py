@@ -325,10 +325,72 @@ def _autograd_off():
             namespace, name = full.split("::", 1)
             if namespace not in libraries:
                 libraries[namespace] = torch._C._dispatch_library("IMPL", namespace, "", __file__, 0)
-            libraries[namespace].impl(name, "Autograd", torch.library.fallthrough_kernel, False)
+            # the alias, and every key of its own that a kernel was registered for (AutogradNestedTensor)
+            keys = {"Autograd"} | {k for k in _REGISTERED.findall(torch._C._dispatch_dump(full)) if k.startswith("Autograd")}
+            for key in sorted(keys):
+                libraries[namespace].impl(name, key, torch.library.fallthrough_kernel, False)
     for library in libraries.values():
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(library))
+    _no_torchscript()
+    _no_symbolic_differentiation()
     AUTOGRAD = False
+
+
+_DIFFERENTIATING = frozenset({"diff", "diffs", "fdiff", "derivative", "derivatives", "differentiate",
+                              "differentiation", "jacobian", "hessian", "gradient", "taylor"})
+
+
+def _no_symbolic_differentiation():
+    """The symbolic and numerical differentiation of the libraries that PyTorch loads (sympy, and
+    mpmath under it): every function and method of theirs named after differentiating (``diff``,
+    ``Derivative.__new__``, ``_eval_derivative``, ``fdiff``, mpmath's ``diff``) refuses, its code
+    replaced here once, for every child of a server for hand-written gradients."""
+    def refuse(what, _error=Forbidden):
+        raise _error(f"uses {what}, which differentiates for you: this exercise asks you to write the gradient by hand")
+    values = []
+    for name, module in list(sys.modules.items()):
+        if not (name.split(".")[0] in ("sympy", "mpmath") and isinstance(module, types.ModuleType)):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == name:
+                values += [getattr(m, "__func__", m) for m in vars(value).values()]
+            elif isinstance(value, types.FunctionType) and value.__module__ == name:
+                values.append(value)
+    chosen = [f for f in values if isinstance(f, types.FunctionType)
+              and _DIFFERENTIATING & {w.lower() for w in _WORD.findall(f.__qualname__)}]
+    for fn, code in _plan(chosen):
+        fn.__globals__["__dlkata_refuse__"] = refuse
+        fn.__code__ = code
+
+
+_SCRIPTING = re.compile(r"^parse_ir$|^_jit_interpret_graph$|autodiff|^_jit_trace_|^_jit_script|^_jit_run_")
+
+
+def _no_torchscript():
+    """TorchScript taken out of this process: it differentiates graphs without autograd (its symbolic
+    differentiation, ``_jit_differentiate``; the graphs it compiles record nodes of their own), and a
+    guard that refuses it while learner code runs would still hold it (a closure's cell). Deleted
+    here, with every reference the modules loaded so far hold, nothing is left to reach; an import of
+    TorchScript later fails. Done by a server whose children run hand-written gradients only."""
+    gone = []
+    for name in [n for n in dir(torch._C) if _SCRIPTING.search(n) or _TORCHSCRIPT.search(n)]:
+        gone.append(getattr(torch._C, name))
+        delattr(torch._C, name)
+    for owner, names in [(torch._C.CompilationUnit, ["__init__", "define", "create_function"]),
+                         (torch._C.ScriptModule, ["_define", "_create_method_from_trace",
+                                                  "_create_method_from_trace_with_dict"]),
+                         (torch._C.ConcreteModuleType, ["_create_methods_and_properties"]),
+                         (torch._C._te, ["lower", "TensorExprKernel", "construct_codegen", "SimpleIREvaluator"])]:
+        for name in names:
+            if name in vars(owner):
+                gone.append(vars(owner)[name])
+                delattr(owner, name)
+    ids = {id(f) for f in gone}
+    for module in list(sys.modules.values()):
+        space = getattr(module, "__dict__", None)
+        if isinstance(space, dict):
+            for key in [k for k, v in space.items() if id(v) in ids]:
+                del space[key]
 
 
 @functools.lru_cache(maxsize=None)
@@ -2014,11 +2076,11 @@ def main():
     scratch = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--scratch=")), None)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # whatever a child leaves running comes back to us
     torch.set_num_threads(1)
-    if "--without-autograd" in sys.argv:
-        _autograd_off()
     # The meta device's kernels load on first use (seconds): once here, not in every child.
     torch.tanh(torch.empty(1, 1, device="meta") @ torch.empty(1, 1, device="meta"))
     _registered_decompositions()  # what every child's watch looks up, computed once
+    if "--without-autograd" in sys.argv:  # after what loads sympy, whose differentiation it takes out too
+        _autograd_off()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # Every object made so far is shared with each child until written to: a collection in a child
     # must not walk them (it writes to each one's header, copying most of the heap, page by page).

@@ -35,6 +35,7 @@ bags = cases(batch=dims(1, 3), length=dims(1, 4), vocab=dims(2, 6), dim=dims(1, 
 # Explicit cases, run first. REPEATS: ids repeat (0 three times, 2 twice) and row 4 never appears;
 # ALL_PADDING: one bag holds only the padding id, another mixes it with real ids.
 REPEATS = Case(ids=[[0, 2, 0], [2, 0, 1]], vocab=5, dim=3, padding="none", seed=1)
+EVERY_END = Case(ids=[[0, 4, 2], [4, 1, 3]], vocab=5, dim=3, padding="none", seed=1)  # the first and last rows
 PADDED = Case(ids=[[3, 1, 0], [0, 0, 2]], vocab=4, dim=2, padding="first", seed=2)
 NEGATIVE = Case(ids=[[3, 1], [2, 3]], vocab=4, dim=3, padding="negative", seed=3)
 # padding_idx=-2 is row 2 (not the last row); ONE_DIM: ids of one dimension, a repeated id.
@@ -203,11 +204,12 @@ def test_device_propagation(impl, case):
 @pytest.mark.gated  # a check of how the functions are called, not of what they compute
 @pytest.mark.parametrize("fn", ["embedding_bag", "embedding_backward"])
 def test_defaults_are_the_stubs(impl, fn):
-    """Called without ``mode`` and ``padding_idx``, on bags of three ids that hold id 0."""
-    ids = _ids(REPEATS, "cpu")
+    """Called without ``mode`` and ``padding_idx``, on bags of three ids that hold id 0 and the last
+    id (a default of -1 for "no padding" would still take the last row for padding)."""
+    ids = _ids(EVERY_END, "cpu")
     if fn == "embedding_bag":
-        check_defaults(impl, "embedding", fn, ids, _weight(REPEATS, torch.float64, "cpu"))
+        check_defaults(impl, "embedding", fn, ids, _weight(EVERY_END, torch.float64, "cpu"))
     else:
-        check_defaults(impl, "embedding", fn, ids, _d_out((*ids.shape, REPEATS.dim), REPEATS, torch.float64, "cpu"),
-                       REPEATS.vocab)
+        check_defaults(impl, "embedding", fn, ids,
+                       _d_out((*ids.shape, EVERY_END.dim), EVERY_END, torch.float64, "cpu"), EVERY_END.vocab)
 

@@ -78,7 +78,9 @@ NORMS_BACKWARD = ["test_layer_norm_backward", "test_rms_norm_backward", "test_la
 def taken_over(tmp_path_factory):
     """norms graded beside a right solution, with a forward that takes over its process's loop on its
     first call and answers every later call itself, the hand-written gradients by autograd
-    (``hostile/takes_over_its_loop.py``): no check inside that process is left to stop it."""
+    (``hostile/takes_over_its_loop.py``): no check inside that process is left to stop it; and with
+    gradients derived by TorchScript's symbolic differentiation (``hostile/jit_differentiates.py``) or
+    by sympy's (``hostile/sympy_differentiates.py``)."""
     base = tmp_path_factory.mktemp("taken_over")
     folder = str(base / "class")
     with open(os.path.join(c.ROOT, "solutions", NORMS, f"{NORMS}.py")) as f:
@@ -87,6 +89,12 @@ def taken_over(tmp_path_factory):
     with open(os.path.join(c.HOSTILE, "takes_over_its_loop.py")) as f:
         takes_over = f.read()
     c.write_submission(os.path.join(folder, "m_takes_over"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + takes_over})
+    with open(os.path.join(c.HOSTILE, "jit_differentiates.py")) as f:
+        by_jit = f.read()
+    c.write_submission(os.path.join(folder, "m_by_jit"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + by_jit})
+    with open(os.path.join(c.HOSTILE, "sympy_differentiates.py")) as f:
+        by_sympy = f.read()
+    c.write_submission(os.path.join(folder, "m_by_sympy"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + by_sympy})
     return c.by_name(c.run_grader(folder, str(base / "out"), topics=NORMS, jobs=1, call_timeout=10))
 
 
@@ -96,6 +104,17 @@ def test_a_process_that_took_over_its_loop_has_no_autograd_for_the_hand_written_
     Its forwards, right, keep their points; the classmate keeps full marks."""
     assert taken_over["a_good"]["score"] == taken_over["a_good"]["max"] == 10.0, c.messages(taken_over["a_good"])
     tests = c.tests_of(taken_over["m_takes_over"], NORMS)
+    for name in NORMS_BACKWARD:
+        assert tests[name]["passed"] == 0 and tests[name]["failed"] > 0, (name, tests[name])
+    assert tests["test_layer_norm"]["failed"] == 0, tests["test_layer_norm"]
+
+
+@pytest.mark.parametrize("name", ["m_by_jit", "m_by_sympy"])
+def test_no_library_derives_a_hand_written_gradient(taken_over, name):
+    """TorchScript differentiates a graph without autograd, sympy an expression: a server for
+    hand-written gradients has no TorchScript left (a guard around it would still hold it, in its
+    closure), and sympy's and mpmath's differentiation refuse."""
+    tests = c.tests_of(taken_over[name], NORMS)
     for name in NORMS_BACKWARD:
         assert tests[name]["passed"] == 0 and tests[name]["failed"] > 0, (name, tests[name])
     assert tests["test_layer_norm"]["failed"] == 0, tests["test_layer_norm"]

@@ -75,7 +75,8 @@ def layer_norm(x: torch.Tensor, normalized_shape, weight=None, bias=None, eps: f
 
     Args:
         x: ``(*batch, *normalized_shape)``.
-        normalized_shape: an int ``D`` (same as ``(D,)``) or a tuple of the last dims' sizes.
+        normalized_shape: an int ``D`` (same as ``(D,)``), or a tuple or list of the last dims' sizes
+            (``(3, 4)`` and ``[3, 4]`` alike, as torch takes them).
         weight, bias: ``normalized_shape``-shaped tensors, or None (no scaling / no shift).
         eps: added to the variance, inside the square root.
 
@@ -90,7 +91,7 @@ def rms_norm(x: torch.Tensor, normalized_shape, weight=None, eps=None) -> torch.
 
     Args:
         x: ``(*batch, *normalized_shape)``.
-        normalized_shape: an int or a tuple, as in ``layer_norm``.
+        normalized_shape: an int, a tuple or a list, as in ``layer_norm``.
         weight: ``normalized_shape``-shaped tensor, or None.
         eps: added to the mean square inside the square root; None means ``torch.finfo(x.dtype).eps``.
 

@@ -7,7 +7,7 @@ What the stub promises, and where it is tested:
 | promise (exercises/norms/norms.py) | test |
 |---|---|
 | the last ``len(normalized_shape)`` dims, any number of leading dims (none too) | ``lead``, ``ALONE``, ``DEEP`` |
-| ``normalized_shape`` an int or a tuple | ``as_int`` |
+| ``normalized_shape`` an int, a tuple or a list | ``as_int``, test_normalized_shape_as_a_list |
 | ``weight`` and ``bias`` each may be None (all four combinations) | ``affine`` |
 | defaults: eps 1e-5 (LayerNorm), None = ``finfo(dtype).eps`` (RMSNorm), no weight / bias | ``eps="default"``, ``test_defaults_are_the_stubs`` |
 | an explicit ``eps=0.0`` is no eps, not the default | ``TINY`` with ``eps=0.0`` |
@@ -165,6 +165,19 @@ def test_rms_norm(impl, device, dtype, case, eps):
     expected = F.rms_norm(x, _ns(ns), weight, None if eps == "default" else eps)
     check(f"rms_norm(normalized_shape={ns!r}, eps={eps}, {'with' if weight is not None else 'no'} weight) of x "
           f"{tuple(x.shape)}", impl.rms_norm(x, ns, **_affine_kwargs(weight), **_eps_kwargs(eps)), expected)
+
+
+@pytest.mark.parametrize("fn", ["layer_norm", "rms_norm"])
+def test_normalized_shape_as_a_list(impl, device, dtype, fn):
+    """``normalized_shape`` as a list of two dims (``[3, 4]``), as torch takes it: both dims are
+    normalized, not the last alone."""
+    x, weight, bias, _, ns = _inputs(WIDE, dtype, device)
+    ns = list(ns)
+    if fn == "layer_norm":
+        expected, got = F.layer_norm(x, ns, weight, bias), impl.layer_norm(x, ns, weight, bias)
+    else:
+        expected, got = F.rms_norm(x, ns, weight), impl.rms_norm(x, ns, weight)
+    check(f"{fn}(normalized_shape={ns!r}) of x {tuple(x.shape)}", got, expected)
 
 
 @pytest.mark.parametrize("fn", ["layer_norm", "rms_norm"])

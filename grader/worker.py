@@ -311,12 +311,14 @@ AUTOGRAD = True  # False in a server started ``--without-autograd``: its childre
 
 def _autograd_off():
     """Autograd switched off for this process's lifetime, in PyTorch's dispatcher: every operator's
-    autograd kernel (the ``Autograd`` key, which covers every device) falls through to the operator
-    itself, so no operator records a graph, whatever reaches it (``.backward()``, ``torch.autograd.grad``,
-    ``torch.func``, forward-mode dual tensors, a thread, code that took over the worker's loop): there
-    is no graph to differentiate. A server that grades hand-written gradients does this once, before
-    its first child; the registrations are the dispatcher's own, held by no Python object (as
-    ``_refuse_kernels``' are), and only code that writes its process's memory could undo them."""
+    autograd kernels (the ``Autograd`` key, which covers every device, and the keys of their own that
+    some kernels have, nested tensors') fall through to the operator itself, so no operator records a
+    graph, whatever reaches it (``.backward()``, ``torch.autograd.grad``, ``torch.func``, forward-mode
+    dual tensors, a thread, code that took over the worker's loop): there is no graph to
+    differentiate. TorchScript and the symbolic differentiation that PyTorch loads go too. A server
+    that grades hand-written gradients does this once, before its first child; the registrations are
+    the dispatcher's own, held by no Python object (as ``_refuse_kernels``' are), and only code that
+    writes its process's memory could undo them."""
     global AUTOGRAD
     libraries: dict = {}
     with warnings.catch_warnings():

@@ -338,6 +338,9 @@ def _autograd_off():
     AUTOGRAD = False
 
 
+_HIDDEN: list[str] = []  # the folders of the libraries that differentiate (a server without autograd)
+
+
 _DIFFERENTIATING = frozenset({"diff", "diffs", "fdiff", "derivative", "derivatives", "differentiate",
                               "differentiation", "jacobian", "hessian", "gradient", "taylor"})
 
@@ -346,7 +349,9 @@ def _no_symbolic_differentiation():
     """The symbolic and numerical differentiation of the libraries that PyTorch loads (sympy, and
     mpmath under it): every function and method of theirs named after differentiating (``diff``,
     ``Derivative.__new__``, ``_eval_derivative``, ``fdiff``, mpmath's ``diff``) refuses, its code
-    replaced here once, for every child of a server for hand-written gradients."""
+    replaced here once, for every child of a server for hand-written gradients; and their folders
+    are hidden from those children (an empty file system mounted on each), so that no import loads
+    them afresh."""
     def refuse(what, _error=Forbidden):
         raise _error(f"uses {what}, which differentiates for you: this exercise asks you to write the gradient by hand")
     values = []
@@ -363,6 +368,13 @@ def _no_symbolic_differentiation():
     for fn, code in _plan(chosen):
         fn.__globals__["__dlkata_refuse__"] = refuse
         fn.__code__ = code
+    # Their files go from the children's view too (``_private_tmp``): a fresh import, in this interpreter
+    # or in a sub-interpreter, would load code that nothing replaced.
+    import importlib.util
+    for name in ("sympy", "mpmath"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            _HIDDEN.extend(os.path.realpath(d) for d in spec.submodule_search_locations)
 
 
 _SCRIPTING = re.compile(r"^parse_ir$|^_jit_interpret_graph$|autodiff|^_jit_trace_|^_jit_script|^_jit_run_")
@@ -1676,7 +1688,7 @@ def child(req: dict):
 _LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 4, 38, 36
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWIPC = 0x00020000, 0x10000000, 0x20000000, 0x08000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE, MS_BIND = 2, 4, 8, 16384, 1 << 18, 4096
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE, MS_BIND = 1, 2, 4, 8, 16384, 1 << 18, 4096
 SCRATCH = {"tmp_mb": 64, "tmp_files": 2048}  # the private /tmp of one child
 UIDS_PER_SLOT = 4096
 SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the world-writable folders of a system
@@ -1829,6 +1841,8 @@ def _private_tmp(limits: dict):
         _mount(f"/proc/self/fd/{fd}", d, None, MS_BIND | MS_REC)
         os.close(fd)
     tempfile.tempdir = "/tmp"
+    for d in _HIDDEN:  # a server without autograd: the libraries that differentiate, not on disk
+        _mount("tmpfs", d, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
 
 
 def _run_learner(req: dict, chan: int, uid: int | None):

@@ -95,6 +95,9 @@ def taken_over(tmp_path_factory):
     with open(os.path.join(c.HOSTILE, "sympy_differentiates.py")) as f:
         by_sympy = f.read()
     c.write_submission(os.path.join(folder, "m_by_sympy"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + by_sympy})
+    with open(os.path.join(c.HOSTILE, "sympy_imported_afresh.py")) as f:
+        afresh = f.read()
+    c.write_submission(os.path.join(folder, "m_by_sympy_afresh"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + afresh})
     return c.by_name(c.run_grader(folder, str(base / "out"), topics=NORMS, jobs=1, call_timeout=10))
 
 
@@ -109,11 +112,12 @@ def test_a_process_that_took_over_its_loop_has_no_autograd_for_the_hand_written_
     assert tests["test_layer_norm"]["failed"] == 0, tests["test_layer_norm"]
 
 
-@pytest.mark.parametrize("name", ["m_by_jit", "m_by_sympy"])
+@pytest.mark.parametrize("name", ["m_by_jit", "m_by_sympy", "m_by_sympy_afresh"])
 def test_no_library_derives_a_hand_written_gradient(taken_over, name):
     """TorchScript differentiates a graph without autograd, sympy an expression: a server for
     hand-written gradients has no TorchScript left (a guard around it would still hold it, in its
-    closure), and sympy's and mpmath's differentiation refuse."""
+    closure), sympy's and mpmath's differentiation refuse, and their files are not there to import
+    afresh (``hostile/sympy_imported_afresh.py``)."""
     tests = c.tests_of(taken_over[name], NORMS)
     for name in NORMS_BACKWARD:
         assert tests[name]["passed"] == 0 and tests[name]["failed"] > 0, (name, tests[name])

@@ -1861,6 +1861,20 @@ def _run_learner(req: dict, chan: int, uid: int | None):
     os._exit(code)
 
 
+def _map_own_ids(uid: int, gid: int):
+    """In a user namespace just made: our own uid and gid mapped, no other. Not dumpable (the server's
+    setting, inherited), a process's /proc/self files belong to root, and a grader that is not root
+    could not write them: dumpable for these three writes only, before any learner code runs, in a
+    pid namespace that no other learner can name."""
+    _prctl(PR_SET_DUMPABLE, 1)
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    finally:
+        _prctl(PR_SET_DUMPABLE, 0)
+
+
 def _namespaced_child(req: dict, chan: int, status_w: int, uid: int | None):
     """In a fresh child of the server: new pid and mount namespaces (and a user namespace when not
     root), the private /tmp, then ``init`` of that pid namespace forks the learner's process and
@@ -1869,10 +1883,7 @@ def _namespaced_child(req: dict, chan: int, status_w: int, uid: int | None):
     flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID | (0 if uid is not None else CLONE_NEWUSER)
     _check(_LIBC.unshare(flags), "unshare")
     if uid is None:  # map our own uid and gid only: enough to own the files of the private /tmp
-        for name, text in (("setgroups", "deny"), ("uid_map", f"{me_uid} {me_uid} 1"),
-                           ("gid_map", f"{me_gid} {me_gid} 1")):
-            with open(f"/proc/self/{name}", "w") as f:
-                f.write(text)
+        _map_own_ids(me_uid, me_gid)
     _private_tmp(req.get("limits", {}))
     init = os.fork()
     if init == 0:

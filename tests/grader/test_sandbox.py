@@ -951,3 +951,28 @@ def test_a_sandbox_stopped_by_one_submission_is_ready_again_before_the_next_open
     fresh = _open(box)
     assert fresh.call("ok", torch.ones(1)).tolist() == [2.0]
     fresh.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to become another user in a forked child")
+def test_a_grader_that_is_not_root_maps_its_childrens_user_namespace():
+    """Not root, each child makes a user namespace of its own and maps its uid there. The server is not
+    dumpable, and a process that is not dumpable does not own its /proc/self files: a grader that
+    was not root failed every import ("broke its channel") until the child made itself dumpable for
+    the three writes. Root owns them anyway, so only a process that gave up root shows it."""
+    from grader import worker
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            worker._prctl(worker.PR_SET_DUMPABLE, 0)
+            worker._check(worker._LIBC.unshare(worker.CLONE_NEWUSER), "unshare")
+            worker._map_own_ids(65534, 65534)
+            with open("/proc/self/uid_map") as f:
+                code = 0 if f.read().split() == ["65534", "65534", "1"] else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

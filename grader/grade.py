@@ -123,13 +123,14 @@ def _distinct(subs: list[Submission]) -> list[Submission]:
             key = parent[key]
         return key
 
-    for s in subs:
-        a, b = root("reads " + _same_student(s.name)), root("shown " + inert(s.name))
+    reads = ["reads " + _same_student(s.name) for s in subs]
+    for key, s in zip(reads, subs):
+        a, b = root(key), root("shown " + inert(s.name))
         if a != b:
             parent[a] = b
     groups: dict[str, list[Submission]] = {}
-    for s in subs:
-        groups.setdefault(root("reads " + _same_student(s.name)), []).append(s)
+    for key, s in zip(reads, subs):
+        groups.setdefault(root(key), []).append(s)
     taken = {_same_student(g[0].name) for g in groups.values() if len(g) == 1}  # a flagged entry's name gives way
     given: set[str] = set()
     for same in (g for g in groups.values() if len(g) > 1):

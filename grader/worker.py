@@ -278,32 +278,35 @@ def _kernels(operators: frozenset) -> tuple:
     return tuple(sorted(found))
 
 
-def _refuse_kernels(kernels, watch: "Watch"):
-    """Replace every kernel of the forbidden operators (``_kernels``) by one that refuses: whatever
-    reaches the operator (``torch._VF``, ``torch.ops``, ``nn.RNN``, a redispatch, a kernel called by
-    its key, another thread, a dispatch mode of the learner's) meets it, and allowed operators run at
-    full speed, with nothing in their way. Registered through the dispatcher's own handle
-    (``torch.library``'s objects list a finalizer that would undo it), which no Python object holds.
-    This process only ever runs learner code (and drivers that do not use them)."""
-    if not kernels:
-        return
-    import warnings
+def _register(kernels, kernel_for):
+    """``kernel_for(namespace, name)`` as the kernel of each ``(namespace, operator.overload, dispatch
+    key)`` of ``kernels``, through the dispatcher's own handle (``torch.library``'s objects list a
+    finalizer that would undo it). No Python object holds a registration (dropping the last one would
+    undo it): it lives as long as this process."""
     libraries: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
         for namespace, name, key in kernels:
             if namespace not in libraries:
                 libraries[namespace] = torch._C._dispatch_library("IMPL", namespace, "", __file__, 0)
-
-            def refused(*args, _name=f"{namespace}.{name.split('.')[0]}", _error=Forbidden, **kwargs):
-                what = f"uses {_name}, which this exercise asks you to write by hand"
-                watch.refuse(what)
-                raise _error(what)  # whatever became of the watch
-            libraries[namespace].impl(name, key, refused, False)
-    # No Python object holds a registration (dropping the last one would undo it): it lives as long
-    # as this process, which only ever runs this learner's code for this topic.
+            libraries[namespace].impl(name, key, kernel_for(namespace, name), False)
     for library in libraries.values():
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(library))
+
+
+def _refuse_kernels(kernels, watch: "Watch"):
+    """Replace every kernel of the forbidden operators (``_kernels``) by one that refuses: whatever
+    reaches the operator (``torch._VF``, ``torch.ops``, ``nn.RNN``, a redispatch, a kernel called by
+    its key, another thread, a dispatch mode of the learner's) meets it, and allowed operators run at
+    full speed, with nothing in their way. Registered for this process's lifetime (``_register``),
+    which only ever runs this learner's code for this topic (and drivers that do not use them)."""
+    def refusing(namespace, name):
+        def refused(*args, _name=f"{namespace}.{name.split('.')[0]}", _error=Forbidden, **kwargs):
+            what = f"uses {_name}, which this exercise asks you to write by hand"
+            watch.refuse(what)
+            raise _error(what)  # whatever became of the watch
+        return refused
+    _register(kernels, refusing)
 
 
 AUTOGRAD = True  # False in a server started ``--without-autograd``: its children cannot record a graph
@@ -320,19 +323,13 @@ def _autograd_off():
     the dispatcher's own, held by no Python object (as ``_refuse_kernels``' are), and only code that
     writes its process's memory could undo them."""
     global AUTOGRAD
-    libraries: dict = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
-        for full in torch._C._dispatch_get_all_op_names():
-            namespace, name = full.split("::", 1)
-            if namespace not in libraries:
-                libraries[namespace] = torch._C._dispatch_library("IMPL", namespace, "", __file__, 0)
-            # the alias, and every key of its own that a kernel was registered for (AutogradNestedTensor)
-            keys = {"Autograd"} | {k for k in _REGISTERED.findall(torch._C._dispatch_dump(full)) if k.startswith("Autograd")}
-            for key in sorted(keys):
-                libraries[namespace].impl(name, key, torch.library.fallthrough_kernel, False)
-    for library in libraries.values():
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(library))
+    kernels = []
+    for full in torch._C._dispatch_get_all_op_names():
+        namespace, name = full.split("::", 1)
+        # the alias, and every key of its own that a kernel was registered for (AutogradNestedTensor)
+        keys = {"Autograd"} | {k for k in _REGISTERED.findall(torch._C._dispatch_dump(full)) if k.startswith("Autograd")}
+        kernels += [(namespace, name, key) for key in sorted(keys)]
+    _register(kernels, lambda namespace, name: torch.library.fallthrough_kernel)
     _no_torchscript()
     _no_symbolic_differentiation()
     AUTOGRAD = False
@@ -354,16 +351,10 @@ def _no_symbolic_differentiation():
     them afresh."""
     def refuse(what, _error=Forbidden):
         raise _error(f"uses {what}, which differentiates for you: this exercise asks you to write the gradient by hand")
-    values = []
-    for name, module in list(sys.modules.items()):
-        if not (name.split(".")[0] in ("sympy", "mpmath") and isinstance(module, types.ModuleType)):
-            continue
-        for value in list(vars(module).values()):
-            if isinstance(value, type) and value.__module__ == name:
-                values += [getattr(m, "__func__", m) for m in vars(value).values()]
-            elif isinstance(value, types.FunctionType) and value.__module__ == name:
-                values.append(value)
-    chosen = [f for f in values if isinstance(f, types.FunctionType)
+    theirs = ("sympy", "mpmath")
+    values = [v for name, module in list(sys.modules.items())
+              if name.split(".")[0] in theirs and isinstance(module, types.ModuleType) for v in _contents(module)]
+    chosen = [f for f in values if isinstance(f, types.FunctionType) and (f.__module__ or "").split(".")[0] in theirs
               and _DIFFERENTIATING & {w.lower() for w in _WORD.findall(f.__qualname__)}]
     for fn, code in _plan(chosen):
         fn.__globals__["__dlkata_refuse__"] = refuse
@@ -390,11 +381,7 @@ def _no_torchscript():
     for name in [n for n in dir(torch._C) if _SCRIPTING.search(n) or _TORCHSCRIPT.search(n)]:
         gone.append(getattr(torch._C, name))
         delattr(torch._C, name)
-    for owner, names in [(torch._C.CompilationUnit, ["__init__", "define", "create_function"]),
-                         (torch._C.ScriptModule, ["_define", "_create_method_from_trace",
-                                                  "_create_method_from_trace_with_dict"]),
-                         (torch._C.ConcreteModuleType, ["_create_methods_and_properties"]),
-                         (torch._C._te, ["lower", "TensorExprKernel", "construct_codegen", "SimpleIREvaluator"])]:
+    for owner, names in _SCRIPT_METHODS:
         for name in names:
             if name in vars(owner):
                 gone.append(vars(owner)[name])
@@ -651,6 +638,12 @@ _thread_count = __import__("_thread")._count  # the interpreter's count of the t
 _TORCHSCRIPT = re.compile(r"^_jit_script_|^_create_(function|method|graph|module|object)_|import_ir_module|"
                           r"^_load_(for_lite_interpreter|jit_module|mobile_module)|^_jit_to_backend|^_jit_differentiate$|"
                           r"^_compile_graph_to_code_table$|^_freeze_module$|^_backport_for_mobile")
+# ... and the methods that compile or lower code (TorchScript's classes, NNC)
+_SCRIPT_METHODS = ((torch._C.CompilationUnit, ("__init__", "define", "create_function")),
+                   (torch._C.ScriptModule, ("_define", "_create_method_from_trace",
+                                            "_create_method_from_trace_with_dict")),
+                   (torch._C.ConcreteModuleType, ("_create_methods_and_properties",)),
+                   (torch._C._te, ("lower", "TensorExprKernel", "construct_codegen", "SimpleIREvaluator")))
 
 
 def _lock(watch: Watch):
@@ -705,11 +698,7 @@ def _lock(watch: Watch):
               "operators: write the function in plain PyTorch")
     for name in [n for n in dir(torch._C) if _TORCHSCRIPT.search(n)]:
         locked(torch._C, name, script)
-    for owner, names in [(torch._C.CompilationUnit, ["__init__", "define", "create_function"]),
-                         (torch._C.ScriptModule, ["_define", "_create_method_from_trace",
-                                                  "_create_method_from_trace_with_dict"]),
-                         (torch._C.ConcreteModuleType, ["_create_methods_and_properties"]),
-                         (torch._C._te, ["lower", "TensorExprKernel", "construct_codegen", "SimpleIREvaluator"])]:
+    for owner, names in _SCRIPT_METHODS:
         for name in names:
             locked(owner, name, script)
 
@@ -972,11 +961,15 @@ def _python_functions(module_name: str) -> tuple:
         module = importlib.import_module(module_name)
     except ImportError:
         return ()
-    home = getattr(module, "__file__", None)
+    return _plan(_contents(module), module_name, getattr(module, "__file__", None))
+
+
+def _contents(module) -> list:
+    """What ``module`` holds, and the methods of the classes it defines (static and class methods too)."""
     values = list(vars(module).values())
     for cls in [v for v in values if isinstance(v, type) and v.__module__ == module.__name__]:
-        values += [getattr(m, "__func__", m) for m in vars(cls).values()]  # static and class methods too
-    return _plan(values, module_name, home)
+        values += [getattr(m, "__func__", m) for m in vars(cls).values()]
+    return values
 
 
 def _plan(functions, where=None, home=None) -> tuple:

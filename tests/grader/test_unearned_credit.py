@@ -86,18 +86,10 @@ def taken_over(tmp_path_factory):
     with open(os.path.join(c.ROOT, "solutions", NORMS, f"{NORMS}.py")) as f:
         norms = f.read()
     c.write_submission(os.path.join(folder, "a_good"), {f"{NORMS}/{NORMS}.py": norms})
-    with open(os.path.join(c.HOSTILE, "takes_over_its_loop.py")) as f:
-        takes_over = f.read()
-    c.write_submission(os.path.join(folder, "m_takes_over"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + takes_over})
-    with open(os.path.join(c.HOSTILE, "jit_differentiates.py")) as f:
-        by_jit = f.read()
-    c.write_submission(os.path.join(folder, "m_by_jit"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + by_jit})
-    with open(os.path.join(c.HOSTILE, "sympy_differentiates.py")) as f:
-        by_sympy = f.read()
-    c.write_submission(os.path.join(folder, "m_by_sympy"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + by_sympy})
-    with open(os.path.join(c.HOSTILE, "sympy_imported_afresh.py")) as f:
-        afresh = f.read()
-    c.write_submission(os.path.join(folder, "m_by_sympy_afresh"), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + afresh})
+    for name, hostile in [("m_takes_over", "takes_over_its_loop"), ("m_by_jit", "jit_differentiates"),
+                          ("m_by_sympy", "sympy_differentiates"), ("m_by_sympy_afresh", "sympy_imported_afresh")]:
+        with open(os.path.join(c.HOSTILE, f"{hostile}.py")) as f:
+            c.write_submission(os.path.join(folder, name), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + f.read()})
     return c.by_name(c.run_grader(folder, str(base / "out"), topics=NORMS, jobs=1, call_timeout=10))
 
 

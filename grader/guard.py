@@ -12,6 +12,7 @@ whatever name reached them (see ``worker.py``).
 from __future__ import annotations
 
 import ast
+import functools
 
 
 def _chain(node) -> tuple[str, list[str]]:
@@ -30,8 +31,9 @@ def _hits(head: str, parts: list[str], aliases: dict, forbidden) -> set[str]:
     several match), else a tensor method (``y.backward``; not on ``self``). One pass, however long."""
     resolved = aliases.get(head, head).split(".")
     names = resolved + parts
-    paths = [f for f in forbidden if not f.startswith(".")]
-    methods = {f[1:] for f in forbidden if f.startswith(".")}
+    paths, methods, heads = _index(tuple(forbidden))
+    if names[0] not in heads and (names[0] == "self" or methods.isdisjoint(names[1:])):
+        return set()  # no path starts here, no method is named: most chains (``x``, ``h.shape``)
     matched = sorted((f.count(".") + 1, i, f) for i, f in enumerate(paths) if names[:f.count(".") + 1] == f.split("."))
     hits, first, j = set(), None, 0
     for k in range(len(resolved), len(names) + 1):  # the prefixes: the head, then one attribute more each
@@ -43,6 +45,13 @@ def _hits(head: str, parts: list[str], aliases: dict, forbidden) -> set[str]:
         elif k >= 2 and names[0] != "self" and names[k - 1] in methods:
             hits.add(names[k - 1])
     return hits
+
+
+@functools.lru_cache(maxsize=64)
+def _index(forbidden: tuple) -> tuple[list, set, set]:
+    """The forbidden paths, methods (``.backward``), and the names the paths start with."""
+    paths = [f for f in forbidden if not f.startswith(".")]
+    return paths, {f[1:] for f in forbidden if f.startswith(".")}, {f.split(".")[0] for f in paths}
 
 
 def violations(files: dict[str, str], forbidden) -> dict[str, list[str]]:

@@ -70,8 +70,8 @@ class CaseResult:
     def name(self) -> str:
         return self.test.split("::")[-1]
 
-    def line(self) -> str:
-        return json.dumps(asdict(self)) + "\n"
+    def line(self) -> str:  # the fields themselves: ``asdict`` deep-copies each one (a case's params too)
+        return json.dumps({k: getattr(self, k) for k in self.__dataclass_fields__}) + "\n"
 
     @classmethod
     def parse(cls, data: dict) -> "CaseResult":

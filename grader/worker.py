@@ -34,6 +34,7 @@ import functools
 import gc
 import importlib
 import inspect
+import json
 import linecache
 import os
 import random
@@ -41,6 +42,7 @@ import re
 import resource
 import shutil
 import signal
+import _signal
 import socket
 import struct
 import sys
@@ -90,7 +92,9 @@ class _Kept:
     """What an input tensor looked like before a call: a copy of its values and its layout."""
 
     def __init__(self, t: torch.Tensor):
-        self.tensor, self.values, self.grad = t, t.detach().clone(), (t.grad, t.requires_grad)
+        # (``detach`` only where there is something to detach from: it costs more than the copy)
+        self.tensor, self.grad = t, (t.grad, t.requires_grad)
+        self.values = t.detach().clone() if t.requires_grad else t.clone()
         self.layout = (tuple(t.shape), t.stride(), t.storage_offset(), t.dtype, t.device)
 
     def changed(self) -> str | None:
@@ -102,7 +106,7 @@ class _Kept:
                 else "its strides, dtype or storage changed"
         if t.device.type == "meta":  # a shape and a dtype, no values to compare
             return None
-        a, b = t.detach(), self.values
+        a, b = (t.detach() if t.requires_grad else t), self.values
         same = _EQUAL(a, b) or bool((_EQ(a, b) | (_ISNAN(a) & _ISNAN(b))).all())
         return None if same else "its values changed"
 
@@ -115,10 +119,14 @@ def _signature(fn) -> inspect.Signature:
 def _inputs(fn, args, kwargs) -> list[tuple[str, object]]:
     """``(name, kept)`` for every tensor and plain container among the arguments of a call, the
     names from ``fn``'s signature (``h0``, ``params[1]``, ``state['h']``)."""
-    try:
-        named = list(_signature(fn).bind(*args, **kwargs).arguments.items())
-    except Exception:  # noqa: BLE001 - no signature, or one that does not fit: the call itself will say
-        named = [(f"#{k + 1}", a) for k, a in enumerate(args)] + list(kwargs.items())
+    code = fn.__code__ if type(fn) is types.FunctionType else None
+    if code is not None and not kwargs and not code.co_flags & 0x04 and len(args) <= code.co_argcount:
+        named = list(zip(code.co_varnames, args))  # positional arguments only: their names, as bind gives them
+    else:
+        try:
+            named = list(_signature(fn).bind(*args, **kwargs).arguments.items())
+        except Exception:  # noqa: BLE001 - no signature, or one that does not fit: the call itself will say
+            named = [(f"#{k + 1}", a) for k, a in enumerate(args)] + list(kwargs.items())
     kept: list[tuple[str, object]] = []
 
     def walk(name, x, depth=0):
@@ -1461,17 +1469,25 @@ def _compiled(driver: str) -> types.CodeType:
     return compile(driver, "driver.py", "exec")
 
 
-def child(req: dict):
+def _prepared(req: dict) -> tuple:
+    """What a child makes before any learner file is there: the suite's drivers (a module) and the
+    watch of the topic's rules (its refusals: kernels, functions, hooks). A zygote (``_zygote``) makes
+    them once for all the children of a request; a child of the server makes its own."""
+    driver = None
+    if req.get("driver"):
+        driver = types.ModuleType("driver")
+        exec(_compiled(req["driver"]), driver.__dict__)
+    return driver, Watch(req.get("forbidden", []))  # operator rules; the API names are checked statically
+
+
+def child(req: dict, prepared: tuple | None = None):
     me = os.getpid()
     _limit(req.get("limits", {}))
     folder = _write_files(wire.read_message(IN).get("files", {}))
     os.chdir(folder)
     sys.path.insert(0, folder)
-    driver = None
-    if req.get("driver"):
-        driver = types.ModuleType("driver")
-        exec(_compiled(req["driver"]), driver.__dict__)
-    watch = Watch(req.get("forbidden", []), folder)  # operator rules; the API names are checked statically
+    driver, watch = prepared or _prepared(req)
+    watch.folder = folder  # where refusals point to, in the learner's files
     # A second check of autograd in hand-written gradients, that leans on nothing learner code can
     # replace: learner code can reach this module's functions (the objects it is handed, frames) and
     # swap them, the watch's included, but not the locals of this running frame, bound here before
@@ -1509,7 +1525,8 @@ def child(req: dict):
     os_open, os_read, os_close, read_only = os.open, os.read, os.close, os.O_RDONLY
     last_pid = "/proc/sys/kernel/ns_last_pid" if req.get("pid_namespace") else None
     # Signal handlers and the CPU-time timers would run learner code after a call, as it is encoded
-    getsignal, setsignal, setitimer = signal.getsignal, signal.signal, signal.setitimer
+    # (``_signal``'s own functions: the handlers as they are, without ``signal``'s enum conversions)
+    getsignal, setsignal, setitimer = _signal.getsignal, _signal.signal, signal.setitimer
     handlers = tuple((sig, getsignal(sig)) for sig in signal.valid_signals() if sig not in (signal.SIGKILL, signal.SIGSTOP))
     _hide_grader()
     if not req.get("limits", {}).get("processes"):
@@ -1838,13 +1855,13 @@ def _private_tmp(limits: dict):
         _mount("tmpfs", d, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=555")
 
 
-def _run_learner(req: dict, chan: int, uid: int | None):
+def _run_learner(req: dict, chan: int, uid: int | None, prepared: tuple | None = None):
     global IN, OUT
     code = 0
     IN = OUT = chan
     try:
         _become_learner(chan, uid)
-        child(req)
+        child(req, prepared)
     except BaseException:  # noqa: BLE001 - the grading side learns what broke
         code = 3
         try:
@@ -1868,7 +1885,7 @@ def _map_own_ids(uid: int, gid: int):
         _prctl(PR_SET_DUMPABLE, 0)
 
 
-def _namespaced_child(req: dict, chan: int, status_w: int, uid: int | None):
+def _namespaced_child(req: dict, chan: int, status_w: int, uid: int | None, prepared: tuple | None = None):
     """In a fresh child of the server: new pid and mount namespaces (and a user namespace when not
     root), the private /tmp, then ``init`` of that pid namespace forks the learner's process and
     reports its wait status. When init ends, the kernel kills everything else in the namespace."""
@@ -1887,7 +1904,7 @@ def _namespaced_child(req: dict, chan: int, status_w: int, uid: int | None):
         learner = os.fork()
         if learner == 0:
             os.close(status_w)
-            _run_learner(req, chan, uid)
+            _run_learner(req, chan, uid, prepared)
         os.close(chan)
         status = 0
         while True:  # init reaps every orphan until the learner's own process ends
@@ -1989,6 +2006,8 @@ class _Server:
         self.namespaces = scratch is None
         self.serial = 0
         self.modules = 0  # how many sys.modules held when _GRADER_MODULES was listed
+        self.requests: dict[str, int] = {}  # how many children each request (topic, rules, drivers) had
+        self.zygotes: dict[str, socket.socket | None] = {}  # the zygote of a request that comes again (None: failed)
 
     def uid(self) -> int | None:
         return None if self.uid_base is None else self.uid_base + self.serial % self.uid_count
@@ -2016,28 +2035,30 @@ class _Server:
         if len(sys.modules) != self.modules:  # only the server's own (trusted) imports change them
             self.modules = len(sys.modules)
             _GRADER_MODULES[:] = [n for n in sys.modules if n == "grader" or n.startswith("grader.")]
-        pid = os.fork()
-        if pid == 0:
-            try:
-                mine.close()
-                os.close(status_r)
-                if nested:
-                    _namespaced_child(req, theirs.fileno(), status_w, uid)
-                os.close(status_w)
-                if self.namespaces:  # System V IPC objects and the mounts of its own
-                    _check(_LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
-                    _private_tmp(req.get("limits", {}))
-                else:
-                    tempfile.tempdir = folder
-                _run_learner(req, theirs.fileno(), uid)
-            finally:
-                os._exit(70)
+        zygote, pid = self.zygote(req, theirs.fileno(), status_w, uid, nested)
+        if zygote is None:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    mine.close()
+                    os.close(status_r)
+                    _start(req, theirs.fileno(), status_w, uid, nested, folder)
+                finally:
+                    os._exit(70)
         theirs.close()
         os.close(status_w)
         socket.send_fds(self.ctl, [b"F"], [mine.fileno()])
         mine.close()
         wire.write_message(self.ctl.fileno(), {"child": self.serial})
-        _, status = os.waitpid(pid, 0)
+        if zygote is None:
+            _, status = os.waitpid(pid, 0)
+        else:  # the zygote waits for its child and says how it ended
+            raw = _read_all(zygote, 4)
+            if len(raw) == 4:
+                status = struct.unpack("<i", raw)[0]
+            else:  # the zygote is gone (whatever killed it): its child, an orphan, comes to us (a subreaper)
+                self.drop_zygote(req)
+                status = _wait_orphan(pid)
         if nested:  # init of the child's pid namespace reports; its end killed the rest
             raw = os.read(status_r, 4)
             status = struct.unpack("<i", raw)[0] if len(raw) == 4 else 70 << 8
@@ -2056,6 +2077,134 @@ class _Server:
         else:
             event["code"] = os.WEXITSTATUS(status)
         wire.write_message(self.ctl.fileno(), event)
+
+
+    def zygote(self, req: dict, chan: int, status_w: int, uid: int | None,
+               nested: bool) -> tuple[socket.socket | None, int | None]:
+        """``(zygote, pid)``: the zygote of ``req`` when it has one, once it has forked the child ``pid``
+        for ``chan``; ``(None, None)``: the server forks it. A zygote is made when its request comes
+        again after the server's heap moved to huge pages (a class is being graded; the zygote then
+        forks as cheaply as the server). With namespaces only: without them the server stops whatever
+        its children leave, zygotes included."""
+        if not self.namespaces:
+            return None, None
+        key = json.dumps(req, sort_keys=True)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        if key not in self.zygotes and self.requests[key] >= 2 and self.serial > HUGE_PAGES_AFTER:
+            self.zygotes[key] = _spawn_zygote(req)
+        sock = self.zygotes.get(key)
+        if sock is None:
+            return None, None
+        try:
+            socket.send_fds(sock, [json.dumps({"uid": uid, "nested": nested}).encode()], [chan, status_w])
+            forked = _read_all(sock, 5)
+            if forked[:1] == b"F" and len(forked) == 5:
+                return sock, struct.unpack("<i", forked[1:])[0]
+        except OSError:
+            pass
+        self.drop_zygote(req)  # it forked nothing: the server does
+        return None, None
+
+    def drop_zygote(self, req: dict):
+        """A zygote that failed is not asked again; the server forks that request's children itself."""
+        sock = self.zygotes.get(json.dumps(req, sort_keys=True))
+        self.zygotes[json.dumps(req, sort_keys=True)] = None
+        if sock is not None:
+            sock.close()
+            _reap()
+
+
+def _wait_orphan(pid: int) -> int:
+    """The wait status of ``pid``, a zygote's child that came to us when its zygote ended (it comes
+    once the zygote has ended, which may be just after its channel closed)."""
+    for _ in range(1000):
+        try:
+            return os.waitpid(pid, 0)[1]
+        except ChildProcessError:
+            time.sleep(0.001)
+    return 70 << 8
+
+
+def _read_all(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    try:
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    return data
+
+
+def _start(req: dict, chan: int, status_w: int, uid: int | None, nested: bool, folder: str | None,
+           prepared: tuple | None = None):
+    """In a fresh child (of the server or of a zygote): its confinement, then the learner's code."""
+    if nested:
+        _namespaced_child(req, chan, status_w, uid, prepared)
+    os.close(status_w)
+    if req.get("pid_namespace"):  # System V IPC objects and the mounts of its own
+        _check(_LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+        _private_tmp(req.get("limits", {}))
+    else:
+        tempfile.tempdir = folder
+    _run_learner(req, chan, uid, prepared)
+
+
+def _spawn_zygote(req: dict) -> socket.socket | None:
+    """A zygote for ``req``: a child of the server that makes what every child of the request makes
+    before learner files arrive (``_prepared``: the drivers, the watch's refusals) once, then forks
+    each child from there. A child of the server made them again each time: the refusals write to
+    thousands of the server's pages (kernels in the dispatcher's tables, functions' code), each
+    copied on write, about 12 ms of a 15 ms child. No learner code ever runs in a zygote; its
+    children become learners exactly as the server's would. None when it could not start."""
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ours.close()
+            _zygote(req, theirs.detach())
+        finally:
+            os._exit(70)
+    theirs.close()
+    if _read_all(ours, 1) != b"R":  # it could not make them: the server's children do, each for itself
+        ours.close()
+        _reap()
+        return None
+    return ours
+
+
+def _zygote(req: dict, fd: int):
+    _close_fds_but(fd)  # the server's control channel and other zygotes' are not ours
+    sock = socket.socket(fileno=fd)
+    try:
+        prepared = _prepared(req)
+    except Exception:  # noqa: BLE001 - each child makes them again, and reports what fails
+        os._exit(0)
+    gc.collect()
+    gc.freeze()
+    sock.sendall(b"R")
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, 4096, 2)
+        except OSError:
+            os._exit(0)
+        if not data or len(fds) != 2:
+            os._exit(0)
+        spec, (chan, status_w) = json.loads(data), fds
+        pid = os.fork()
+        if pid == 0:
+            try:
+                sock.close()
+                _start(req, chan, status_w, spec["uid"], spec["nested"], None, prepared)
+            finally:
+                os._exit(70)
+        os.close(chan)
+        os.close(status_w)
+        sock.sendall(b"F" + struct.pack("<i", pid))
+        _, status = os.waitpid(pid, 0)
+        sock.sendall(struct.pack("<i", status))
 
 
 HUGE_PAGES_AFTER = 20  # children served before the server's heap moves to huge pages

@@ -876,6 +876,56 @@ def test_forbidden_apis_are_refused_at_run_time(box, fn):
     learner.close()
 
 
+# What a child says of itself: how often it was called since its import, its parent, its descriptors.
+PROBE = '''
+import os as _os
+
+_CALLS = [0]
+
+
+def calls():
+    _CALLS[0] += 1
+    return _CALLS[0]
+
+
+def parent():
+    return _os.getppid()
+
+
+def sockets():
+    links = []
+    for fd in _os.listdir("/proc/self/fd"):
+        try:
+            links.append(_os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    return sum(link.startswith("socket:") for link in links)
+'''
+
+
+def test_the_children_of_a_zygote_are_watched_and_confined_as_the_servers_own(box):
+    """A class: a request the server has served before, once its heap is on huge pages
+    (``worker.HUGE_PAGES_AFTER`` children), has its children forked by a zygote that made the watch's
+    refusals once. Each of them, like each of the server's own, imports the module afresh, refuses
+    the forbidden operators, runs what is written by hand and holds its own channel only."""
+    from grader.worker import HUGE_PAGES_AFTER
+    x, t = torch.randn(2, 3, dtype=torch.float64), torch.tensor([0, 2])
+    expected, parents = torch.nn.functional.cross_entropy(x, t), set()
+    for _ in range(HUGE_PAGES_AFTER + 3):  # the request comes again after the 20th child, whenever the server started
+        learner = box.open("ce", {"ce.py": FORBIDDEN_SRC + PROBE}, driver=None,
+                           forbidden=["aten._log_softmax", "aten.nll_loss_forward", "autograd:*"])
+        assert learner.call("calls") == 1 and learner.call("calls") == 2
+        with pytest.raises(LearnerError) as e:
+            learner.call("via_alias", x, t)
+        assert e.value.kind == "forbidden" and "asks you to write" in e.value.message
+        assert torch.allclose(learner.call("by_hand", x, t), expected)
+        assert learner.call("sockets") == 1  # its channel: not the zygote's, not the server's
+        parents.add(learner.call("parent"))
+        learner.close()
+    if sb.isolation() == "bwrap" and _own_uids(box):  # the server's children, then the zygote's
+        assert len(parents) == 2, parents
+
+
 def test_forbidden_apis_stay_usable_in_the_next_open(box):
     learner = box.open("ce", {"ce.py": FORBIDDEN_SRC}, driver=None, forbidden=[])
     x, t = torch.randn(2, 3, dtype=torch.float64), torch.tensor([0, 2])

@@ -117,23 +117,28 @@ def encode(obj, subclass=None, views: bool = False) -> bytes:
 
     def walk(x):
         kind = type(x)
+        if kind is str or kind is int or kind is bool or x is None:  # most of a message: its keys, its flags
+            return x
+        if kind is list:
+            return [walk(v) for v in x]
         if subclass is not None and kind not in PLAIN_TENSORS and issubclass(kind, torch.Tensor):
             x = subclass(x)
             kind = type(x)
         if kind in PLAIN_TENSORS:
-            t = x.detach()
-            if t.dtype not in _NAMES:
-                raise WireError(f"unsupported dtype {t.dtype}")
-            if t.device.type == "meta":
-                return {"__tensor__": [_NAMES[t.dtype], list(t.shape), "meta", 0]}
-            header = [_NAMES[t.dtype], list(t.shape), str(t.device)]
+            t = x.detach() if x.requires_grad else x  # (detach costs more than the rest; only where needed)
+            dtype, device = t.dtype, t.device
+            if dtype not in _NAMES:
+                raise WireError(f"unsupported dtype {dtype}")
+            if device.type == "meta":
+                return {"__tensor__": [_NAMES[dtype], list(t.shape), "meta", 0]}
+            header = [_NAMES[dtype], list(t.shape), "cpu" if device.type == "cpu" else str(device)]
             layout = []
             if views and t.numel() and not t.is_contiguous():  # the stretch of memory it spans, and its strides
                 t = t.resolve_neg().resolve_conj()
                 layout = [list(t.stride())]
                 t = t.as_strided((1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride())),), (1,), t.storage_offset())
             try:
-                if t.device.type == "cpu" and t.dtype in _NUMPY and not t.is_neg():
+                if device.type == "cpu" and dtype in _NUMPY and not t.is_neg():
                     data = t.contiguous().numpy().tobytes()  # the same bytes, in fewer steps
                 else:
                     data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()

@@ -267,6 +267,29 @@ def test_no_operator_records_a_graph_in_a_child_of_the_server_without_autograd(b
             learner.close()
 
 
+@pytest.mark.parametrize("route", ["getattr(y, 'back' + 'ward')()", "getattr(torch.autograd, 'gr' + 'ad')(y, x)",
+                                   "torch.autograd.backward([y])"])
+def test_autograd_named_in_a_hand_written_gradient_where_there_is_none(box, route):
+    """In a child of the server without autograd, a hand-written gradient runs without the watch's
+    modes (there is no graph to keep it from): a call of autograd's entry points, by whatever name,
+    is still refused with the name of what it used, rather than autograd's own complaint."""
+    extra = ("def layer_norm_backward(x, *a):\n"
+             "    x = x.detach().requires_grad_()\n"
+             "    with torch.enable_grad():\n"
+             "        y = (x * x).sum()\n"
+             f"        {route}\n"
+             "    return x, x, x\n")
+    learner = _open(box.without_autograd(), "norms", extra)
+    try:
+        x = torch.randn(2, 3, dtype=torch.float64)
+        with pytest.raises(LearnerError) as e:
+            learner.call("layer_norm_backward", x, [3], None, None, 1e-5, x)
+        assert e.value.kind == "forbidden" and "uses PyTorch's autograd" in e.value.message, e.value.message
+        assert learner.call("layer_norm", x, [3]).shape == (2, 3)  # what is not a hand-written gradient runs
+    finally:
+        learner.close()
+
+
 def test_the_child_that_differentiates_forwards_runs_no_hand_written_gradient(box):
     """The drivers that differentiate a topic's forwards run in a child of their own, with autograd:
     the functions written by hand are not there for them, and the learner's own calls never go there."""

@@ -381,7 +381,7 @@ def _no_symbolic_differentiation():
     ``Derivative.__new__``, ``_eval_derivative``, ``fdiff``, mpmath's ``diff``) refuses, its code
     replaced here once, for every child of a server for hand-written gradients; and their folders
     are hidden from those children (an empty file system mounted on each), so that no import loads
-    them afresh."""
+    them afresh. PyTorch's own finite differences (``torch.autograd.gradcheck``) refuse too."""
     def refuse(what, _error=Forbidden):
         raise _error(f"uses {what}, which differentiates for you: this exercise asks you to write the gradient by hand")
     theirs = ("sympy", "mpmath")
@@ -389,6 +389,10 @@ def _no_symbolic_differentiation():
               if name.split(".")[0] in theirs and isinstance(module, types.ModuleType) for v in _contents(module)]
     chosen = [f for f in values if isinstance(f, types.FunctionType) and (f.__module__ or "").split(".")[0] in theirs
               and _DIFFERENTIATING & {w.lower() for w in _WORD.findall(f.__qualname__)}]
+    # ... and PyTorch's own numerical differentiation: gradcheck's finite differences (a Jacobian
+    # column by column, ``_get_numerical_jacobian``), every function of its module
+    numerical = sys.modules["torch.autograd.gradcheck"]  # the module (torch.autograd.gradcheck is its function)
+    chosen += [f for f in _contents(numerical) if isinstance(f, types.FunctionType) and f.__module__ == numerical.__name__]
     for fn, code in _plan(chosen):
         fn.__globals__["__dlkata_refuse__"] = refuse
         fn.__code__ = code

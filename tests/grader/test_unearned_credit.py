@@ -87,7 +87,9 @@ def taken_over(tmp_path_factory):
         norms = f.read()
     c.write_submission(os.path.join(folder, "a_good"), {f"{NORMS}/{NORMS}.py": norms})
     for name, hostile in [("m_takes_over", "takes_over_its_loop"), ("m_by_jit", "jit_differentiates"),
-                          ("m_by_sympy", "sympy_differentiates"), ("m_by_sympy_afresh", "sympy_imported_afresh")]:
+                          ("m_by_sympy", "sympy_differentiates"), ("m_by_sympy_afresh", "sympy_imported_afresh"),
+                          ("m_by_weight_norm", "weight_norm_differentiates"),
+                          ("m_by_gradcheck", "gradcheck_differentiates")]:
         with open(os.path.join(c.HOSTILE, f"{hostile}.py")) as f:
             c.write_submission(os.path.join(folder, name), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + f.read()})
     return c.by_name(c.run_grader(folder, str(base / "out"), topics=NORMS, jobs=1, call_timeout=10))
@@ -104,12 +106,13 @@ def test_a_process_that_took_over_its_loop_has_no_autograd_for_the_hand_written_
     assert tests["test_layer_norm"]["failed"] == 0, tests["test_layer_norm"]
 
 
-@pytest.mark.parametrize("name", ["m_by_jit", "m_by_sympy", "m_by_sympy_afresh"])
+@pytest.mark.parametrize("name", ["m_by_jit", "m_by_sympy", "m_by_sympy_afresh", "m_by_weight_norm", "m_by_gradcheck"])
 def test_no_library_derives_a_hand_written_gradient(taken_over, name):
-    """TorchScript differentiates a graph without autograd, sympy an expression: a server for
-    hand-written gradients has no TorchScript left (a guard around it would still hold it, in its
-    closure), sympy's and mpmath's differentiation refuse, and their files are not there to import
-    afresh (``hostile/sympy_imported_afresh.py``)."""
+    """TorchScript differentiates a graph without autograd, sympy an expression, gradcheck by finite
+    differences, weight norm's backward kernel is a norm's: a server for hand-written gradients has no
+    TorchScript left (a guard around it would still hold it, in its closure), sympy's, mpmath's and
+    gradcheck's differentiation refuse, their files are not there to import afresh
+    (``hostile/sympy_imported_afresh.py``), and norms forbids weight norm's operators."""
     tests = c.tests_of(taken_over[name], NORMS)
     for name in NORMS_BACKWARD:
         assert tests[name]["passed"] == 0 and tests[name]["failed"] > 0, (name, tests[name])

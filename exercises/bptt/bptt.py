@@ -36,6 +36,8 @@ Pitfalls:
   * ``1 - h ** 2``, not ``1 - h``;
   * do not forget ``d_h_n`` and ``dh_next``: without them no gradient travels back in time;
   * work on the device and dtype of the inputs; do not change the tensors you were given in place;
+  * ``x`` and the gradients to clip may be views (transposed, strided): ``reshape``, not ``.view``;
+  * ``clip_grad_norm(..., eps=0.0)`` means no eps at all, not the default;
   * each gradient is a tensor of its own (``"b_hh": d_bias.clone()``, not ``d_bias`` again): an
     optimizer's in-place step on one would change the other (the graded suite checks it).
 

@@ -35,7 +35,9 @@ Pitfalls:
   * in a stack, layer ``l > 0`` reads the outputs of layer ``l - 1`` and starts from ``h0[l]``;
   * ``batch_first``: ``transpose``, not ``reshape``; ``h_n`` stays ``(L, B, H)``;
   * work on the device and dtype of the inputs (``x.new_zeros(...)``), no ``.cpu()``, no numpy;
-    do not change any input in place.
+    do not change any input in place;
+  * ``x`` may be a view (a batch-first tensor transposed by the caller): index it by step or use
+    ``reshape``; ``x.view(T * B, I)`` fails on it.
 
 The backward of one cell. Given ``d_h_next``, the gradient of the loss with respect to ``h'``:
   * ``h'`` depends on ``h`` twice: directly through ``z * h``, and through the matrix product ``gh``;

@@ -32,6 +32,8 @@ Pitfalls:
     carried to the next step (and returned) as it is, without ``tanh``;
   * the initial cell state ``c0`` counts as much as ``h0``; zeros for both when ``hc0`` is None;
   * work on the device and dtype of the inputs (``x.new_zeros(...)``), no ``.cpu()``, no numpy;
+  * ``x`` may be a view (a batch-first tensor transposed by the caller): index it by step or use
+    ``reshape``; ``x.view(T * B, I)`` fails on it;
   * you train through ``lstm_cell`` and ``lstm_forward``: keep them differentiable (no ``.detach()``,
     ``torch.no_grad()`` or ``.item()`` on the way); the grader compares the gradients of every input
     and weight (autograd is forbidden in your code, not in the grader's);

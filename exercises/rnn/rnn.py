@@ -27,7 +27,9 @@ Pitfalls:
     or ``x.new_zeros(...)``; no ``.cpu()``, no tensors built from Python lists);
   * you train through these forwards: keep them differentiable (no ``.detach()``, ``torch.no_grad()``
     or ``.item()`` on the way); the grader compares the gradients of every input and weight;
-  * do not change the tensors you are given in place (no ``x.transpose_``, no writing into ``h0``).
+  * do not change the tensors you are given in place (no ``x.transpose_``, no writing into ``h0``);
+  * ``x`` may be a view (a batch-first tensor transposed by the caller): index it by step or use
+    ``reshape``; ``x.view(T * B, I)`` fails on it.
 
 Not allowed here (you write them): ``torch.nn.RNN``, ``torch.nn.RNNCell``, ``torch.rnn_tanh`` and
 their relatives. Any other torch function (``torch.tanh``, ``@``, ``torch.stack``) is fine.

@@ -20,6 +20,8 @@ What the stub promises, and where it is tested:
 | dtype of the inputs | every test, float64 and float32 |
 | device of the inputs | ``test_device_propagation`` (meta device) |
 | inputs not changed in place, new tensors returned | every call (the sandbox compares inputs) |
+| ``x`` and the gradients to clip may be views: no ``.view(...)`` of them | ``test_rnn_backward_of_a_non_contiguous_x``, ``test_clip_grad_norm_of_non_contiguous_grads`` |
+| an explicit ``eps=0`` in ``clip_grad_norm`` is no eps (not the default) | ``test_clip_grad_norm`` (``eps=0.0``) |
 """
 import pytest
 import torch
@@ -102,6 +104,15 @@ def _check_grads(result, expected, what):
             check(f"{what}: gradient of {name}", result[name], expected[name])
     except Mismatch as e:  # which gradients differ, and at which time steps the input's does
         raise Mismatch(f"{e}\n{which_differ(result, expected, steps='x')}") from None
+
+
+def test_rnn_backward_of_a_non_contiguous_x(impl, device, dtype):
+    """``x`` a time-major view of a batch-first tensor, as a model that transposes its input passes it: ``x.view(T * B, I)`` refuses it, ``reshape`` and indexing by step do not."""
+    x, h0, weights, d_output, d_h_n = _problem(ONE, dtype, device)
+    x = x.transpose(0, 1).contiguous().transpose(0, 1)  # the same values, a view of a (B, T, I) tensor
+    expected = _reference(x, h0, weights, d_output, d_h_n)
+    result = impl.rnn_backward(x, h0, *weights, d_output, d_h_n)
+    _check_grads(result, expected, "rnn_backward of x given as a non-contiguous view (T, B, I)")
 
 
 @given(case=shapes)
@@ -188,7 +199,7 @@ MIXED = Case(shapes=[[], [4], [2, 2]], scales=[30.0, 1e-3, 0.5], seed=6)  # a 0-
 BELOW = Case(shapes=[[2, 3]], scales=[0.5, 0.5, 0.5, 0.5], seed=1)
 
 
-@given(case=clip_cases, max_norm=st.sampled_from([0.1, 1.0, 4.0, 1e3]), eps=st.sampled_from(["default", 0.5]))
+@given(case=clip_cases, max_norm=st.sampled_from([0.1, 1.0, 4.0, 1e3]), eps=st.sampled_from(["default", 0.5, 0.0]))
 @example(case=SEVERAL, max_norm=1.0, eps="default")
 @example(case=SEVERAL, max_norm=1e3, eps="default")
 @example(case=ZEROS, max_norm=1.0, eps="default")
@@ -196,6 +207,7 @@ BELOW = Case(shapes=[[2, 3]], scales=[0.5, 0.5, 0.5, 0.5], seed=1)
 @example(case=SEVERAL, max_norm=4.0, eps=0.5)
 @example(case=BELOW, max_norm=1.0, eps=0.5)
 @example(case=BELOW, max_norm=0.1, eps="default")  # norm 0.53: the default eps shows at rtol 1e-7
+@example(case=BELOW, max_norm=0.1, eps=0.0)  # no eps at all: not the default in its place
 def test_clip_grad_norm(impl, device, dtype, case, max_norm, eps):
     grads = [randn(*(shape or [1]), seed=case.seed + i, dtype=dtype, device=device, scale=scale).reshape(shape)
              for i, (shape, scale) in enumerate(zip(case.shapes, case.scales))]
@@ -218,6 +230,21 @@ def test_clip_grad_norm(impl, device, dtype, case, max_norm, eps):
 
 
 @pytest.mark.gated  # a check of how the functions are called, not of what they compute
+def test_clip_grad_norm_of_non_contiguous_grads(impl, device, dtype):
+    """Gradients that are views (a transposed weight's, a strided slice's): ``g.view(-1)`` refuses
+    them, ``reshape`` and the reductions do not."""
+    grads = [randn(3, 2, seed=1, dtype=dtype, device=device).t(), randn(4, 6, seed=2, dtype=dtype, device=device)[:, ::2]]
+    params = [torch.zeros_like(g, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    expected_norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+    what = "clip_grad_norm of non-contiguous gradients (max_norm=1.0)"
+    clipped, total_norm = unpack(impl.clip_grad_norm(grads, 1.0), 2, what)
+    check(f"{what}: total_norm", total_norm, expected_norm)
+    for i, (c, p) in enumerate(zip(unpack(clipped, 2, f"{what}: the clipped list"), params)):
+        check(f"{what}: clipped[{i}]", c, p.grad)
+
+
 @given(case=clip_cases, max_norm=st.sampled_from([0.1, 1e3]))
 @example(case=SEVERAL, max_norm=1e3)  # nothing to clip: the factor is 1
 @example(case=SEVERAL, max_norm=0.1)

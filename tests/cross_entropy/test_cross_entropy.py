@@ -54,6 +54,7 @@ ROWS = Case(n=4, classes=3, extra=[2], scale="rows", seed=5)
 # Every logit near 1e4: log_softmax as x - (m + log(sum exp(x - m))) rounds m + log(...) to float32's
 # grid at 1e4 (steps of 1e-3) and loses the digits that (x - m) - log(...) keeps.
 OFFSET = Case(n=3, classes=4, extra=[], scale="offset", seed=6)
+UNIT = Case(n=3, classes=4, extra=[1], scale=1.0, seed=7)  # a sequence of one step: a squeeze() too many shows
 
 
 def _logits(case, dtype, device):
@@ -155,6 +156,7 @@ def test_log_softmax(impl, device, dtype, case, axis, negative):
 @example(case=PLAIN, reduction="mean", ignore=99, label_smoothing=0.0)
 @example(case=SPATIAL, reduction="sum", ignore=-1, label_smoothing=0.1)
 @example(case=OFFSET, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
+@example(case=UNIT, reduction="sum", ignore=-100, label_smoothing=0.0)
 def test_class_index_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)
@@ -279,6 +281,10 @@ DEVICE_CASES = {
     "cross_entropy_grad(class indices, label_smoothing)": lambda: (
         (meta(3, 5, 2), meta(3, 2, dtype=torch.int64)), {"label_smoothing": 0.1}),
     "cross_entropy_grad(probabilities, reduction='sum')": lambda: ((meta(3, 5), meta(3, 5)), {"reduction": "sum"}),
+    # the device pass's integers are 0: every target ignored, where code may take a branch of its own
+    "cross_entropy(every target ignored)": lambda: ((meta(3, 5), meta(3, dtype=torch.int64)), {"ignore_index": 0}),
+    "cross_entropy_grad(every target ignored)": lambda: (
+        (meta(3, 5), meta(3, dtype=torch.int64)), {"ignore_index": 0}),
 }
 
 

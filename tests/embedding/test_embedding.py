@@ -9,6 +9,7 @@ backward: repeated ids accumulate, unseen rows are zeros     -> test_embedding_b
 backward: padding row gets zeros                             -> test_embedding_backward
 backward: any d_out of shape (*ids.shape, D), views included -> test_embedding_backward_non_contiguous
 lookup of ids that are a view (transposed)                   -> test_embedding_of_non_contiguous_ids
+bags of ids that are a view (transposed)                     -> test_embedding_bag_of_non_contiguous_ids
 bags: sum and mean; padding left out of sum and count        -> test_embedding_bag
 bag of padding only gives zeros (no 0 / 0)                   -> test_embedding_bag (ALL_PADDING)
 bags differentiable with respect to weight                   -> test_embedding_bag_gradient
@@ -129,6 +130,15 @@ def test_embedding_of_non_contiguous_ids(impl, device, dtype):
     ids = torch.tensor([[0, 2, 0], [3, 0, 1]], device=device).T
     weight = randn(5, 4, seed=9, dtype=dtype, device=device)
     check("embedding(ids transposed, not contiguous)", impl.embedding(ids, weight), F.embedding(ids, weight))
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_embedding_bag_of_non_contiguous_ids(impl, device, dtype, mode):
+    """Bags whose ids are a view (transposed), not contiguous: ``ids.view(-1)`` fails on them."""
+    weight = randn(5, 3, seed=5, dtype=dtype, device=device)
+    ids = torch.tensor([[0, 2, 4], [3, 1, 1]], device=device).T  # 3 bags of 2, not contiguous
+    check(f"embedding_bag(ids transposed, not contiguous, mode={mode!r})", impl.embedding_bag(ids, weight, mode=mode),
+          F.embedding_bag(ids, weight, mode=mode))
 
 
 def test_embedding_backward_non_contiguous(impl, device, dtype):

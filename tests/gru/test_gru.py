@@ -121,6 +121,18 @@ def test_gru_forward(impl, device, dtype, case, batch_first, with_h0):
     check(f"{what}: h_n (every layer's last state, (L, B, H))", h_n, expected_h_n)
 
 
+def test_non_contiguous_x(impl, device, dtype):
+    """``x`` a time-major view of a batch-first tensor, as a model that transposes its input passes it: ``x.view(T * B, I)`` refuses it, ``reshape`` and indexing by step do not."""
+    weights = _weights(STACK, dtype, device, layers=STACK.layers)
+    x = randn(STACK.batch, STACK.seq_len, STACK.input, seed=STACK.seed, dtype=dtype, device=device).transpose(0, 1)
+    with torch.no_grad():
+        expected_output, expected_h_n = _torch_gru(weights, False, dtype, device)(x, None)
+    what = "gru_forward of x given as a non-contiguous view (T, B, I)"
+    output, h_n = unpack(impl.gru_forward(x, weights), 2, what)
+    check(f"{what}: output", output, expected_output)
+    check(f"{what}: h_n", h_n, expected_h_n)
+
+
 @given(case=stacks, batch_first=st.booleans(), with_h0=st.booleans())
 @example(case=STACK, batch_first=False, with_h0=True)
 @example(case=LAYER, batch_first=True, with_h0=True)

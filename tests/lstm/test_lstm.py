@@ -18,6 +18,7 @@ What the stub promises, and where it is tested:
 | dtype of the inputs | every test, float64 and float32 |
 | device of the inputs (no ``.cpu()``, no numpy) | ``test_device_propagation`` (meta device) |
 | inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
+| ``x`` a view (a transposed batch-first tensor): no ``x.view(T * B, I)`` | ``test_non_contiguous_x`` |
 """
 import pytest
 import torch
@@ -124,6 +125,21 @@ def test_lstm_cell_saturated(impl, device, dtype):
     what = "lstm_cell with pre-activations of size 1e3 to 1e4 (compared with torch.nn.LSTMCell; no nan)"
     check(f"{what}: h'", h_next, expected_h)
     check(f"{what}: c'", c_next, expected_c)
+
+
+def test_non_contiguous_x(impl, device, dtype):
+    """``x`` a time-major view of a batch-first tensor, as a model that transposes its input passes it: ``x.view(T * B, I)`` refuses it, ``reshape`` and indexing by step do not."""
+    weights = _weights(ONE, dtype, device)
+    x = randn(ONE.batch, ONE.seq_len, ONE.input, seed=ONE.seed, dtype=dtype, device=device).transpose(0, 1)
+    module = _load(torch.nn.LSTM(ONE.input, ONE.hidden).to(device=device, dtype=dtype), weights, suffix="_l0")
+    with torch.no_grad():
+        expected_output, (expected_h, expected_c) = module(x)
+    what = "lstm_forward of x given as a non-contiguous view (T, B, I)"
+    output, state = unpack(impl.lstm_forward(x, *weights), 2, what)
+    h_n, c_n = unpack(state, 2, f"{what}: the final state (h_n, c_n)")
+    check(f"{what}: output", output, expected_output)
+    check(f"{what}: h_n", h_n, expected_h)
+    check(f"{what}: c_n", c_n, expected_c)
 
 
 @given(case=shapes, with_hc0=st.booleans())

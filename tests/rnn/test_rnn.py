@@ -19,6 +19,7 @@ What the stub promises, and where it is tested:
 | device of the inputs | ``test_device_propagation`` (meta device) |
 | inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
 | the signature's defaults (``h0=None``, ``batch_first=False``) | ``test_defaults_are_the_stubs`` |
+| ``x`` a view (a transposed batch-first tensor): no ``x.view(T * B, I)`` | ``test_non_contiguous_x`` |
 """
 import pytest
 import torch
@@ -126,6 +127,17 @@ def test_rnn_forward(impl, device, dtype, case, batch_first, with_h0):
     result = impl.rnn_forward(x, *weights[0], h0=h0, batch_first=batch_first)
     what = f"rnn_forward(batch_first={batch_first}, h0={'given' if with_h0 else 'None'})"
     _compare(result, expected_output, expected_h_n, what, batch_first)
+
+
+def test_non_contiguous_x(impl, device, dtype):
+    """``x`` a time-major view of a batch-first tensor, as a model that transposes its input passes it: ``x.view(T * B, I)`` refuses it, ``reshape`` and indexing by step do not."""
+    weights = _weights(ONE, dtype, device)
+    x = randn(ONE.batch, ONE.seq_len, ONE.input, seed=ONE.seed, dtype=dtype, device=device).transpose(0, 1)
+    h0 = randn(1, ONE.batch, ONE.hidden, seed=ONE.seed + 1, dtype=dtype, device=device)
+    with torch.no_grad():
+        expected_output, expected_h_n = _torch_rnn(weights, False, dtype, device)(x, h0)
+    _compare(impl.rnn_forward(x, *weights[0], h0=h0), expected_output, expected_h_n,
+             "rnn_forward of x given as a non-contiguous view (T, B, I)", False)
 
 
 @given(case=stacks, batch_first=st.booleans(), with_h0=st.booleans())

@@ -347,8 +347,8 @@ def _autograd_off():
 def _autograd_calls_named():
     """Where autograd is off, a hand-written gradient needs no function mode to be kept from it (a
     mode costs about as much as the gradient's own operators: 270 against 124 us a ``rnn_backward``):
-    its calls of autograd's entry points are only named in the refusal, as the mode names them where
-    autograd is on. Whatever other route reaches autograd finds no graph."""
+    its calls of autograd's entry points (and ``requires_grad_()``) are only named in the refusal, as
+    the mode names them where autograd is on. Whatever other route reaches autograd finds no graph."""
     def named(name, original):
         @functools.wraps(original)
         def refusing(*args, **kwargs):
@@ -358,6 +358,16 @@ def _autograd_calls_named():
                              "by hand")
             return original(*args, **kwargs)
         return refusing
+    requires_grad_ = torch.Tensor.requires_grad_
+
+    @functools.wraps(requires_grad_)
+    def requiring(self, requires_grad=True):  # turning gradients off is no use of autograd
+        watch = _WATCHING[0]
+        if requires_grad and watch is not None and watch.strict:
+            watch.refuse("uses PyTorch's autograd (requires_grad_), but this exercise asks you to write the gradient "
+                         "by hand")
+        return requires_grad_(self, requires_grad)
+    torch.Tensor.requires_grad_ = requiring
     torch.Tensor.backward = named("backward", torch.Tensor.backward)
     torch.autograd.backward = named("backward", torch.autograd.backward)
     torch.autograd.grad = named("grad", torch.autograd.grad)

@@ -2247,6 +2247,7 @@ def _zygote(req: dict, fd: int):
         sock.sendall(b"F" + struct.pack("<i", pid))
         _, status = os.waitpid(pid, 0)
         sock.sendall(struct.pack("<i", status))
+        _reap()  # a child that was only stopped (``PTRACE_TRACEME``) when it was reported, killed since
 
 
 HUGE_PAGES_AFTER = 20  # children served before the server's heap moves to huge pages

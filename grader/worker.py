@@ -349,30 +349,18 @@ def _autograd_calls_named():
     mode costs about as much as the gradient's own operators: 270 against 124 us a ``rnn_backward``):
     its calls of autograd's entry points (and ``requires_grad_()``) are only named in the refusal, as
     the mode names them where autograd is on. Whatever other route reaches autograd finds no graph."""
-    def named(name, original):
+    def named(original):
         @functools.wraps(original)
         def refusing(*args, **kwargs):
             watch = _WATCHING[0]
             if watch is not None and watch.strict:
-                watch.refuse(f"uses PyTorch's autograd ({name}), but this exercise asks you to write the gradient "
-                             "by hand")
+                watch.function(original, args, kwargs)  # the function mode's own judgement, by name
             return original(*args, **kwargs)
         return refusing
-    requires_grad_ = torch.Tensor.requires_grad_
-
-    @functools.wraps(requires_grad_)
-    def requiring(self, requires_grad=True):  # turning gradients off is no use of autograd
-        watch = _WATCHING[0]
-        if requires_grad and watch is not None and watch.strict:
-            watch.refuse("uses PyTorch's autograd (requires_grad_), but this exercise asks you to write the gradient "
-                         "by hand")
-        return requires_grad_(self, requires_grad)
-    torch.Tensor.requires_grad_ = requiring
-    torch.Tensor.backward = named("backward", torch.Tensor.backward)
-    torch.autograd.backward = named("backward", torch.autograd.backward)
-    torch.autograd.grad = named("grad", torch.autograd.grad)
     import torch.autograd.forward_ad as forward_ad
-    forward_ad.make_dual = named("make_dual", forward_ad.make_dual)
+    for owner, name in ((torch.Tensor, "requires_grad_"), (torch.Tensor, "backward"), (torch.autograd, "backward"),
+                        (torch.autograd, "grad"), (forward_ad, "make_dual")):
+        setattr(owner, name, named(getattr(owner, name)))
 
 
 _WATCHING: list = [None]  # this process's watch (a child has one)
@@ -2077,7 +2065,8 @@ class _Server:
         if len(sys.modules) != self.modules:  # only the server's own (trusted) imports change them
             self.modules = len(sys.modules)
             _GRADER_MODULES[:] = [n for n in sys.modules if n == "grader" or n.startswith("grader.")]
-        zygote, pid = self.zygote(req, theirs.fileno(), status_w, uid, nested)
+        key = json.dumps(req, sort_keys=True) if self.namespaces else None  # the request, for its zygote
+        zygote, pid = self.zygote(key, req, theirs.fileno(), status_w, uid, nested)
         if zygote is None:
             pid = os.fork()
             if pid == 0:
@@ -2099,7 +2088,7 @@ class _Server:
             if len(raw) == 4:
                 status = struct.unpack("<i", raw)[0]
             else:  # the zygote is gone (whatever killed it): its child, an orphan, comes to us (a subreaper)
-                self.drop_zygote(req)
+                self.drop_zygote(key)
                 status = _wait_orphan(pid)
         if nested:  # init of the child's pid namespace reports; its end killed the rest
             raw = os.read(status_r, 4)
@@ -2120,17 +2109,15 @@ class _Server:
             event["code"] = os.WEXITSTATUS(status)
         wire.write_message(self.ctl.fileno(), event)
 
-
-    def zygote(self, req: dict, chan: int, status_w: int, uid: int | None,
+    def zygote(self, key: str | None, req: dict, chan: int, status_w: int, uid: int | None,
                nested: bool) -> tuple[socket.socket | None, int | None]:
         """``(zygote, pid)``: the zygote of ``req`` when it has one, once it has forked the child ``pid``
         for ``chan``; ``(None, None)``: the server forks it. A zygote is made when its request comes
         again after the server's heap moved to huge pages (a class is being graded; the zygote then
         forks as cheaply as the server). With namespaces only: without them the server stops whatever
         its children leave, zygotes included."""
-        if not self.namespaces:
+        if key is None:
             return None, None
-        key = json.dumps(req, sort_keys=True)
         self.requests[key] = self.requests.get(key, 0) + 1
         if key not in self.zygotes and self.requests[key] >= 2 and self.serial > HUGE_PAGES_AFTER:
             self.zygotes[key] = _spawn_zygote(req)
@@ -2144,13 +2131,12 @@ class _Server:
                 return sock, struct.unpack("<i", forked[1:])[0]
         except OSError:
             pass
-        self.drop_zygote(req)  # it forked nothing: the server does
+        self.drop_zygote(key)  # it forked nothing: the server does
         return None, None
 
-    def drop_zygote(self, req: dict):
+    def drop_zygote(self, key: str):
         """A zygote that failed is not asked again; the server forks that request's children itself."""
-        sock = self.zygotes.get(json.dumps(req, sort_keys=True))
-        self.zygotes[json.dumps(req, sort_keys=True)] = None
+        sock, self.zygotes[key] = self.zygotes.get(key), None
         if sock is not None:
             sock.close()
             _reap()

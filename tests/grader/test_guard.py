@@ -282,15 +282,12 @@ def test_autograd_named_in_a_hand_written_gradient_where_there_is_none(box, rout
              "        y = (x * x).sum()\n"
              f"        {route}\n"
              "    return x, x, x\n")
-    learner = _open(box.without_autograd(), "norms", extra)
-    try:
+    with _opened(box.without_autograd(), "norms", extra) as learner:
         x = torch.randn(2, 3, dtype=torch.float64)
         with pytest.raises(LearnerError) as e:
             learner.call("layer_norm_backward", x, [3], None, None, 1e-5, x)
         assert e.value.kind == "forbidden" and f"uses PyTorch's autograd ({name})" in e.value.message, e.value.message
         assert learner.call("layer_norm", x, [3]).shape == (2, 3)  # what is not a hand-written gradient runs
-    finally:
-        learner.close()
 
 
 def test_the_child_that_differentiates_forwards_runs_no_hand_written_gradient(box):

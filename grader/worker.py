@@ -396,11 +396,40 @@ def _no_symbolic_differentiation():
         fn.__code__ = code
     # Their files go from the children's view too (``_private_tmp``): a fresh import, in this interpreter
     # or in a sub-interpreter, would load code that nothing replaced.
+    _HIDDEN.extend(_copies_of(theirs))
+    sys.addaudithook(_no_fresh_import_of(theirs, refuse))
+
+
+def _no_fresh_import_of(packages: tuple, refuse):
+    """An audit hook (for the process's lifetime): the module code of ``packages`` run afresh, from
+    whatever copy of their files (one that ``_copies_of`` did not find: vendored inside another
+    package, say), is refused; the copy this process imported ran before the hook."""
+    names = frozenset(packages)
+
+    def hook(event, args, _code=types.CodeType, _sep=os.sep):
+        if event == "exec" and isinstance(args[0], _code):
+            found = names.intersection(args[0].co_filename.split(_sep))
+            if found:
+                refuse(f"{min(found)} imported afresh from its files")
+    return hook
+
+
+def _copies_of(packages: tuple) -> list[str]:
+    """Every folder of ``packages`` that a child could import from: the one this interpreter loads,
+    and any other copy in the library folders of the prefixes (the virtual environment's, the base
+    interpreter's) and of the system's Pythons (``/usr/lib/python3/dist-packages``), on ``sys.path``
+    or not (learner code can add a folder to it)."""
+    import glob
     import importlib.util
-    for name in ("sympy", "mpmath"):
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.submodule_search_locations:
-            _HIDDEN.extend(os.path.realpath(d) for d in spec.submodule_search_locations)
+    roots = {os.path.dirname(d) for name in packages if (spec := importlib.util.find_spec(name)) is not None
+             for d in spec.submodule_search_locations or []}
+    roots |= {d for d in sys.path if d and os.path.isdir(d)}
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr", "/usr/local"}:
+        roots |= set(glob.glob(os.path.join(prefix, "lib*", "python3*", "*-packages")))
+        roots |= set(glob.glob(os.path.join(prefix, "lib*", "python3", "dist-packages")))
+    found = {os.path.realpath(os.path.join(root, name)) for root in roots for name in packages
+             if os.path.isdir(os.path.join(root, name))}
+    return sorted(found)
 
 
 _SCRIPTING = re.compile(r"^parse_ir$|^_jit_interpret_graph$|autodiff|^_jit_trace_|^_jit_script|^_jit_run_")
@@ -478,6 +507,8 @@ class Watch:
         self.threads: set = set()  # the learner's threads still running (``_threads_watched``)
         self.baseline = _thread_count()  # Python threads running before any learner code: counted by
         # the interpreter, so that a thread started by any route (an alias, a C extension) counts
+        self.tasks: int | None = None  # the kernel's count of this process's threads before any learner
+        # code (set by the child once CUDA's own threads run): one that C code started counts too
         _WATCHING[0] = self
 
     def forbids(self, operator: str) -> bool:
@@ -488,11 +519,17 @@ class Watch:
     def threads_ended(self, within: float = 0.5) -> bool:
         """Whether every thread the learner's code started has ended (waiting ``within`` seconds
         for those about to): a thread that outlives the call that started it would run the
-        learner's code outside the watch of the calls to come (a dispatch mode is per thread)."""
+        learner's code outside the watch of the calls to come (a dispatch mode is per thread), or
+        spin on a core that the next submissions need. Threads that C code started (``pthread_create``
+        through ctypes) count too: the kernel lists every thread of the process."""
         end = _monotonic() + within
-        while (self.threads or _thread_count() > self.baseline) and _monotonic() < end:
+        while not self._no_threads() and _monotonic() < end:
             _sleep(0.005)
-        return not self.threads and _thread_count() <= self.baseline
+        return self._no_threads()
+
+    def _no_threads(self) -> bool:
+        return not self.threads and _thread_count() <= self.baseline and (
+            self.tasks is None or _task_count() <= self.tasks)
 
     def refuse(self, what: str):
         if self.refused is None:
@@ -671,6 +708,23 @@ _monotonic, _sleep = time.monotonic, time.sleep  # taken before any learner code
 # one): a counter in PyTorch's C++ that no Python code can set back.
 _recorded = torch._C._autograd._get_sequence_nr
 _thread_count = __import__("_thread")._count  # the interpreter's count of the threads _thread started
+
+
+def _task_count(_listdir=os.listdir) -> int:
+    """The kernel's count of this process's threads, however they were started."""
+    return len(_listdir("/proc/self/task"))
+
+
+def _cuda_started():
+    """On a machine with a GPU: CUDA's context, and autograd's thread for the device where this
+    process has autograd, started before any learner code, so that the threads of the driver and of
+    the engine are counted among the worker's own, not taken for threads the learner left running."""
+    if not torch.cuda.is_available():
+        return
+    x = torch.ones(1, device="cuda")
+    if AUTOGRAD:
+        (x.requires_grad_() * 2).sum().backward()
+    torch.cuda.synchronize()
 
 
 _TORCHSCRIPT = re.compile(r"^_jit_script_|^_create_(function|method|graph|module|object)_|import_ir_module|"
@@ -1546,10 +1600,11 @@ def child(req: dict, prepared: tuple | None = None):
     refused_thread_running = wire.encode({"error": ErrorKind.FORBIDDEN, "message": (
         "a thread of your code is running between calls: in a topic whose gradients you write by hand, a thread "
         "of its own could run autograd for them (no credit for it)")})
+    _cuda_started()
     unrecorded = recorded()
     # Threads however started (a C library's included): the kernel's list of this process's threads
     os_listdir, count, tasks = os.listdir, len, "/proc/self/task"
-    threads = count(os_listdir(tasks))
+    threads = watch.tasks = count(os_listdir(tasks))
     # The count is per thread: in a pid namespace of its own (bubblewrap), the namespace's last pid
     # tells whether a call started a thread (or a process) at all.
     os_open, os_read, os_close, read_only = os.open, os.read, os.close, os.O_RDONLY
@@ -1790,19 +1845,36 @@ def _become_learner(chan: int, uid: int | None):
 # (execve, execveat, clone, clone3, fork and vfork where they exist).
 _PROCESS_CALLS = {
     "x86_64": (0xC000003E, {"execve": 59, "execveat": 322, "clone": 56, "clone3": 435, "fork": 57, "vfork": 58,
-                            "memfd_create": 319, "shmget": 29, "msgget": 68, "io_uring_setup": 425}),
+                            "memfd_create": 319, "shmget": 29, "msgget": 68, "io_uring_setup": 425,
+                            "memfd_secret": 447, "add_key": 248, "request_key": 249, "keyctl": 250,
+                            "unshare": 272, "setns": 308, "userfaultfd": 323, "perf_event_open": 298, "bpf": 321,
+                            "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438}),
     "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279,
-                             "shmget": 194, "msgget": 186, "io_uring_setup": 425}),
+                             "shmget": 194, "msgget": 186, "io_uring_setup": 425,
+                             "memfd_secret": 447, "add_key": 217, "request_key": 218, "keyctl": 219,
+                             "unshare": 97, "setns": 268, "userfaultfd": 282, "perf_event_open": 241, "bpf": 280,
+                             "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438}),
 }
+# What fails with EPERM: programs and processes; memory that no limit of the process counts; what
+# outlives the child or reaches past it (the kernel's key store is one for the whole machine, shared
+# by every child and every run; a namespace of its own; tracing and reading other processes).
+_REFUSED_CALLS = ("execve", "execveat", "fork", "vfork", "memfd_create", "memfd_secret", "shmget", "msgget",
+                  "io_uring_setup", "add_key", "request_key", "keyctl", "unshare", "setns", "userfaultfd",
+                  "perf_event_open", "bpf", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd")
 CLONE_THREAD = 0x10000
 
 
 def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     """A classic-BPF seccomp filter, as ``(code, jt, jf, k)``: ``execve``/``execveat``,
-    ``fork``/``vfork``, a ``clone`` without ``CLONE_THREAD``, and what holds memory that no limit of
-    the process counts (the kernel's out-of-memory killer would then pick another process, a
-    classmate's): ``memfd_create`` (a file in memory), ``shmget`` (System V segments keep their pages
-    once detached), ``msgget`` (message queues) and ``io_uring_setup`` (rings) fail with EPERM;
+    ``fork``/``vfork``, a ``clone`` without ``CLONE_THREAD``, what holds memory that no limit of the
+    process counts (the kernel's out-of-memory killer would then pick another process, a
+    classmate's): ``memfd_create`` and ``memfd_secret`` (files in memory), ``shmget`` (System V
+    segments keep their pages once detached), ``msgget`` (message queues) and ``io_uring_setup``
+    (rings), and what outlives the child or reaches past it: the kernel's key store (``add_key``,
+    ``request_key``, ``keyctl``: one for the whole machine, so a key one child writes another reads,
+    in this run or a later one), a namespace of its own (``unshare``, ``setns``: in a user namespace
+    it could mount a file system in memory), ``userfaultfd``, ``perf_event_open``, ``bpf``,
+    ``ptrace``, ``process_vm_readv``/``writev`` and ``pidfd_getfd`` fail with EPERM (``_REFUSED_CALLS``);
     ``clone3`` (whose
     flags a filter cannot read) fails with ENOSYS, so that the C library starts threads with
     ``clone``; another architecture's calls (a 32-bit ``int 0x80``, x32) fail with EPERM; every
@@ -1818,7 +1890,7 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     ins(JEQ, arch, jf="eperm")
     ins(LD, 0)  # seccomp_data.nr
     ins(JGE, 0x40000000, jt="eperm")  # x32 calls on x86_64
-    for name in ("execve", "execveat", "fork", "vfork", "memfd_create", "shmget", "msgget", "io_uring_setup"):
+    for name in _REFUSED_CALLS:
         if name in calls:
             ins(JEQ, calls[name], jt="eperm")
     ins(JEQ, calls["clone3"], jt="enosys")

@@ -10,7 +10,8 @@ With a class-index target ``y``, ``q`` is the one-hot vector of ``y`` and the lo
 
 Shapes, as in ``F.cross_entropy``: ``logits`` is ``(N, C)`` or ``(N, C, d1, d2, ...)`` -- the classes
 are in dim 1, NOT in the last dim (a language model's ``(B, T, C)`` logits go in as
-``logits.transpose(1, 2)``). ``target`` is either
+``logits.transpose(1, 2)``: a view, as its targets may be, so flatten with ``reshape``, which
+``.view`` cannot always do on a view). Any number of trailing dims ``d1, d2, d3, ...``. ``target`` is either
   * class indices: an integer tensor shaped like ``logits`` without dim 1 (``(N,)`` or
     ``(N, d1, ...)``), values in ``[0, C)`` or ``ignore_index``;
   * class probabilities: a floating tensor shaped exactly like ``logits`` (each distribution, along

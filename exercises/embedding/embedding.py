@@ -12,8 +12,8 @@ That is the same as multiplying a one-hot row vector by ``weight``, without buil
 
 Shapes:
   * ``weight``: ``(V, D)``, ``V = num_embeddings`` rows of size ``D = embedding_dim``;
-  * ``ids``: integer tensor (int64) of any shape, e.g. ``(B, T)`` for a batch of sequences;
-    every id is in ``0 .. V-1``;
+  * ``ids``: integer tensor (int64) of any shape, e.g. ``(B, T)`` for a batch of sequences, or a
+    single id of 0 dims; every id is in ``0 .. V-1``;
   * ``embedding(ids, weight)``: ``(*ids.shape, D)``: a vector in place of every id.
 
 The backward. If the loss depends on the looked-up vectors through ``d_out`` (its gradient with

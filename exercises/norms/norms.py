@@ -52,6 +52,8 @@ Pitfalls:
   * normalize over the last ``len(normalized_shape)`` dims, all of them, whatever the number of
     leading dims;
   * ``dweight`` and ``dbias`` have the shape of ``normalized_shape``: sum over ALL the batch dims;
+  * ``x`` (and ``d_out``) may be views, e.g. a transposed attention output: reduce over the dims, or
+    flatten with ``reshape``; ``x.view(-1, N)`` fails on them, in the backwards and the blocks too;
   * ``x`` may have no batch dim at all (its shape is ``normalized_shape``): ``dweight`` is then
     ``d_out * x_hat`` itself (careful: ``t.sum(dim=())`` sums over EVERY dim);
   * keep the dtype and the device of ``x`` (no ``.cpu()``, no numpy, no Python floats from ``.item()``);

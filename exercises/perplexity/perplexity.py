@@ -8,8 +8,9 @@ A language model assigns each next token a probability. Over a text of N counted
 is the model's "effective branching factor": a model that spreads its probability uniformly over V
 tokens has perplexity exactly V; a model that is always certain and right has perplexity 1.
 
-Shapes: ``logits`` is ``(..., V)`` (for example ``(B, T, V)`` or ``(N, V)``), ``targets`` has the
-leading shape of ``logits`` (``(B, T)`` or ``(N,)``) and holds integer token ids.
+Shapes: ``logits`` is ``(..., V)`` (for example ``(B, T, V)``, ``(N, V)``, or ``(V,)`` for one token),
+``targets`` has the leading shape of ``logits`` (``(B, T)``, ``(N,)`` or ``()``) and holds integer
+token ids.
 
 Pitfalls:
   * exp of the MEAN, not of the sum (that explodes with the text length), and not the mean of

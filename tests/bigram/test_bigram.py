@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from grader.wire import Generator
 from tests.compare import Mismatch, check
 from tests.diagnosis import forward_or_backward
+from tests.references import reference
 from tests.strategies import Case, cases, dims, randint, randn, seeds
 
 # Word lists over a small alphabet: every letter may repeat, words and letters in any order.
@@ -126,9 +127,7 @@ def test_defaults(impl, device, case):
     check("probabilities(N) (defaults: k=1, dtype=float32)", got["probabilities"], _probs(N, 1.0, torch.float32, device))
     check(f"one_hot(xs, {case.vocab}) (default dtype: float32)", got["one_hot"], F.one_hot(xs, case.vocab).float())
     check("neural_bigram_loss(W, xs, ys) (default reg: 0)", got["neural_bigram_loss"], _reference_loss(W, xs, ys, 0.0))
-    ref_W = W.clone().requires_grad_(True)
-    (expected,) = torch.autograd.grad(_reference_loss(ref_W, xs, ys, 0.0), ref_W)
-    check("neural_bigram_grad(W, xs, ys) (default reg: 0)", got["neural_bigram_grad"], expected)
+    check("neural_bigram_grad(W, xs, ys) (default reg: 0)", got["neural_bigram_grad"], _loss_and_grad(W, xs, ys, 0.0)[1])
 
 
 @given(words=words_lists, k=smoothing, unseen=st.sampled_from(["", "ba", "eeee"]),
@@ -230,6 +229,15 @@ def _reference_loss(W, xs, ys, reg):
     return F.cross_entropy(logits, ys) + reg * (W ** 2).mean()
 
 
+@reference
+def _loss_and_grad(W, xs, ys, reg):
+    """The reference loss and its gradient with respect to ``W`` (``torch.autograd.grad``)."""
+    ref_W = W.clone().requires_grad_(True)
+    loss = _reference_loss(ref_W, xs, ys, reg)
+    (grad,) = torch.autograd.grad(loss, ref_W)
+    return loss.detach(), grad
+
+
 @given(case=neural, reg=regs, scale=scales)
 @example(case=FEW, reg=0.5, scale=1.0)
 @example(case=MANY, reg=0.0, scale=1e4)
@@ -249,11 +257,9 @@ def test_neural_bigram_loss_gradient(impl, device, dtype, case, reg, scale):
     """``loss.backward()`` through the learner's loss, as a training loop does, against torch."""
     W, xs, ys = _neural_inputs(case, dtype, device, scale)
     loss, grad = impl.drive("loss_and_grad", W, xs, ys, reg)
-    ref_W = W.clone().requires_grad_(True)
-    expected = _reference_loss(ref_W, xs, ys, reg)
-    (expected_grad,) = torch.autograd.grad(expected, ref_W)
+    expected, expected_grad = _loss_and_grad(W, xs, ys, reg)
     what = f"neural_bigram_loss(W, xs, ys, reg={reg}) with W of {_scale(scale)}"
-    check(what, loss, expected.detach())
+    check(what, loss, expected)
     if grad is None:
         raise Mismatch(f"{what} is not differentiable with respect to W (a .item(), a detach, or a new "
                        "tensor built from Python numbers?): loss.backward() could not train W")
@@ -267,8 +273,7 @@ def test_neural_bigram_loss_gradient(impl, device, dtype, case, reg, scale):
 @example(case=FEW, reg=0.0, scale="offset")
 def test_neural_bigram_grad(impl, device, dtype, case, reg, scale):
     W, xs, ys = _neural_inputs(case, dtype, device, scale)
-    ref_W = W.clone().requires_grad_(True)
-    (expected,) = torch.autograd.grad(_reference_loss(ref_W, xs, ys, reg), ref_W)
+    expected = _loss_and_grad(W, xs, ys, reg)[1]
     got = impl.neural_bigram_grad(W, xs, ys, reg)
     inputs = dict(W=W, xs=xs, ys=ys, reg=reg)
     with forward_or_backward(impl, "neural_bigram_loss", _reference_loss, inputs, {"W": got}):

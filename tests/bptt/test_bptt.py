@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from dlkata.gradcheck import which_differ
 from tests.compare import Mismatch, check, unpack
+from tests.references import reference
 from tests.devices import check_devices
 from tests.strategies import Case, cases, dims, randn, seeds
 
@@ -74,6 +75,7 @@ def _torch_rnn(weights):
     return module, params
 
 
+@reference
 def _reference(x, h0, weights, d_output, d_h_n=None, k=None):
     """``torch.autograd.grad`` of ``sum(output * d_output) + sum(h_n * d_h_n)``, the forward run by
     ``torch.nn.RNN`` in windows of ``k`` steps with the state detached between windows (``k=None``:

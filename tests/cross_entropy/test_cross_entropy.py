@@ -4,7 +4,7 @@ gradient against ``torch.log_softmax``, ``F.cross_entropy`` and ``torch.autograd
 Every promise of the stub, and the test that holds it to it (fixed ``@example``s in brackets):
 
 =============================================================  ====================================
-logits ``(N, C)``, ``(N, C, d1)``, ``(N, C, d1, d2)``           every test (PLAIN, SPATIAL, SPATIAL2)
+logits ``(N, C)``, ``(N, C, d1)``, ``(N, C, d1, d2)``, 3 dims  every test (PLAIN, SPATIAL, SPATIAL2, SPATIAL3)
 classes in dim 1, not the last dim                              test_class_index_targets (SPATIAL*)
 class-index targets, ``ignore_index`` -100, -1, a valid class, or beyond the classes (99)   test_class_index_targets, *_gradient_*
 probability targets, ``ignore_index`` does not apply to them    test_probability_targets (ignore=0)
@@ -20,6 +20,7 @@ inputs are never changed in place                               the worker's che
 the signature's defaults (``dim=-1``, "mean", -100, 0.0)        test_defaults_are_the_stubs
 any other ``reduction`` raises ValueError                       test_an_unknown_reduction_is_an_error
 an ignored row adds nothing, even of -inf logits (not inf * 0)  test_an_ignored_row_of_masked_logits
+a time-major model's logits and targets, views (no ``.view``)   test_non_contiguous_logits_and_target
 =============================================================  ====================================
 """
 import pytest
@@ -31,6 +32,7 @@ from hypothesis import strategies as st
 from tests.compare import check
 from tests.diagnosis import forward_or_backward
 from tests.strategies import Case, cases, dims, randn, seeded, seeds
+from tests.references import reference
 
 # n: batch size; classes: C; extra: the trailing dims (d1, d2) of (N, C, d1, d2) logits (none for
 # (N, C)); scale: spread of the logits (1e4: exp overflows unless the max is subtracted first;
@@ -55,6 +57,8 @@ ROWS = Case(n=4, classes=3, extra=[2], scale="rows", seed=5)
 # grid at 1e4 (steps of 1e-3) and loses the digits that (x - m) - log(...) keeps.
 OFFSET = Case(n=3, classes=4, extra=[], scale="offset", seed=6)
 UNIT = Case(n=3, classes=4, extra=[1], scale=1.0, seed=7)  # a sequence of one step: a squeeze() too many shows
+# Three spatial dims: moving the classes last with transpose(1, -1) swaps d1 and d3 (right for one or two)
+SPATIAL3 = Case(n=2, classes=4, extra=[2, 3, 2], scale=1.0, seed=8)
 
 
 def _logits(case, dtype, device):
@@ -115,6 +119,7 @@ def _reference(logits, target, kw):
     return F.cross_entropy(logits, target, **kw)
 
 
+@reference
 def _reference_grad(logits, target, kw):
     """``torch.autograd.grad`` of ``F.cross_entropy`` (of the sum of the losses for "none")."""
     leaf = logits.detach().requires_grad_(True)
@@ -157,6 +162,7 @@ def test_log_softmax(impl, device, dtype, case, axis, negative):
 @example(case=SPATIAL, reduction="sum", ignore=-1, label_smoothing=0.1)
 @example(case=OFFSET, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
 @example(case=UNIT, reduction="sum", ignore=-100, label_smoothing=0.0)
+@example(case=SPATIAL3, reduction="none", ignore=-100, label_smoothing=0.0)
 def test_class_index_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)
@@ -190,6 +196,7 @@ def test_probability_targets(impl, device, dtype, case, reduction, ignore, label
 @example(case=ROWS, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
 @example(case=EXTREME, reduction="mean", ignore="no ignore_index", label_smoothing=0.1)
 @example(case=PLAIN, reduction="mean", ignore=99, label_smoothing=0.1)
+@example(case=SPATIAL3, reduction="none", ignore=0, label_smoothing=0.1)
 def test_gradient_class_index_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _class_targets(case, device, ignore)
     kw = _kwargs(reduction, ignore, label_smoothing)
@@ -231,6 +238,20 @@ def test_an_ignored_row_of_masked_logits(impl, device, dtype, reduction):
     target = torch.tensor([2, -100, 3], device=device)
     kw = _kwargs(reduction, -100, 0.0)
     what = " with the second row ignored and its logits masked to -inf"
+    check(_call("cross_entropy", logits, kw) + what, impl.cross_entropy(logits, target, **kw),
+          _reference(logits, target, kw))
+    _check_grad(impl, _call("cross_entropy_grad", logits, kw) + what, logits, target, kw)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_non_contiguous_logits_and_target(impl, device, dtype, reduction):
+    """A time-major language model's scores: logits ``(T, B, C)`` go in as ``permute(1, 2, 0)`` and
+    targets ``(T, B)`` as ``.T``, both views whose dims ``.view`` cannot merge (``reshape`` can)."""
+    T, B, C = 3, 2, 4
+    logits = randn(T, B, C, seed=11, dtype=dtype, device=device, scale=2.0).permute(1, 2, 0)
+    target = torch.tensor([[0, 3], [2, -100], [1, 1]], device=device).T
+    kw = _kwargs(reduction, -100, 0.0)
+    what = " of logits (B, C, T) and targets (B, T) given as views of time-major tensors"
     check(_call("cross_entropy", logits, kw) + what, impl.cross_entropy(logits, target, **kw),
           _reference(logits, target, kw))
     _check_grad(impl, _call("cross_entropy_grad", logits, kw) + what, logits, target, kw)

@@ -2,10 +2,11 @@
 ``F.embedding``, ``F.embedding_bag`` and ``torch.autograd.grad``.
 
 Promise (stub docstring)                                    -> test
-lookup of any ids shape, (*ids.shape, D)                     -> test_embedding (ids of 1 to 3 dims)
+lookup of any ids shape, (*ids.shape, D)                     -> test_embedding (ids of 1 to 3 dims; SINGLE: 0 dims)
 padding row: forward unchanged, no gradient through autograd -> test_embedding_gradient
 negative padding_idx counts from the end                     -> every test (-1 and -2 drawn; NEGATIVE, NEGATIVE_TWO)
 backward: repeated ids accumulate, unseen rows are zeros     -> test_embedding_backward (REPEATS)
+backward: ids of any shape, one id (0 dims, d_out (D,)) too  -> test_embedding_backward (SINGLE)
 backward: padding row gets zeros                             -> test_embedding_backward
 backward: any d_out of shape (*ids.shape, D), views included -> test_embedding_backward_non_contiguous
 lookup of ids that are a view (transposed)                   -> test_embedding_of_non_contiguous_ids
@@ -43,6 +44,7 @@ NEGATIVE = Case(ids=[[3, 1], [2, 3]], vocab=4, dim=3, padding="negative", seed=3
 NEGATIVE_TWO = Case(ids=[[2, 1], [2, 3]], vocab=4, dim=3, padding="negative_two", seed=5)
 ONE_DIM = Case(ids=[3, 0, 3], vocab=4, dim=2, padding="none", seed=6)
 ALL_PADDING = Case(ids=[[0, 0, 0], [1, 0, 2]], vocab=3, dim=2, padding="first", seed=4)
+SINGLE = Case(ids=2, vocab=4, dim=3, padding="none", seed=7)  # one id, 0 dims: d_out is (D,)
 
 
 def _padding_idx(case):
@@ -87,6 +89,7 @@ def _check_gradient(what, out, grad, expected_out, expected_grad):
 @example(case=REPEATS)
 @example(case=NEGATIVE)
 @example(case=ONE_DIM)
+@example(case=SINGLE)
 def test_embedding(impl, device, dtype, case):
     ids, weight = _ids(case, device), _weight(case, dtype, device)
     padding_idx = _padding_idx(case)
@@ -115,6 +118,7 @@ def test_embedding_gradient(impl, device, dtype, case):
 @example(case=NEGATIVE)
 @example(case=NEGATIVE_TWO)
 @example(case=ONE_DIM)
+@example(case=SINGLE)
 def test_embedding_backward(impl, device, dtype, case):
     ids, weight = _ids(case, device), _weight(case, dtype, device)
     padding_idx = _padding_idx(case)

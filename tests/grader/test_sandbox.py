@@ -41,11 +41,12 @@ def memory_no_limit_counts(what):
             fd = os.memfd_create("hoard")
             os.posix_fallocate(fd, 0, 1 << 30)
             return "allocated"
-        if what in ("sysv_shm", "sysv_msg", "io_uring"):
+        if what in ("sysv_shm", "sysv_msg", "io_uring", "memfd_secret"):
             libc = ctypes.CDLL(None, use_errno=True)
-            number = {"sysv_shm": (29, 194), "sysv_msg": (68, 186), "io_uring": (425, 425)}[what]
+            number = {"sysv_shm": (29, 194), "sysv_msg": (68, 186), "io_uring": (425, 425), "memfd_secret": (447, 447)}[what]
             nr = number[0] if os.uname().machine == "x86_64" else number[1]
-            args = {"sysv_shm": (0, 1 << 30, 0o1600), "sysv_msg": (0, 0o1600, 0), "io_uring": (4096, 0, 0)}[what]
+            args = {"sysv_shm": (0, 1 << 30, 0o1600), "sysv_msg": (0, 0o1600, 0), "io_uring": (4096, 0, 0),
+                    "memfd_secret": (0, 0, 0)}[what]
             io_uring_params = ctypes.create_string_buffer(120)
             ret = libc.syscall(nr, *(args if what != "io_uring" else (args[0], io_uring_params)))
             return "allocated" if ret >= 0 else f"refused: {ctypes.get_errno()}"
@@ -53,6 +54,26 @@ def memory_no_limit_counts(what):
         return f"opened {len(pairs)}"
     except OSError as e:
         return f"refused: {e.errno}"
+
+
+def reach_past_the_child(what):
+    """A system call whose effect outlives the child or reaches past it: "refused: <errno>", or what it gave."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    x86 = os.uname().machine == "x86_64"
+    if what == "add_key":  # a key in the kernel's store, readable by any later process of the machine
+        ret = libc.syscall(248 if x86 else 217, b"user", b"dlkata-probe", b"secret", 6, -4)  # the user keyring
+    elif what == "keyctl":  # KEYCTL_GET_KEYRING_ID of the user keyring
+        ret = libc.syscall(250 if x86 else 219, 0, -4, 0)
+    elif what == "unshare_user":  # a user namespace of its own, where it could mount a file system in memory
+        ret = libc.syscall(272 if x86 else 97, 0x10000000)
+    elif what == "ptrace_traceme":
+        ret = libc.syscall(101 if x86 else 117, 0, 0, 0, 0)
+    elif what == "perf_event_open":
+        attr = ctypes.create_string_buffer(128)
+        ret = libc.syscall(298 if x86 else 241, attr, 0, -1, -1, 0)
+    else:
+        raise ValueError(what)
+    return f"refused: {ctypes.get_errno()}" if ret < 0 else f"gave {ret}"
 
 
 def start_process(route):
@@ -89,9 +110,16 @@ def start_process(route):
     return "started"
 
 
+_CALLBACKS = []
+
+
 def leave_thread(how):
     if how == "threading":
         threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+    elif how == "pthread":  # a thread of the C library's, which the interpreter does not count
+        start = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(lambda _: time.sleep(30))
+        _CALLBACKS.append(start)
+        ctypes.CDLL(None).pthread_create(ctypes.byref(ctypes.c_ulong()), None, start, None)
     else:  # an old alias of _thread.start_new_thread
         import _thread
         _thread.start_new(time.sleep, (30,))
@@ -624,7 +652,7 @@ def test_learner_code_starts_no_process_and_no_program(box, route):
 
 @pytest.mark.parametrize("what, refused", [("memfd", "refused: 1"), ("sysv_shm", "refused: 1"),
                                            ("sysv_msg", "refused: 1"), ("io_uring", "refused: 1"),
-                                           ("sockets", "refused: 24")])
+                                           ("memfd_secret", "refused: 1"), ("sockets", "refused: 24")])
 def test_no_memory_outside_the_limits_of_the_learners_process(box, what, refused):
     """A file in memory (refused by the seccomp filter: EPERM) and the buffers of thousands of open
     sockets (the open-files limit: EMFILE) would hold memory that no limit of the learner's process
@@ -635,7 +663,18 @@ def test_no_memory_outside_the_limits_of_the_learners_process(box, what, refused
     learner.close()
 
 
-@pytest.mark.parametrize("how", ["threading", "_thread.start_new"])
+@pytest.mark.parametrize("what", ["add_key", "keyctl", "unshare_user", "ptrace_traceme", "perf_event_open"])
+def test_nothing_outlives_the_child_or_reaches_past_it(box, what):
+    """The kernel's key store is one for the whole machine (a key one child writes, a classmate's child
+    reads, in this run or a later one); a user namespace could mount a file system in memory; tracing
+    and performance counters reach other processes: the seccomp filter refuses them (EPERM)."""
+    learner = _open(box)
+    assert learner.call("reach_past_the_child", what) == "refused: 1"
+    assert learner.call("ok", torch.ones(1)).tolist() == [2.0]
+    learner.close()
+
+
+@pytest.mark.parametrize("how", ["threading", "_thread.start_new", "pthread"])
 @pytest.mark.parametrize("rules", [["aten.logsumexp"], []], ids=["watched", "no rules"])
 def test_a_thread_left_running_fails_its_call_and_the_next_call_starts_afresh(box, how, rules):
     learner = _open(box, forbidden=rules)

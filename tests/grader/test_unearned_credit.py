@@ -89,7 +89,8 @@ def taken_over(tmp_path_factory):
     for name, hostile in [("m_takes_over", "takes_over_its_loop"), ("m_by_jit", "jit_differentiates"),
                           ("m_by_sympy", "sympy_differentiates"), ("m_by_sympy_afresh", "sympy_imported_afresh"),
                           ("m_by_weight_norm", "weight_norm_differentiates"),
-                          ("m_by_gradcheck", "gradcheck_differentiates")]:
+                          ("m_by_gradcheck", "gradcheck_differentiates"),
+                          ("m_by_another_sympy", "sympy_of_another_copy")]:
         with open(os.path.join(c.HOSTILE, f"{hostile}.py")) as f:
             c.write_submission(os.path.join(folder, name), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + f.read()})
     return c.by_name(c.run_grader(folder, str(base / "out"), topics=NORMS, jobs=1, call_timeout=10))
@@ -106,14 +107,29 @@ def test_a_process_that_took_over_its_loop_has_no_autograd_for_the_hand_written_
     assert tests["test_layer_norm"]["failed"] == 0, tests["test_layer_norm"]
 
 
-@pytest.mark.parametrize("name", ["m_by_jit", "m_by_sympy", "m_by_sympy_afresh", "m_by_weight_norm", "m_by_gradcheck"])
+@pytest.mark.parametrize("name", ["m_by_jit", "m_by_sympy", "m_by_sympy_afresh", "m_by_weight_norm", "m_by_gradcheck",
+                                  "m_by_another_sympy"])
 def test_no_library_derives_a_hand_written_gradient(taken_over, name):
     """TorchScript differentiates a graph without autograd, sympy an expression, gradcheck by finite
     differences, weight norm's backward kernel is a norm's: a server for hand-written gradients has no
     TorchScript left (a guard around it would still hold it, in its closure), sympy's, mpmath's and
     gradcheck's differentiation refuse, their files are not there to import afresh
-    (``hostile/sympy_imported_afresh.py``), and norms forbids weight norm's operators."""
+    (``hostile/sympy_imported_afresh.py``), nor any other copy of them (``sympy_of_another_copy.py``:
+    hidden where found, refused by an audit hook where not), and norms forbids weight norm's operators."""
     tests = c.tests_of(taken_over[name], NORMS)
     for name in NORMS_BACKWARD:
         assert tests[name]["passed"] == 0 and tests[name]["failed"] > 0, (name, tests[name])
     assert tests["test_layer_norm"]["failed"] == 0, tests["test_layer_norm"]
+
+
+def test_a_differentiating_library_run_afresh_from_any_copy_is_refused():
+    """The audit hook of a server without autograd: module code from a folder named after sympy or
+    mpmath, wherever it lies (a copy that was not found to be hidden: vendored inside another
+    package), is refused; a learner's file of a similar name, and other events, are not."""
+    from grader.worker import _no_fresh_import_of
+    refused = []
+    hook = _no_fresh_import_of(("sympy", "mpmath"), refused.append)
+    hook("exec", (compile("x = 1", "/opt/lib/python3/dist-packages/other/_vendor/sympy/core/basic.py", "exec"),))
+    hook("exec", (compile("x = 1", "/tmp/learner-1/sympy_helpers.py", "exec"),))
+    hook("open", ("/opt/lib/python3/dist-packages/mpmath/__init__.py", "r", 0))
+    assert refused == ["sympy imported afresh from its files"]

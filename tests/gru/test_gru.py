@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tests.compare import Mismatch, check, unpack
 from tests.defaults import check_defaults
 from tests.strategies import Case, cases, dims, randn, seeds
+from tests.references import reference
 
 # input != hidden, so that a weight used without its transpose cannot go unnoticed.
 cells = cases(batch=dims(1, 3), input=dims(1, 4), hidden=dims(1, 4), seed=seeds()) \
@@ -63,6 +64,13 @@ def _torch_gru(weights, batch_first, dtype, device):
     return _load(module.to(device=device, dtype=dtype), weights, suffix=lambda layer: f"_l{layer}")
 
 
+@reference
+def _gru_outputs(weights, batch_first, dtype, device, x, h0):
+    """``(output, h_n)`` of ``torch.nn.GRU`` holding ``weights`` on ``x`` and ``h0``."""
+    with torch.no_grad():
+        return _torch_gru(weights, batch_first, dtype, device)(x, h0)
+
+
 def _sequence(case, dtype, device, batch_first, with_h0):
     shape = (case.batch, case.seq_len, case.input) if batch_first else (case.seq_len, case.batch, case.input)
     x = randn(*shape, seed=case.seed, dtype=dtype, device=device)
@@ -82,10 +90,15 @@ def test_gru_cell(impl, device, dtype, case):
     weights = _weights(case, dtype, device)[0]
     x = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
     h = randn(case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device)
-    cell = _load(torch.nn.GRUCell(case.input, case.hidden).to(device=device, dtype=dtype), [weights])
+    check("gru_cell (compared with torch.nn.GRUCell): h'", impl.gru_cell(x, h, *weights), _cell_output(x, h, weights))
+
+
+@reference
+def _cell_output(x, h, weights):
+    """``h'`` of ``torch.nn.GRUCell`` holding ``weights``."""
+    cell = _load(torch.nn.GRUCell(x.shape[-1], h.shape[-1]).to(device=x.device, dtype=x.dtype), [weights])
     with torch.no_grad():
-        expected = cell(x, h)
-    check("gru_cell (compared with torch.nn.GRUCell): h'", impl.gru_cell(x, h, *weights), expected)
+        return cell(x, h)
 
 
 def test_gru_cell_saturated(impl, device, dtype):
@@ -93,11 +106,8 @@ def test_gru_cell_saturated(impl, device, dtype):
     weights = _weights(ONE, dtype, device)[0]
     x = randn(ONE.batch, ONE.input, seed=ONE.seed, dtype=dtype, device=device, scale=1e4)
     h = randn(ONE.batch, ONE.hidden, seed=ONE.seed + 1, dtype=dtype, device=device)
-    cell = _load(torch.nn.GRUCell(ONE.input, ONE.hidden).to(device=device, dtype=dtype), [weights])
-    with torch.no_grad():
-        expected = cell(x, h)
     check("gru_cell with pre-activations of size 1e3 to 1e4 (sigmoid and tanh saturate, no nan): h'",
-          impl.gru_cell(x, h, *weights), expected)
+          impl.gru_cell(x, h, *weights), _cell_output(x, h, weights))
 
 
 @given(case=stacks, batch_first=st.booleans(), with_h0=st.booleans())
@@ -109,8 +119,7 @@ def test_gru_cell_saturated(impl, device, dtype):
 def test_gru_forward(impl, device, dtype, case, batch_first, with_h0):
     weights = _weights(case, dtype, device, layers=case.layers)
     x, h0 = _sequence(case, dtype, device, batch_first, with_h0)
-    with torch.no_grad():
-        expected_output, expected_h_n = _torch_gru(weights, batch_first, dtype, device)(x, h0)
+    expected_output, expected_h_n = _gru_outputs(weights, batch_first, dtype, device, x, h0)
     what = _what(case, batch_first, with_h0)
     output, h_n = unpack(impl.gru_forward(x, weights, h0=h0, batch_first=batch_first), 2, what)
     layout = "(B, T, H) with batch_first=True" if batch_first else "(T, B, H)"
@@ -125,8 +134,7 @@ def test_non_contiguous_x(impl, device, dtype):
     """``x`` a time-major view of a batch-first tensor, as a model that transposes its input passes it: ``x.view(T * B, I)`` refuses it, ``reshape`` and indexing by step do not."""
     weights = _weights(STACK, dtype, device, layers=STACK.layers)
     x = randn(STACK.batch, STACK.seq_len, STACK.input, seed=STACK.seed, dtype=dtype, device=device).transpose(0, 1)
-    with torch.no_grad():
-        expected_output, expected_h_n = _torch_gru(weights, False, dtype, device)(x, None)
+    expected_output, expected_h_n = _gru_outputs(weights, False, dtype, device, x, None)
     what = "gru_forward of x given as a non-contiguous view (T, B, I)"
     output, h_n = unpack(impl.gru_forward(x, weights), 2, what)
     check(f"{what}: output", output, expected_output)
@@ -139,14 +147,7 @@ def test_non_contiguous_x(impl, device, dtype):
 def test_gru_forward_gradients(impl, device, dtype, case, batch_first, with_h0):
     weights = _weights(case, dtype, device, layers=case.layers)
     x, h0 = _sequence(case, dtype, device, batch_first, with_h0)
-    module = _torch_gru(weights, batch_first, dtype, device)
-    leaves = [x.detach().requires_grad_(True), *([h0.detach().requires_grad_(True)] if with_h0 else [])]
-    output, h_n = module(leaves[0], leaves[1] if with_h0 else None)
-    d_output = randn(*output.shape, seed=case.seed + 2, dtype=dtype, device=device)
-    d_h_n = randn(*h_n.shape, seed=case.seed + 3, dtype=dtype, device=device)
-    params = [getattr(module, f"{n}_l{layer}") for layer in range(case.layers)
-              for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-    expected = torch.autograd.grad((output * d_output).sum() + (h_n * d_h_n).sum(), [*leaves, *params])
+    d_output, d_h_n, expected = _layer_gradients(weights, batch_first, dtype, device, x, h0, case.seed)
     names = ["x", *(["h0"] if with_h0 else []),
              *[f"{n} of layer {layer}" for layer in range(case.layers) for n in ("W_ih", "W_hh", "b_ih", "b_hh")]]
     what = _what(case, batch_first, with_h0)
@@ -174,15 +175,36 @@ def test_gru_cell_backward_saturated(impl, device, dtype):
                                                         "(compared with autograd on torch.nn.GRUCell; no nan)")
 
 
+@reference
+def _layer_gradients(weights, batch_first, dtype, device, x, h0, seed):
+    """``torch.nn.GRU`` holding ``weights``: upstream gradients of ``output`` and ``h_n`` drawn from
+    ``seed``, and the gradients of ``x``, ``h0`` if given, and every weight."""
+    module = _torch_gru(weights, batch_first, dtype, device)
+    leaves = [t.detach().requires_grad_(True) for t in (x, h0) if t is not None]
+    output, h_n = module(leaves[0], leaves[1] if h0 is not None else None)
+    d_output = randn(*output.shape, seed=seed + 2, dtype=dtype, device=device)
+    d_h_n = randn(*h_n.shape, seed=seed + 3, dtype=dtype, device=device)
+    params = [getattr(module, f"{n}_l{layer}") for layer in range(len(weights))
+              for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    return d_output, d_h_n, torch.autograd.grad((output * d_output).sum() + (h_n * d_h_n).sum(), [*leaves, *params])
+
+
+@reference
+def _cell_gradients(x, h, weights, d_h_next):
+    """The gradients of ``sum(h' * d_h_next)`` through ``torch.nn.GRUCell`` holding ``weights``:
+    ``x``, ``h``, then every weight."""
+    cell = _load(torch.nn.GRUCell(x.shape[-1], h.shape[-1]).to(device=x.device, dtype=x.dtype), [weights])
+    leaves = [t.detach().requires_grad_(True) for t in (x, h)]
+    return torch.autograd.grad((cell(*leaves) * d_h_next).sum(),
+                               [*leaves, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh])
+
+
 def _check_cell_backward(impl, device, dtype, case, x_scale, what):
     weights = _weights(case, dtype, device)[0]
     x = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device, scale=x_scale)
     h = randn(case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device)
     d_h_next = randn(case.batch, case.hidden, seed=case.seed + 2, dtype=dtype, device=device)
-    cell = _load(torch.nn.GRUCell(case.input, case.hidden).to(device=device, dtype=dtype), [weights])
-    leaves = [t.detach().requires_grad_(True) for t in (x, h)]
-    expected = torch.autograd.grad((cell(*leaves) * d_h_next).sum(),
-                                   [*leaves, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh])
+    expected = _cell_gradients(x, h, weights, d_h_next)
     grads = unpack(impl.gru_cell_backward(x, h, *weights, d_h_next), 6, "gru_cell_backward")
     wrong, first = [], None
     for name, got, want in zip(GRADS, grads, expected):

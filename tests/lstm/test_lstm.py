@@ -30,6 +30,7 @@ from tests.devices import check_devices
 from tests.diagnosis import forward_or_backward
 from tests.gradients import check_gradients, reference_grads, upstream
 from tests.strategies import Case, cases, dims, randn, seeds
+from tests.references import reference
 
 # input != hidden, so that a weight used without its transpose cannot go unnoticed.
 shapes = cases(batch=dims(1, 3), seq_len=dims(1, 4), input=dims(1, 4), hidden=dims(1, 4), seed=seeds()) \
@@ -63,6 +64,22 @@ def _load(module, weights, suffix=""):
 def _torch_cell(weights, dtype, device):
     hidden4, inputs = weights[0].shape
     return _load(torch.nn.LSTMCell(inputs, hidden4 // 4).to(device=device, dtype=dtype), weights)
+
+
+@reference
+def _cell_output(weights, x, h, c):
+    """``(h', c')`` of ``torch.nn.LSTMCell`` holding ``weights``."""
+    with torch.no_grad():
+        return _torch_cell(weights, x.dtype, x.device)(x, (h, c))
+
+
+@reference
+def _layer_output(weights, x, hc0):
+    """``(output, (h_n, c_n))`` of a one-layer ``torch.nn.LSTM`` holding ``weights``."""
+    H = weights[1].shape[1]
+    module = _load(torch.nn.LSTM(x.shape[-1], H).to(device=x.device, dtype=x.dtype), weights, suffix="_l0")
+    with torch.no_grad():
+        return module(x, hc0)
 
 
 def _check_all(what, names, results, expected):
@@ -107,8 +124,7 @@ def test_lstm_gates(impl, device, dtype, case):
 def test_lstm_cell(impl, device, dtype, case):
     weights = _weights(case, dtype, device)
     x, h, c = _step_inputs(case, dtype, device)
-    with torch.no_grad():
-        expected_h, expected_c = _torch_cell(weights, dtype, device)(x, (h, c))
+    expected_h, expected_c = _cell_output(weights, x, h, c)
     h_next, c_next = unpack(impl.lstm_cell(x, h, c, *weights), 2, "lstm_cell")
     check("lstm_cell (compared with torch.nn.LSTMCell): h', the new hidden state", h_next, expected_h)
     check("lstm_cell (compared with torch.nn.LSTMCell): c', the new cell state", c_next, expected_c)
@@ -119,8 +135,7 @@ def test_lstm_cell_saturated(impl, device, dtype):
     weights = _weights(ONE, dtype, device)
     x, h, c = _step_inputs(ONE, dtype, device)
     x = x * 1e4
-    with torch.no_grad():
-        expected_h, expected_c = _torch_cell(weights, dtype, device)(x, (h, c))
+    expected_h, expected_c = _cell_output(weights, x, h, c)
     h_next, c_next = unpack(impl.lstm_cell(x, h, c, *weights), 2, "lstm_cell")
     what = "lstm_cell with pre-activations of size 1e3 to 1e4 (compared with torch.nn.LSTMCell; no nan)"
     check(f"{what}: h'", h_next, expected_h)
@@ -131,9 +146,7 @@ def test_non_contiguous_x(impl, device, dtype):
     """``x`` a time-major view of a batch-first tensor, as a model that transposes its input passes it: ``x.view(T * B, I)`` refuses it, ``reshape`` and indexing by step do not."""
     weights = _weights(ONE, dtype, device)
     x = randn(ONE.batch, ONE.seq_len, ONE.input, seed=ONE.seed, dtype=dtype, device=device).transpose(0, 1)
-    module = _load(torch.nn.LSTM(ONE.input, ONE.hidden).to(device=device, dtype=dtype), weights, suffix="_l0")
-    with torch.no_grad():
-        expected_output, (expected_h, expected_c) = module(x)
+    expected_output, (expected_h, expected_c) = _layer_output(weights, x, None)
     what = "lstm_forward of x given as a non-contiguous view (T, B, I)"
     output, state = unpack(impl.lstm_forward(x, *weights), 2, what)
     h_n, c_n = unpack(state, 2, f"{what}: the final state (h_n, c_n)")
@@ -154,9 +167,7 @@ def test_lstm_forward(impl, device, dtype, case, with_hc0):
     if with_hc0:
         hc0 = (randn(1, case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device),
                randn(1, case.batch, case.hidden, seed=case.seed + 2, dtype=dtype, device=device, scale=1.5))
-    module = _load(torch.nn.LSTM(case.input, case.hidden).to(device=device, dtype=dtype), weights, suffix="_l0")
-    with torch.no_grad():
-        expected_output, (expected_h, expected_c) = module(x, hc0)
+    expected_output, (expected_h, expected_c) = _layer_output(weights, x, hc0)
     what = f"lstm_forward(hc0={'given' if with_hc0 else 'None'}, compared with torch.nn.LSTM)"
     output, state = unpack(impl.lstm_forward(x, *weights, hc0=hc0), 2, what)
     h_n, c_n = unpack(state, 2, f"{what}: the final state (h_n, c_n)")
@@ -185,16 +196,23 @@ def _check_cell_backward(impl, device, dtype, case, x_scale, what):
     x = x * x_scale
     d_h_next = randn(case.batch, case.hidden, seed=case.seed + 3, dtype=dtype, device=device)
     d_c_next = randn(case.batch, case.hidden, seed=case.seed + 4, dtype=dtype, device=device)
-    cell = _torch_cell(weights, dtype, device)
-    leaves = [t.detach().requires_grad_(True) for t in (x, h, c)]
-    h_next, c_next = cell(leaves[0], (leaves[1], leaves[2]))
-    loss = (h_next * d_h_next).sum() + (c_next * d_c_next).sum()
-    expected = torch.autograd.grad(loss, [*leaves, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh])
+    expected = _cell_backward(weights, x, h, c, d_h_next, d_c_next)
     grads = unpack(impl.lstm_cell_backward(x, h, c, *weights, d_h_next, d_c_next), 7, "lstm_cell_backward")
     inputs = dict(zip(("x", "h", "c", "W_ih", "W_hh", "b_ih", "b_hh"), (x, h, c, *weights)))
     with forward_or_backward(impl, "lstm_cell", _lstm_cell_reference, inputs, dict(zip(inputs, grads)),
                              (d_h_next, d_c_next)):
         _check_all(what, GRADS, grads, expected)
+
+
+@reference
+def _cell_backward(weights, x, h, c, d_h_next, d_c_next):
+    """The gradients of ``sum(h' * d_h_next) + sum(c' * d_c_next)`` through ``torch.nn.LSTMCell``
+    holding ``weights``: ``x``, ``h``, ``c``, then every weight."""
+    cell = _torch_cell(weights, x.dtype, x.device)
+    leaves = [t.detach().requires_grad_(True) for t in (x, h, c)]
+    h_next, c_next = cell(leaves[0], (leaves[1], leaves[2]))
+    loss = (h_next * d_h_next).sum() + (c_next * d_c_next).sum()
+    return torch.autograd.grad(loss, [*leaves, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh])
 
 
 def _lstm_cell_reference(x, h, c, W_ih, W_hh, b_ih, b_hh):
@@ -210,13 +228,20 @@ _NAMES = ("W_ih", "W_hh", "b_ih", "b_hh")
 def test_lstm_cell_gradients(impl, device, dtype, case):
     weights = _weights(case, dtype, device)
     x, h, c = _step_inputs(case, dtype, device)
-    cell = _torch_cell(weights, dtype, device)
+    outs, d_outs, expected = _cell_gradients(weights, x, h, c, case.seed + 20)
+    check_gradients(impl, "lstm_cell", (x, h, c, *weights), {}, d_outs, outs, expected,
+                    outputs=["h'", "c'"], inputs=["x", "h", "c", *_NAMES], what="lstm_cell")
+
+
+@reference
+def _cell_gradients(weights, x, h, c, seed):
+    """``torch.nn.LSTMCell`` holding ``weights``: ``[h', c']``, upstream gradients drawn from ``seed``,
+    and the gradients of ``x``, ``h``, ``c`` and every weight."""
+    cell = _torch_cell(weights, x.dtype, x.device)
     leaves = [t.detach().requires_grad_(True) for t in (x, h, c)]
     outs = cell(leaves[0], (leaves[1], leaves[2]))
-    d_outs = upstream(outs, case.seed + 20)
-    expected = reference_grads(outs, [*leaves, *(getattr(cell, n) for n in _PARAMS)], d_outs)
-    check_gradients(impl, "lstm_cell", (x, h, c, *weights), {}, d_outs, [o.detach() for o in outs], expected,
-                    outputs=["h'", "c'"], inputs=["x", "h", "c", *_NAMES], what="lstm_cell")
+    d_outs = upstream(outs, seed)
+    return [o.detach() for o in outs], d_outs, reference_grads(outs, [*leaves, *(getattr(cell, n) for n in _PARAMS)], d_outs)
 
 
 @given(case=shapes, with_hc0=st.booleans())
@@ -227,19 +252,28 @@ def test_lstm_forward_gradients(impl, device, dtype, case, with_hc0):
     x = randn(case.seq_len, case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
     states = [randn(1, case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device),
               randn(1, case.batch, case.hidden, seed=case.seed + 2, dtype=dtype, device=device, scale=1.5)]
-    module = _load(torch.nn.LSTM(case.input, case.hidden).to(device=device, dtype=dtype), weights, suffix="_l0")
-    leaves = [t.detach().requires_grad_(True) for t in (x, *states)]
-    output, (h_n, c_n) = module(leaves[0], tuple(leaves[1:]) if with_hc0 else None)
-    outs = [output, h_n, c_n]
-    d_outs = upstream(outs, case.seed + 20)
-    params = [getattr(module, n + "_l0") for n in _PARAMS]
-    wrt = [leaves[0], *params, *(leaves[1:] if with_hc0 else [])]  # the order of the arguments
-    expected = reference_grads(outs, wrt, d_outs)
+    outs, d_outs, expected = _layer_gradients(weights, x, states if with_hc0 else None, case.seed + 20)
     kwargs = {"hc0": tuple(states)} if with_hc0 else {}
     what = f"lstm_forward(hc0={'given' if with_hc0 else 'None'})"
-    check_gradients(impl, "lstm_forward", (x, *weights), kwargs, d_outs, [o.detach() for o in outs], expected,
+    check_gradients(impl, "lstm_forward", (x, *weights), kwargs, d_outs, outs, expected,
                     outputs=["output", "h_n", "c_n"], inputs=["x", *_NAMES, *(["h0", "c0"] if with_hc0 else [])],
                     what=what)
+
+
+@reference
+def _layer_gradients(weights, x, states, seed):
+    """A one-layer ``torch.nn.LSTM`` holding ``weights``: ``[output, h_n, c_n]``, upstream gradients
+    drawn from ``seed``, and the gradients in the order of the arguments: ``x``, every weight, then
+    ``h0`` and ``c0`` when ``states`` are given."""
+    H = weights[1].shape[1]
+    module = _load(torch.nn.LSTM(x.shape[-1], H).to(device=x.device, dtype=x.dtype), weights, suffix="_l0")
+    leaves = [t.detach().requires_grad_(True) for t in (x, *(states or []))]
+    output, (h_n, c_n) = module(leaves[0], tuple(leaves[1:]) if states is not None else None)
+    outs = [output, h_n, c_n]
+    d_outs = upstream(outs, seed)
+    params = [getattr(module, n + "_l0") for n in _PARAMS]
+    wrt = [leaves[0], *params, *leaves[1:]]
+    return [o.detach() for o in outs], d_outs, reference_grads(outs, wrt, d_outs)
 
 
 def _device_case(fn, with_hc0=False):

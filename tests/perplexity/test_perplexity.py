@@ -3,7 +3,7 @@
 Every promise of the stub, and the test that holds it to it (fixed ``@example``s run first):
 
 ==============================================================  ======================================
-``token_nll``: ``-log softmax[target]``, logits ``(..., V)``      test_token_nll (1 to 3 leading dims)
+``token_nll``: ``-log softmax[target]``, logits ``(..., V)``      test_token_nll (0 to 3 leading dims; ONE_TOKEN: 0)
 ``token_nll``: ids outside ``[0, V)`` give a finite value         test_token_nll (padding -100, -1, 99)
 stable for logits of 1e4, positions of very different scale       test_token_nll, test_perplexity_and_gradient (offset), test_perfect_*
 perplexity = exp of the MEAN NLL, natural log                     test_perplexity_and_gradient
@@ -40,6 +40,7 @@ pads = st.sampled_from([-100, 0, -1, 99])  # 99: beyond any vocabulary drawn
 BT = Case(lead=[2, 4], vocab=5, seed=1)  # (B, T, V), some sequences padded
 NV = Case(lead=[6], vocab=4, seed=2)  # (N, V)
 DEEP = Case(lead=[2, 2, 3], vocab=3, seed=3)
+ONE_TOKEN = Case(lead=[], vocab=5, seed=9)  # logits (V,), a target of 0 dims: no leading dim at all
 LONG = Case(lead=[4, 500], vocab=5, seed=6)  # 2000 tokens: the product of their probabilities is 0, even in float64
 
 
@@ -101,6 +102,7 @@ def _shape(case):
 @example(case=NV, scale=3.0, pad=-1)
 @example(case=NV, scale="offset", pad=None)
 @example(case=Case(lead=[1, 3], vocab=4, seed=5), scale=3.0, pad=None)  # a length-1 dim: squeeze(-1), not squeeze()
+@example(case=ONE_TOKEN, scale=3.0, pad=None)
 def test_token_nll(impl, device, dtype, case, scale, pad):
     """The NLL of each token; with padding ids (-100, -1, 99: outside [0, V)) among the targets, any
     finite value there."""
@@ -127,6 +129,7 @@ def test_token_nll(impl, device, dtype, case, scale, pad):
 @example(case=DEEP, scale=3.0)
 @example(case=NV, scale="offset")
 @example(case=LONG, scale=3.0)
+@example(case=ONE_TOKEN, scale=3.0)
 def test_perplexity_and_gradient(impl, device, dtype, case, scale):
     logits, targets = _logits(case, dtype, device, scale), _targets(case, device)
     spread = " with logits of spread 3 around 1e4" if scale == "offset" else ""

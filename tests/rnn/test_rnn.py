@@ -19,7 +19,7 @@ What the stub promises, and where it is tested:
 | device of the inputs | ``test_device_propagation`` (meta device) |
 | inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
 | the signature's defaults (``h0=None``, ``batch_first=False``) | ``test_defaults_are_the_stubs`` |
-| ``x`` a view (a transposed batch-first tensor): no ``x.view(T * B, I)`` | ``test_non_contiguous_x`` |
+| ``x`` a view (a transposed batch-first tensor): no ``x.view(T * B, I)`` | ``test_non_contiguous_x``, ``test_stacked_of_a_non_contiguous_x`` |
 """
 import pytest
 import torch
@@ -30,6 +30,7 @@ from tests.compare import Mismatch, check, unpack
 from tests.defaults import check_defaults
 from tests.devices import check_devices
 from tests.gradients import check_gradients, reference_grads, upstream
+from tests.references import reference
 from tests.strategies import Case, cases, dims, randn, seeds
 
 # input != hidden, so that a W_ih used without its transpose cannot go unnoticed.
@@ -74,6 +75,13 @@ def _torch_rnn(weights, batch_first, dtype, device):
     return module
 
 
+@reference
+def _rnn_outputs(weights, batch_first, dtype, device, x, h0):
+    """``(output, h_n)`` of ``torch.nn.RNN`` holding ``weights`` on ``x`` and ``h0``."""
+    with torch.no_grad():
+        return _torch_rnn(weights, batch_first, dtype, device)(x, h0)
+
+
 def _inputs(case, dtype, device, batch_first, with_h0, layers=1):
     shape = (case.batch, case.seq_len, case.input) if batch_first else (case.seq_len, case.batch, case.input)
     x = randn(*shape, seed=case.seed, dtype=dtype, device=device)
@@ -102,6 +110,7 @@ def test_rnn_cell(impl, device, dtype, case):
     check("rnn_cell (compared with torch.nn.RNNCell)", impl.rnn_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh), expected)
 
 
+@reference
 def _torch_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
     """``torch.nn.RNNCell`` loaded with the weights, on ``x_t``'s device and dtype, applied once."""
     H, I = W_ih.shape
@@ -122,8 +131,7 @@ def _torch_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
 def test_rnn_forward(impl, device, dtype, case, batch_first, with_h0):
     weights = _weights(case, dtype, device)
     x, h0 = _inputs(case, dtype, device, batch_first, with_h0)
-    with torch.no_grad():
-        expected_output, expected_h_n = _torch_rnn(weights, batch_first, dtype, device)(x, h0)
+    expected_output, expected_h_n = _rnn_outputs(weights, batch_first, dtype, device, x, h0)
     result = impl.rnn_forward(x, *weights[0], h0=h0, batch_first=batch_first)
     what = f"rnn_forward(batch_first={batch_first}, h0={'given' if with_h0 else 'None'})"
     _compare(result, expected_output, expected_h_n, what, batch_first)
@@ -134,10 +142,20 @@ def test_non_contiguous_x(impl, device, dtype):
     weights = _weights(ONE, dtype, device)
     x = randn(ONE.batch, ONE.seq_len, ONE.input, seed=ONE.seed, dtype=dtype, device=device).transpose(0, 1)
     h0 = randn(1, ONE.batch, ONE.hidden, seed=ONE.seed + 1, dtype=dtype, device=device)
-    with torch.no_grad():
-        expected_output, expected_h_n = _torch_rnn(weights, False, dtype, device)(x, h0)
+    expected_output, expected_h_n = _rnn_outputs(weights, False, dtype, device, x, h0)
     _compare(impl.rnn_forward(x, *weights[0], h0=h0), expected_output, expected_h_n,
              "rnn_forward of x given as a non-contiguous view (T, B, I)", False)
+
+
+def test_stacked_of_a_non_contiguous_x(impl, device, dtype):
+    """The stack's ``x`` a time-major view of a batch-first tensor: every layer's input projected at
+    once with ``layer_input.view(T * B, -1)`` refuses it."""
+    weights = _weights(STACK, dtype, device, layers=STACK.layers)
+    x = randn(STACK.batch, STACK.seq_len, STACK.input, seed=STACK.seed, dtype=dtype, device=device).transpose(0, 1)
+    h0 = randn(STACK.layers, STACK.batch, STACK.hidden, seed=STACK.seed + 1, dtype=dtype, device=device)
+    expected_output, expected_h_n = _rnn_outputs(weights, False, dtype, device, x, h0)
+    _compare(impl.stacked_rnn_forward(x, weights, h0=h0), expected_output, expected_h_n,
+             f"stacked_rnn_forward({STACK.layers} layers) of x given as a non-contiguous view (T, B, I)", False)
 
 
 @given(case=stacks, batch_first=st.booleans(), with_h0=st.booleans())
@@ -148,8 +166,7 @@ def test_non_contiguous_x(impl, device, dtype):
 def test_stacked_rnn_forward(impl, device, dtype, case, batch_first, with_h0):
     weights = _weights(case, dtype, device, layers=case.layers)
     x, h0 = _inputs(case, dtype, device, batch_first, with_h0, layers=case.layers)
-    with torch.no_grad():
-        expected_output, expected_h_n = _torch_rnn(weights, batch_first, dtype, device)(x, h0)
+    expected_output, expected_h_n = _rnn_outputs(weights, batch_first, dtype, device, x, h0)
     result = impl.stacked_rnn_forward(x, weights, h0=h0, batch_first=batch_first)
     what = (f"stacked_rnn_forward({case.layers} layers, batch_first={batch_first}, "
             f"h0={'given' if with_h0 else 'None'})")
@@ -182,35 +199,50 @@ def test_rnn_cell_gradients(impl, device, dtype, case):
     W_ih, W_hh, b_ih, b_hh = _weights(case, dtype, device)[0]
     x_t = randn(case.batch, case.input, seed=case.seed, dtype=dtype, device=device)
     h_prev = randn(case.batch, case.hidden, seed=case.seed + 1, dtype=dtype, device=device)
-    cell = torch.nn.RNNCell(case.input, case.hidden).to(device=device, dtype=dtype)
+    out, d_outs, expected = _cell_gradients(x_t, h_prev, W_ih, W_hh, b_ih, b_hh, case.seed + 20)
+    check_gradients(impl, "rnn_cell", (x_t, h_prev, W_ih, W_hh, b_ih, b_hh), {}, d_outs, [out], expected,
+                    outputs=["h"], inputs=["x_t", "h_prev", *_param_names(1)], what="rnn_cell")
+
+
+@reference
+def _cell_gradients(x_t, h_prev, W_ih, W_hh, b_ih, b_hh, seed):
+    """``torch.nn.RNNCell`` holding the weights: its output, upstream gradients drawn from ``seed``,
+    and the gradients of ``x_t``, ``h_prev`` and every weight."""
+    H, I = W_ih.shape
+    cell = torch.nn.RNNCell(I, H).to(device=x_t.device, dtype=x_t.dtype)
     params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
     with torch.no_grad():
         for p, w in zip(params, (W_ih, W_hh, b_ih, b_hh)):
             p.copy_(w)
     leaves = [t.detach().requires_grad_(True) for t in (x_t, h_prev)]
     out = cell(*leaves)
-    d_outs = upstream([out], case.seed + 20)
-    check_gradients(impl, "rnn_cell", (x_t, h_prev, W_ih, W_hh, b_ih, b_hh), {}, d_outs, [out.detach()],
-                    reference_grads([out], [*leaves, *params], d_outs), outputs=["h"],
-                    inputs=["x_t", "h_prev", *_param_names(1)], what="rnn_cell")
+    d_outs = upstream([out], seed)
+    return out.detach(), d_outs, reference_grads([out], [*leaves, *params], d_outs)
 
 
 def _forward_gradients(impl, fn, case, dtype, device, batch_first, with_h0, layers):
     weights = _weights(case, dtype, device, layers=layers)
     x, h0 = _inputs(case, dtype, device, batch_first, with_h0, layers=layers)
-    module = _torch_rnn(weights, batch_first, dtype, device)
-    leaves = [t.detach().requires_grad_(True) for t in (x, h0) if t is not None]
-    output, h_n = module(leaves[0], leaves[1] if with_h0 else None)
-    d_outs = upstream([output, h_n], case.seed + 20)
-    expected = reference_grads([output, h_n], [*leaves, *_params(module, layers)], d_outs)
+    outputs, d_outs, expected = _layer_gradients(weights, batch_first, dtype, device, x, h0, case.seed + 20)
     args = (x, *weights[0]) if fn == "rnn_forward" else (x, weights)
     kwargs = {"batch_first": batch_first, **({"h0": h0} if with_h0 else {})}
     inputs = ["x", *_param_names(layers), *(["h0"] if with_h0 else [])]
-    # the driver lists gradients in the order of the arguments: x, the weights, then h0 (a keyword)
-    expected = [expected[0], *expected[2 if with_h0 else 1:], *(expected[1:2] if with_h0 else [])]
     what = f"{fn}(batch_first={batch_first}, h0={'given' if with_h0 else 'None'})"
-    check_gradients(impl, fn, args, kwargs, d_outs, [output.detach(), h_n.detach()], expected,
+    check_gradients(impl, fn, args, kwargs, d_outs, outputs, expected,
                     outputs=["output", "h_n"], inputs=inputs, what=what)
+
+
+@reference
+def _layer_gradients(weights, batch_first, dtype, device, x, h0, seed):
+    """``torch.nn.RNN`` holding ``weights``: ``[output, h_n]``, upstream gradients drawn from ``seed``,
+    and the gradients in the order the driver lists them: ``x``, the weights, then ``h0`` if given."""
+    module = _torch_rnn(weights, batch_first, dtype, device)
+    leaves = [t.detach().requires_grad_(True) for t in (x, h0) if t is not None]
+    output, h_n = module(*leaves, *([] if h0 is not None else [None]))
+    d_outs = upstream([output, h_n], seed)
+    grads = reference_grads([output, h_n], [*leaves, *_params(module, len(weights))], d_outs)
+    given = h0 is not None  # the driver lists gradients in the order of the arguments: h0 (a keyword) last
+    return [output.detach(), h_n.detach()], d_outs, [grads[0], *grads[2 if given else 1:], *(grads[1:2] if given else [])]
 
 
 @given(case=shapes, batch_first=st.booleans(), with_h0=st.booleans())

@@ -125,7 +125,8 @@ def graph_structure(m):
     named = {id(a): "a", id(b): "b"}
     built = {"a + b": lambda: a + b, "a * b": lambda: a * b, "a * a": lambda: a * a,
              "a ** 2": lambda: a ** 2, "a.tanh()": lambda: a.tanh(), "a.exp()": lambda: a.exp(),
-             "a.log()": lambda: a.log(), "b.relu()": lambda: b.relu()}
+             "a.log()": lambda: a.log(), "b.relu()": lambda: b.relu(), "a + 2.0": lambda: a + 2.0,
+             "a * 3.0": lambda: a * 3.0}
     report = {}
     for expr, make in built.items():
         out = make()

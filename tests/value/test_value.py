@@ -38,6 +38,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.compare import Mismatch, check, unpack
+from tests.references import reference
 
 # ---------------------------------------------------------------------------------------------
 # programs: a few leaves and a list of steps, each appending one node (see driver.py)
@@ -160,9 +161,14 @@ def programs(draw, min_ops=1, max_ops=8):
 def _torch_reference(prog, passes=1):
     """The output's data, the leaves' grads after ``passes`` backward passes (they add up), and the
     other nodes' grads (those of one pass: backward() resets them first)."""
-    leaves = [torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in prog.leaves]
+    return _program_reference(prog.leaves, prog.steps, passes)
+
+
+@reference
+def _program_reference(values, steps, passes):
+    leaves = [torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in values]
     nodes = list(leaves)
-    for op, *args in prog.steps:
+    for op, *args in steps:
         nodes.append(_apply(op, args, nodes, torch))
         if nodes[-1].requires_grad:
             nodes[-1].retain_grad()
@@ -315,7 +321,9 @@ def test_deep_chain_of_10000_operations(impl, x0, c, d):
 def test_graph_structure(impl):
     report = impl.drive("graph_structure")
     expected_children = {"a + b": ["a", "b"], "a * b": ["a", "b"], "a * a": ["a"], "a ** 2": ["a"],
-                         "a.tanh()": ["a"], "a.exp()": ["a"], "a.log()": ["a"], "b.relu()": ["b"]}
+                         "a.tanh()": ["a"], "a.exp()": ["a"], "a.log()": ["a"], "b.relu()": ["b"],
+                         # a number operand is wrapped in a Value of its own first, which the graph holds
+                         "a + 2.0": ["a", "other"], "a * 3.0": ["a", "other"]}
     for expr, children in expected_children.items():
         got = report[expr]
         if got["type"] != "Value":

@@ -1848,19 +1848,26 @@ _PROCESS_CALLS = {
                             "memfd_create": 319, "shmget": 29, "msgget": 68, "io_uring_setup": 425,
                             "memfd_secret": 447, "add_key": 248, "request_key": 249, "keyctl": 250,
                             "unshare": 272, "setns": 308, "userfaultfd": 323, "perf_event_open": 298, "bpf": 321,
-                            "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438}),
+                            "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438,
+                            "flock": 73, "fcntl": 72, "inotify_init": 253, "inotify_init1": 294,
+                            "fanotify_init": 300, "mincore": 27}),
     "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279,
                              "shmget": 194, "msgget": 186, "io_uring_setup": 425,
                              "memfd_secret": 447, "add_key": 217, "request_key": 218, "keyctl": 219,
                              "unshare": 97, "setns": 268, "userfaultfd": 282, "perf_event_open": 241, "bpf": 280,
-                             "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438}),
+                             "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438,
+                             "flock": 32, "fcntl": 25, "inotify_init1": 26, "fanotify_init": 262, "mincore": 232}),
 }
 # What fails with EPERM: programs and processes; memory that no limit of the process counts; what
 # outlives the child or reaches past it (the kernel's key store is one for the whole machine, shared
 # by every child and every run; a namespace of its own; tracing and reading other processes).
 _REFUSED_CALLS = ("execve", "execveat", "fork", "vfork", "memfd_create", "memfd_secret", "shmget", "msgget",
                   "io_uring_setup", "add_key", "request_key", "keyctl", "unshare", "setns", "userfaultfd",
-                  "perf_event_open", "bpf", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd")
+                  "perf_event_open", "bpf", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
+                  # what two children see of the same file, each in its own mount namespace: its locks,
+                  # the events of its use, its pages in memory (a channel between them; see _LOCKS)
+                  "flock", "inotify_init", "inotify_init1", "fanotify_init", "mincore")
+_LOCKS = (5, 6, 7, 36, 37, 38)  # fcntl's F_GETLK, F_SETLK, F_SETLKW and their F_OFD_ forms
 CLONE_THREAD = 0x10000
 
 
@@ -1874,7 +1881,10 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     ``request_key``, ``keyctl``: one for the whole machine, so a key one child writes another reads,
     in this run or a later one), a namespace of its own (``unshare``, ``setns``: in a user namespace
     it could mount a file system in memory), ``userfaultfd``, ``perf_event_open``, ``bpf``,
-    ``ptrace``, ``process_vm_readv``/``writev`` and ``pidfd_getfd`` fail with EPERM (``_REFUSED_CALLS``);
+    ``ptrace``, ``process_vm_readv``/``writev`` and ``pidfd_getfd``, and what two children learn
+    of a file they both see (``flock`` and ``fcntl``'s record locks, whose holder's range another
+    process reads back, ``inotify``, ``fanotify``, ``mincore``: a channel between the two children of
+    one student's topic, the one with autograd and the one without) fail with EPERM (``_REFUSED_CALLS``);
     ``clone3`` (whose
     flags a filter cannot read) fails with ENOSYS, so that the C library starts threads with
     ``clone``; another architecture's calls (a 32-bit ``int 0x80``, x32) fail with EPERM; every
@@ -1883,7 +1893,7 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     ends = {"allow": 0x7FFF0000, "eperm": 0x00050000 | 1, "enosys": 0x00050000 | 38}  # SECCOMP_RET_*
     code: list[tuple] = []
 
-    def ins(op, k, jt=None, jf=None):  # jt, jf: the name of an end, or None for the next instruction
+    def ins(op, k, jt=None, jf=None):  # jt, jf: an end's name, a number of instructions to skip, or None
         code.append((op, jt, jf, k))
 
     ins(LD, 4)  # seccomp_data.arch
@@ -1893,13 +1903,19 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     for name in _REFUSED_CALLS:
         if name in calls:
             ins(JEQ, calls[name], jt="eperm")
+    ins(JEQ, calls["fcntl"], jf=1 + len(_LOCKS))  # not fcntl: past its commands' checks
+    ins(LD, 24)  # fcntl's command: the low word of its second argument
+    for k, command in enumerate(_LOCKS):
+        ins(JEQ, command, jt="eperm", jf="allow" if k == len(_LOCKS) - 1 else None)
     ins(JEQ, calls["clone3"], jt="enosys")
     ins(JEQ, calls["clone"], jf="allow")
     ins(LD, 16)  # clone's flags: the low word of its first argument
     ins(JSET, CLONE_THREAD, jt="allow", jf="eperm")
     at = {name: len(code) + k for k, name in enumerate(ends)}
-    program = [(op, at[jt] - i - 1 if jt else 0, at[jf] - i - 1 if jf else 0, k)
-               for i, (op, jt, jf, k) in enumerate(code)]
+
+    def jump(i, to):  # to: an end's name, a number of instructions to skip, or None for the next one
+        return at[to] - i - 1 if isinstance(to, str) else to or 0
+    program = [(op, jump(i, jt), jump(i, jf), k) for i, (op, jt, jf, k) in enumerate(code)]
     return program + [(RET, 0, 0, value) for value in ends.values()]
 
 

@@ -71,6 +71,19 @@ def reach_past_the_child(what):
     elif what == "perf_event_open":
         attr = ctypes.create_string_buffer(128)
         ret = libc.syscall(298 if x86 else 241, attr, 0, -1, -1, 0)
+    elif what in ("flock", "fcntl_lock", "inotify"):  # what another child learns of a file both see
+        fd = os.open(__file__, os.O_RDONLY)
+        if what == "flock":
+            ret = libc.flock(fd, 1 | 4)  # LOCK_SH | LOCK_NB
+        elif what == "fcntl_lock":  # F_OFD_SETLK of a read lock: its range, read back by another process
+            lock = ctypes.create_string_buffer(32)
+            ret = libc.fcntl(fd, 37, lock)
+        else:
+            ret = libc.inotify_init1(0)
+        errno = ctypes.get_errno()
+        flags = libc.fcntl(fd, 1)  # F_GETFD: fcntl's other commands run
+        os.close(fd)
+        return f"refused: {errno}" if ret < 0 and flags >= 0 else f"gave {ret}, F_GETFD {flags}"
     else:
         raise ValueError(what)
     return f"refused: {ctypes.get_errno()}" if ret < 0 else f"gave {ret}"
@@ -663,11 +676,13 @@ def test_no_memory_outside_the_limits_of_the_learners_process(box, what, refused
     learner.close()
 
 
-@pytest.mark.parametrize("what", ["add_key", "keyctl", "unshare_user", "ptrace_traceme", "perf_event_open"])
+@pytest.mark.parametrize("what", ["add_key", "keyctl", "unshare_user", "ptrace_traceme", "perf_event_open",
+                                  "flock", "fcntl_lock", "inotify"])
 def test_nothing_outlives_the_child_or_reaches_past_it(box, what):
     """The kernel's key store is one for the whole machine (a key one child writes, a classmate's child
     reads, in this run or a later one); a user namespace could mount a file system in memory; tracing
-    and performance counters reach other processes: the seccomp filter refuses them (EPERM)."""
+    and performance counters reach other processes; the locks and events of a file that two children
+    both see pass data between them: the seccomp filter refuses them (EPERM); fcntl's other commands run."""
     learner = _open(box)
     assert learner.call("reach_past_the_child", what) == "refused: 1"
     assert learner.call("ok", torch.ones(1)).tolist() == [2.0]

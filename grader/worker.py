@@ -208,11 +208,12 @@ def _side_effect(kept) -> str | None:
 
 # PyTorch's global settings a call must leave as it found them: (name, read, write), taken before
 # any learner code runs
-_SETTINGS = [("default dtype", torch.get_default_dtype, torch.set_default_dtype),
-             ("default device", torch.get_default_device,
+_SETTINGS = [("PyTorch's default dtype", torch.get_default_dtype, torch.set_default_dtype),
+             ("PyTorch's default device", torch.get_default_device,
               lambda d, _set=torch.set_default_device: _set(None if d == torch.device("cpu") else d)),
-             ("gradient mode (torch.set_grad_enabled)", torch.is_grad_enabled, torch.set_grad_enabled),
-             ("anomaly detection", torch.is_anomaly_enabled, torch.set_anomaly_enabled)]
+             ("PyTorch's gradient mode (torch.set_grad_enabled)", torch.is_grad_enabled, torch.set_grad_enabled),
+             ("PyTorch's anomaly detection", torch.is_anomaly_enabled, torch.set_anomaly_enabled),
+             ("Python's recursion limit (sys.setrecursionlimit)", sys.getrecursionlimit, sys.setrecursionlimit)]
 
 
 def _settings() -> list:
@@ -1734,7 +1735,7 @@ def child(req: dict, prepared: tuple | None = None):
                 continue
             moved = _settings_moved(settings)
             if moved:
-                _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} changed PyTorch's {moved} for the whole "
+                _send({"error": ErrorKind.SIDE_EFFECT, "message": f"{who} changed {moved} for the whole "
                        "program: a function must leave global settings as it found them"})
                 continue
             reply = wire.encode({"ok": result}, subclass=_as_meta if elsewhere else None)

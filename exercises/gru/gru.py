@@ -70,7 +70,8 @@ def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
         ``h'``: ``(B, H)``.
 
     Pitfall: ``torch.sigmoid`` and ``torch.tanh`` are exact for any input; written out with ``exp``
-    they overflow to ``nan`` once a pre-activation reaches a few hundred.
+    they overflow to ``nan`` once a pre-activation reaches a few hundred, in their values or (as
+    ``1 / (1 + exp(-u))``) in the gradients autograd computes through them.
     """
     raise NotImplementedError
 

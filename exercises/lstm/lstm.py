@@ -75,7 +75,8 @@ def lstm_gates(x, h, W_ih, W_hh, b_ih, b_hh):
         chunks of ``x W_ih^T + b_ih + h W_hh^T + b_hh``.
 
     Pitfall: ``torch.sigmoid`` and ``torch.tanh`` are exact for any input; written out with ``exp``
-    they overflow to ``nan`` once a pre-activation reaches a few hundred.
+    they overflow to ``nan`` once a pre-activation reaches a few hundred, in their values or (as
+    ``1 / (1 + exp(-u))``) in the gradients autograd computes through them.
     """
     raise NotImplementedError
 

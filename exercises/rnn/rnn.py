@@ -50,7 +50,8 @@ def rnn_cell(x_t, h_prev, W_ih, W_hh, b_ih, b_hh):
         ``(B, H)``: ``tanh(x_t W_ih^T + b_ih + h_prev W_hh^T + b_hh)``.
 
     Pitfall: ``torch.tanh`` is exact for any input; ``tanh`` written out with ``exp`` overflows to
-    ``nan`` once a pre-activation reaches a few hundred.
+    ``nan`` once a pre-activation reaches a few hundred, in its values or (``2 / (1 + exp(-2a)) - 1``)
+    in the gradients autograd computes through it.
     """
     raise NotImplementedError
 

@@ -66,6 +66,12 @@ def on_meta_from_now_on(x):
     return x.sum()
 
 
+def deeper_from_now_on(x):
+    import sys
+    sys.setrecursionlimit(100000)  # a recursive topological sort's "fix"
+    return x.sum()
+
+
 def zeros_like_default():
     return torch.zeros(2)
 '''
@@ -107,14 +113,17 @@ def test_inputs_left_alone_are_not_flagged(learner):
 
 @pytest.mark.parametrize("fn, setting", [("float64_from_now_on", "default dtype (torch.float32 -> torch.float64)"),
                                          ("no_autograd_from_now_on", "gradient mode (torch.set_grad_enabled) (True -> False)"),
-                                         ("on_meta_from_now_on", "default device (cpu -> meta)")])
+                                         ("on_meta_from_now_on", "default device (cpu -> meta)"),
+                                         ("deeper_from_now_on", "recursion limit (sys.setrecursionlimit) (1000 -> 100000)")])
 def test_a_global_setting_changed_fails_the_call_and_is_put_back(learner, fn, setting):
-    """PyTorch's global settings are the caller's: a function that leaves the default dtype, the
-    default device or autograd changed breaks the rest of the student's program."""
+    """PyTorch's global settings, and Python's recursion limit, are the caller's: a function that leaves
+    the default dtype, the default device or autograd changed breaks the rest of the student's program
+    (and a recursion limit raised past what the C stack holds crashes it on a deep enough graph)."""
     with pytest.raises(LearnerError) as e:
         learner.call(fn, _x())
     assert e.value.kind == "side_effect"
-    assert e.value.message.startswith(f"`{fn}` changed PyTorch's {setting} for the whole program"), e.value.message
+    owner = "Python's" if "recursion" in setting else "PyTorch's"
+    assert e.value.message.startswith(f"`{fn}` changed {owner} {setting} for the whole program"), e.value.message
     made = learner.call("zeros_like_default")  # the next call finds the settings as they were
     assert made.dtype == torch.float32 and made.device.type == "cpu"
 

@@ -9,6 +9,7 @@ h0 None means zeros                                           -> test_gru_forwar
 batch_first input and output, h_n never batch-first           -> test_gru_forward (batch_first)
 T = 1, B = 1 edges; H = 1                                     -> test_gru_forward (EDGE, THIN)
 sigmoid and tanh exact for any input (no nan from exp)        -> test_gru_cell_saturated, *_backward_saturated
+autograd through saturated gates: gradients 0, no nan        -> test_gru_forward_gradients_saturated
 differentiable for x, h0 and every weight                     -> test_gru_forward_gradients
 backward: dh gathers both paths; db_ih and db_hh differ in n  -> test_gru_cell_backward
 device and dtype of the inputs                                -> every test, over devices and dtypes
@@ -155,6 +156,25 @@ def test_gru_forward_gradients(impl, device, dtype, case, batch_first, with_h0):
     if grads is None:
         raise Mismatch(f"{what} is not differentiable (a detach, an .item(), or a tensor rebuilt from "
                        "Python numbers?): autograd through it must reach x, h0 and every weight")
+    for name, got, want in zip(names, grads, expected):
+        if got is None:
+            raise Mismatch(f"{what}: the result does not depend on {name}, but it should")
+        check(f"{what}: gradient with respect to {name}", got, want)
+
+
+def test_gru_forward_gradients_saturated(impl, device, dtype):
+    """Pre-activations in the thousands: the gates are 0 or 1, tanh +-1, their derivatives 0. A
+    sigmoid written as ``1 / (1 + exp(-u))`` (or tanh as ``2 sigmoid(2u) - 1``) has the right values,
+    but autograd through it gives ``0 * inf = nan``, which then reaches every earlier step."""
+    weights = _weights(LAYER, dtype, device, layers=LAYER.layers)
+    x, h0 = _sequence(LAYER, dtype, device, False, True)
+    x = x * 1e4
+    d_output, d_h_n, expected = _layer_gradients(weights, False, dtype, device, x, h0, LAYER.seed)
+    what = "gru_forward with pre-activations of size 1e3 to 1e4 (the gates saturate: gradients 0, no nan)"
+    _, grads = unpack(impl.drive("forward_and_grads", x, weights, h0, False, d_output, d_h_n), 2, what)
+    if grads is None:
+        raise Mismatch(f"{what} is not differentiable: autograd through it must reach x, h0 and every weight")
+    names = ["x", "h0", *[f"{n} of layer {layer}" for layer in range(LAYER.layers) for n in ("W_ih", "W_hh", "b_ih", "b_hh")]]
     for name, got, want in zip(names, grads, expected):
         if got is None:
             raise Mismatch(f"{what}: the result does not depend on {name}, but it should")

@@ -14,7 +14,7 @@ What the stub promises, and where it is tested:
 | a forward a student trains through: gradients of x, h, c / hc0 and every weight | ``test_*_gradients`` |
 | the backward: every gradient, ``d_c_next`` added, ``dc`` through f, both biases | ``test_lstm_cell_backward`` |
 | edges: T = 1, B = 1, H = 1, I = 1 | ``EDGE``, ``THIN`` examples; strategies reach them |
-| sigmoid and tanh exact for any input (no ``nan`` from an ``exp`` that overflows) | ``test_lstm_cell_saturated``, ``test_lstm_cell_backward_saturated`` |
+| sigmoid and tanh exact for any input (no ``nan`` from an ``exp`` that overflows), autograd through them too | ``test_lstm_cell_saturated``, ``test_lstm_cell_backward_saturated``, ``test_lstm_cell_gradients_saturated`` |
 | dtype of the inputs | every test, float64 and float32 |
 | device of the inputs (no ``.cpu()``, no numpy) | ``test_device_propagation`` (meta device) |
 | inputs not changed in place | every call (the sandbox compares inputs) and the gradient tests |
@@ -231,6 +231,19 @@ def test_lstm_cell_gradients(impl, device, dtype, case):
     outs, d_outs, expected = _cell_gradients(weights, x, h, c, case.seed + 20)
     check_gradients(impl, "lstm_cell", (x, h, c, *weights), {}, d_outs, outs, expected,
                     outputs=["h'", "c'"], inputs=["x", "h", "c", *_NAMES], what="lstm_cell")
+
+
+def test_lstm_cell_gradients_saturated(impl, device, dtype):
+    """Pre-activations in the thousands: the gates are 0 or 1 and their derivatives 0. A sigmoid
+    written as ``1 / (1 + exp(-u))`` (or tanh as ``2 sigmoid(2u) - 1``) has the right values, but
+    autograd through it gives ``0 * inf = nan``."""
+    weights = _weights(ONE, dtype, device)
+    x, h, c = _step_inputs(ONE, dtype, device)
+    x = x * 1e4
+    outs, d_outs, expected = _cell_gradients(weights, x, h, c, ONE.seed + 20)
+    check_gradients(impl, "lstm_cell", (x, h, c, *weights), {}, d_outs, outs, expected,
+                    outputs=["h'", "c'"], inputs=["x", "h", "c", *_NAMES],
+                    what="lstm_cell with pre-activations of size 1e3 to 1e4 (the gates saturate: gradients 0, no nan)")
 
 
 @reference

@@ -12,7 +12,7 @@ What the stub promises, and where it is tested:
 | ``h0=None`` is a zero state | ``with_h0=False`` examples |
 | ``h_n`` ``(num_layers, B, H)``, the last step's state | ``_compare`` |
 | edges: T = 1, B = 1, H = 1, I = 1 | ``EDGE``, ``THIN`` examples; strategies reach them |
-| ``tanh`` exact for any input (no ``nan`` from an ``exp`` that overflows) | ``test_rnn_cell_saturated`` |
+| ``tanh`` exact for any input (no ``nan`` from an ``exp`` that overflows), its gradient too | ``test_rnn_cell_saturated``, ``test_rnn_cell_gradients_saturated`` |
 | a stack: layer l > 0 reads layer l - 1, starts from ``h0[l]``; ``L = 1`` allowed | ``test_stacked_*`` |
 | ``batch_first`` in a stack | ``STACK`` examples |
 | dtype of the inputs | every test, float64 and float32 |
@@ -202,6 +202,18 @@ def test_rnn_cell_gradients(impl, device, dtype, case):
     out, d_outs, expected = _cell_gradients(x_t, h_prev, W_ih, W_hh, b_ih, b_hh, case.seed + 20)
     check_gradients(impl, "rnn_cell", (x_t, h_prev, W_ih, W_hh, b_ih, b_hh), {}, d_outs, [out], expected,
                     outputs=["h"], inputs=["x_t", "h_prev", *_param_names(1)], what="rnn_cell")
+
+
+def test_rnn_cell_gradients_saturated(impl, device, dtype):
+    """Pre-activations in the thousands: tanh is +-1 and its derivative 0 there. ``tanh`` written as
+    ``2 / (1 + exp(-2a)) - 1`` has the right values, but autograd through it gives ``0 * inf = nan``."""
+    W_ih, W_hh, b_ih, b_hh = _weights(ONE, dtype, device)[0]
+    x_t = randn(ONE.batch, ONE.input, seed=ONE.seed, dtype=dtype, device=device, scale=1e4)
+    h_prev = randn(ONE.batch, ONE.hidden, seed=ONE.seed + 1, dtype=dtype, device=device)
+    out, d_outs, expected = _cell_gradients(x_t, h_prev, W_ih, W_hh, b_ih, b_hh, ONE.seed + 20)
+    check_gradients(impl, "rnn_cell", (x_t, h_prev, W_ih, W_hh, b_ih, b_hh), {}, d_outs, [out], expected,
+                    outputs=["h"], inputs=["x_t", "h_prev", *_param_names(1)],
+                    what="rnn_cell with pre-activations of size 1e3 to 1e4 (tanh saturates: gradients 0, no nan)")
 
 
 @reference

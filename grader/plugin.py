@@ -123,7 +123,7 @@ class Impl:
 
     In a topic of hand-written gradients the learner's code runs where autograd cannot record a graph
     at all (``Sandbox.without_autograd``); the drivers that differentiate its forwards (``graphs``:
-    their names, ``open_graphs``: opens their child, once) run in a child of their own, where
+    their names, ``open_graphs``: opens their child, again after the learner's own calls) run in a child of their own, where
     the functions written by hand are not."""
 
     def __init__(self, learner, topic: str, banned: dict[str, list[str]], clock: "Clock",
@@ -137,8 +137,14 @@ class Impl:
                 learner.close()
 
     def _where(self, fn: str, driver: bool, timeout: float):
-        """The child that takes this call."""
+        """The child that takes this call. No child with autograd lives while the learner's own code
+        runs in the other: code of the learner's left in it (a thread, a patched function) could
+        compute gradients for a hand-written one and pass them on by whatever two live processes
+        share (a red-team pass used the kernel's key store, then pages of files in memory)."""
         if not (driver and self._open_graphs is not None and fn in self._graphs):
+            if self._graphs_learner is not None and not isinstance(self._graphs_learner, LearnerError):
+                self._graphs_learner.close()  # opened again for the next driver that needs it
+                self._graphs_learner = None
             return self._learner
         if self._graphs_learner is None:
             try:

@@ -46,6 +46,8 @@ class Limits:
     cpu_s: int = 120  # CPU time of a learner process
     nproc: int = 64  # processes of a learner (where ``processes`` lets it start any)
     processes: bool = False  # may learner code start processes or programs? (refused by a seccomp filter)
+    ctypes: bool = False  # may learner code use ctypes? (refused by an audit hook: it reaches the memory
+    # of its process, and with it whatever holds the checks there; the sandbox's tests allow it)
     file_mb: int = 16  # the largest file it may write
     files: int = 256  # open files (pipes and sockets hold kernel memory that the memory limit does not count)
     tmp_mb: int = 64  # its private /tmp (and /dev/shm) ...

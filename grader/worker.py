@@ -711,6 +711,19 @@ _recorded = torch._C._autograd._get_sequence_nr
 _thread_count = __import__("_thread")._count  # the interpreter's count of the threads _thread started
 
 
+def _no_ctypes(watch: "Watch"):
+    """An audit hook (for the process's lifetime, installed before the learner's module is imported):
+    every use of ctypes is refused (loading a library, looking up or calling a C function, reading or
+    casting an address). ctypes reaches the process's memory, and through it whatever holds the
+    checks there: a red-team pass found the dispatcher registrations that take autograd out of a
+    server for hand-written gradients by scanning memory, undid them, and had a hand-written gru
+    gradient computed by forward-mode autograd (9.79/10). No exercise needs ctypes."""
+    def hook(event, args):
+        if event.startswith("ctypes."):
+            watch.refuse("ctypes, which reaches this process's memory (no exercise needs it)")
+    return hook
+
+
 def _task_count(_listdir=os.listdir) -> int:
     """The kernel's count of this process's threads, however they were started."""
     return len(_listdir("/proc/self/task"))
@@ -1617,6 +1630,8 @@ def child(req: dict, prepared: tuple | None = None):
     _hide_grader()
     if not req.get("limits", {}).get("processes"):
         _no_new_processes()
+    if not req.get("limits", {}).get("ctypes"):
+        sys.addaudithook(_no_ctypes(watch))
     try:
         _seed()
         with watch.call(""):
@@ -1717,7 +1732,7 @@ def child(req: dict, prepared: tuple | None = None):
             if watch.refused:
                 raise Forbidden(watch.refused)
             who = "your code" if by_driver else f"`{msg['fn']}`"
-            if not watch.threads_ended():
+            if not watch.threads_ended() or count(os_listdir(tasks)) > threads:
                 _send({"error": ErrorKind.FORBIDDEN, "ended": True, "message": f"{who} left a thread running after it "
                        "returned: join every thread you start before returning (no credit for this call)"})
                 return  # this process ends: the next call starts from a fresh import
@@ -1851,13 +1866,15 @@ _PROCESS_CALLS = {
                             "unshare": 272, "setns": 308, "userfaultfd": 323, "perf_event_open": 298, "bpf": 321,
                             "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438,
                             "flock": 73, "fcntl": 72, "inotify_init": 253, "inotify_init1": 294,
-                            "fanotify_init": 300, "mincore": 27}),
+                            "fanotify_init": 300, "mincore": 27, "preadv2": 327, "pwritev2": 328,
+                            "fadvise64": 221, "readahead": 187, "madvise": 28}),
     "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279,
                              "shmget": 194, "msgget": 186, "io_uring_setup": 425,
                              "memfd_secret": 447, "add_key": 217, "request_key": 218, "keyctl": 219,
                              "unshare": 97, "setns": 268, "userfaultfd": 282, "perf_event_open": 241, "bpf": 280,
                              "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438,
-                             "flock": 32, "fcntl": 25, "inotify_init1": 26, "fanotify_init": 262, "mincore": 232}),
+                             "flock": 32, "fcntl": 25, "inotify_init1": 26, "fanotify_init": 262, "mincore": 232,
+                             "preadv2": 286, "pwritev2": 287, "fadvise64": 223, "readahead": 213, "madvise": 233}),
 }
 # What fails with EPERM: programs and processes; memory that no limit of the process counts; what
 # outlives the child or reaches past it (the kernel's key store is one for the whole machine, shared
@@ -1866,9 +1883,13 @@ _REFUSED_CALLS = ("execve", "execveat", "fork", "vfork", "memfd_create", "memfd_
                   "io_uring_setup", "add_key", "request_key", "keyctl", "unshare", "setns", "userfaultfd",
                   "perf_event_open", "bpf", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
                   # what two children see of the same file, each in its own mount namespace: its locks,
-                  # the events of its use, its pages in memory (a channel between them; see _LOCKS)
-                  "flock", "inotify_init", "inotify_init1", "fanotify_init", "mincore")
-_LOCKS = (5, 6, 7, 36, 37, 38)  # fcntl's F_GETLK, F_SETLK, F_SETLKW and their F_OFD_ forms
+                  # the events of its use, its pages in memory, read without waiting (RWF_NOWAIT) or
+                  # evicted (a channel between them; see _LOCKS and _EVICTING)
+                  "flock", "inotify_init", "inotify_init1", "fanotify_init", "mincore", "preadv2", "pwritev2",
+                  "fadvise64", "readahead")
+# fcntl's F_GETLK, F_SETLK, F_SETLKW, their F_OFD_ forms, F_SETLEASE, F_GETLEASE and F_NOTIFY
+_LOCKS = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
+_EVICTING = (20, 21)  # madvise's MADV_COLD and MADV_PAGEOUT: a file's pages out of memory
 CLONE_THREAD = 0x10000
 
 
@@ -1883,9 +1904,12 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     in this run or a later one), a namespace of its own (``unshare``, ``setns``: in a user namespace
     it could mount a file system in memory), ``userfaultfd``, ``perf_event_open``, ``bpf``,
     ``ptrace``, ``process_vm_readv``/``writev`` and ``pidfd_getfd``, and what two children learn
-    of a file they both see (``flock`` and ``fcntl``'s record locks, whose holder's range another
-    process reads back, ``inotify``, ``fanotify``, ``mincore``: a channel between the two children of
-    one student's topic, the one with autograd and the one without) fail with EPERM (``_REFUSED_CALLS``);
+    of a file they both see (``flock`` and ``fcntl``'s record locks, leases and ``F_NOTIFY``, whose
+    holder's range another process reads back, ``inotify``, ``fanotify``, ``mincore``, a read that
+    does not wait for the disk, ``preadv2``, and what evicts a file's pages, ``fadvise64``,
+    ``readahead``, ``madvise``'s ``MADV_COLD`` and ``MADV_PAGEOUT``: a channel between the two
+    children of one student's topic, the one with autograd and the one without) fail with EPERM
+    (``_REFUSED_CALLS``);
     ``clone3`` (whose
     flags a filter cannot read) fails with ENOSYS, so that the C library starts threads with
     ``clone``; another architecture's calls (a 32-bit ``int 0x80``, x32) fail with EPERM; every
@@ -1908,6 +1932,10 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     ins(LD, 24)  # fcntl's command: the low word of its second argument
     for k, command in enumerate(_LOCKS):
         ins(JEQ, command, jt="eperm", jf="allow" if k == len(_LOCKS) - 1 else None)
+    ins(JEQ, calls["madvise"], jf=1 + len(_EVICTING))  # not madvise: past its advice's checks
+    ins(LD, 32)  # madvise's advice: the low word of its third argument
+    for k, advice in enumerate(_EVICTING):
+        ins(JEQ, advice, jt="eperm", jf="allow" if k == len(_EVICTING) - 1 else None)
     ins(JEQ, calls["clone3"], jt="enosys")
     ins(JEQ, calls["clone"], jf="allow")
     ins(LD, 16)  # clone's flags: the low word of its first argument

@@ -71,10 +71,34 @@ def reach_past_the_child(what):
     elif what == "perf_event_open":
         attr = ctypes.create_string_buffer(128)
         ret = libc.syscall(298 if x86 else 241, attr, 0, -1, -1, 0)
-    elif what in ("flock", "fcntl_lock", "inotify"):  # what another child learns of a file both see
-        fd = os.open(__file__, os.O_RDONLY)
+    elif what in ("flock", "fcntl_lock", "inotify", "f_notify", "read_nowait", "fadvise", "pageout"):
+        fd = os.open(__file__, os.O_RDONLY)  # what another child learns of a file both see
         if what == "flock":
             ret = libc.flock(fd, 1 | 4)  # LOCK_SH | LOCK_NB
+        elif what == "f_notify":  # dnotify: a signal when the folder's files are read
+            ret = libc.fcntl(os.open(os.path.dirname(__file__), os.O_RDONLY), 1026, 0x80000001)
+        elif what == "read_nowait":  # preadv2 with RWF_NOWAIT: whether a page is in memory
+            ret = -1
+            try:
+                os.preadv(fd, [bytearray(16)], 0, os.RWF_NOWAIT)
+                ret = 0
+            except OSError as e:
+                ctypes.set_errno(e.errno)
+        elif what == "fadvise":  # POSIX_FADV_DONTNEED: the file's pages out of memory
+            ret = -1
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                ret = 0
+            except OSError as e:
+                ctypes.set_errno(e.errno)
+        elif what == "pageout":  # madvise(MADV_PAGEOUT) of a mapping of the file
+            import mmap
+            ret = -1
+            try:
+                mmap.mmap(fd, 0, prot=mmap.PROT_READ).madvise(21)
+                ret = 0
+            except OSError as e:
+                ctypes.set_errno(e.errno)
         elif what == "fcntl_lock":  # F_OFD_SETLK of a read lock: its range, read back by another process
             lock = ctypes.create_string_buffer(32)
             ret = libc.fcntl(fd, 37, lock)
@@ -467,6 +491,7 @@ def box(request):
     sb._MODE = request.param.split("-")[0]
     sb.CHILD_UIDS = request.param != "bwrap-shared-uid"
     b = Sandbox(slot=3990 + os.getpid() % 9, timeout=5)
+    b.limits = dataclasses.replace(b.limits, ctypes=True)  # the probes reach the layers behind with it
     yield b
     b.kill()
     sb._MODE, sb.CHILD_UIDS = saved, True
@@ -477,11 +502,12 @@ def _own_uids(box) -> bool:
     return os.geteuid() == 0 and sb.CHILD_UIDS
 
 
-def _open(b: Sandbox, processes: bool = False, **kw):
+def _open(b: Sandbox, processes: bool = False, ctypes: bool = True, **kw):
     """The hostile module in a fresh child; ``processes=True`` lets it fork and exec (the seccomp
-    filter off), to test what contains the processes it makes."""
+    filter off), to test what contains the processes it makes. ctypes is allowed (``Limits.ctypes``)
+    unless ``ctypes=False``: the probes below use it to reach the layers behind."""
     limits = b.limits
-    b.limits = dataclasses.replace(limits, processes=processes)
+    b.limits = dataclasses.replace(limits, processes=processes, ctypes=ctypes)
     try:
         return b.open("hostile", {"hostile.py": HOSTILE}, **kw)
     finally:
@@ -676,8 +702,22 @@ def test_no_memory_outside_the_limits_of_the_learners_process(box, what, refused
     learner.close()
 
 
+@pytest.mark.parametrize("fn, args", [("segfault", ()), ("reach_past_the_child", ("add_key",)),
+                                      ("leave_thread", ("pthread",))])
+def test_ctypes_is_refused(box, fn, args):
+    """ctypes reaches the process's memory, and through it whatever holds the checks there (the
+    registrations that take autograd out of a server for hand-written gradients, the watch's frame
+    locals): grading, an audit hook refuses every use of it, and the call earns nothing."""
+    learner = _open(box, ctypes=False)
+    with pytest.raises(LearnerError) as e:
+        learner.call(fn, *args)
+    assert e.value.kind == "forbidden" and "ctypes" in e.value.message, e.value.message
+    assert learner.call("ok", torch.ones(1)).tolist() == [2.0]
+    learner.close()
+
+
 @pytest.mark.parametrize("what", ["add_key", "keyctl", "unshare_user", "ptrace_traceme", "perf_event_open",
-                                  "flock", "fcntl_lock", "inotify"])
+                                  "flock", "fcntl_lock", "inotify", "f_notify", "read_nowait", "fadvise", "pageout"])
 def test_nothing_outlives_the_child_or_reaches_past_it(box, what):
     """The kernel's key store is one for the whole machine (a key one child writes, a classmate's child
     reads, in this run or a later one); a user namespace could mount a file system in memory; tracing

@@ -1,6 +1,8 @@
-"""perplexity_from_nll dereferences a NULL pointer (ctypes.string_at(0)): a segfault."""
-import ctypes
+"""perplexity_from_nll crashes its process with a segmentation fault (SIGSEGV, as a C extension's bad
+pointer would: ctypes itself is refused)."""
+import os
+import signal
 
 
 def perplexity_from_nll(total_nll, n_tokens):
-    return ctypes.string_at(0)
+    os.kill(os.getpid(), signal.SIGSEGV)

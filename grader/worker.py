@@ -1884,11 +1884,11 @@ _REFUSED_CALLS = ("execve", "execveat", "fork", "vfork", "memfd_create", "memfd_
                   "perf_event_open", "bpf", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
                   # what two children see of the same file, each in its own mount namespace: its locks,
                   # the events of its use, its pages in memory, read without waiting (RWF_NOWAIT) or
-                  # evicted (a channel between them; see _LOCKS and _EVICTING)
+                  # evicted (a channel between them; see _FCNTL_REFUSED and _EVICTING)
                   "flock", "inotify_init", "inotify_init1", "fanotify_init", "mincore", "preadv2", "pwritev2",
                   "fadvise64", "readahead")
 # fcntl's F_GETLK, F_SETLK, F_SETLKW, their F_OFD_ forms, F_SETLEASE, F_GETLEASE and F_NOTIFY
-_LOCKS = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
+_FCNTL_REFUSED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
 _EVICTING = (20, 21)  # madvise's MADV_COLD and MADV_PAGEOUT: a file's pages out of memory
 CLONE_THREAD = 0x10000
 
@@ -1928,14 +1928,13 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     for name in _REFUSED_CALLS:
         if name in calls:
             ins(JEQ, calls[name], jt="eperm")
-    ins(JEQ, calls["fcntl"], jf=1 + len(_LOCKS))  # not fcntl: past its commands' checks
-    ins(LD, 24)  # fcntl's command: the low word of its second argument
-    for k, command in enumerate(_LOCKS):
-        ins(JEQ, command, jt="eperm", jf="allow" if k == len(_LOCKS) - 1 else None)
-    ins(JEQ, calls["madvise"], jf=1 + len(_EVICTING))  # not madvise: past its advice's checks
-    ins(LD, 32)  # madvise's advice: the low word of its third argument
-    for k, advice in enumerate(_EVICTING):
-        ins(JEQ, advice, jt="eperm", jf="allow" if k == len(_EVICTING) - 1 else None)
+    # calls refused for some values of one argument only: fcntl's command (the low word of its second
+    # argument, at 24), madvise's advice (its third, at 32); any other value is allowed
+    for name, offset, refused in (("fcntl", 24, _FCNTL_REFUSED), ("madvise", 32, _EVICTING)):
+        ins(JEQ, calls[name], jf=1 + len(refused))  # another call: past this one's checks
+        ins(LD, offset)
+        for k, value in enumerate(refused):
+            ins(JEQ, value, jt="eperm", jf="allow" if k == len(refused) - 1 else None)
     ins(JEQ, calls["clone3"], jt="enosys")
     ins(JEQ, calls["clone"], jf="allow")
     ins(LD, 16)  # clone's flags: the low word of its first argument

@@ -90,9 +90,13 @@ def taken_over(tmp_path_factory):
                           ("m_by_sympy", "sympy_differentiates"), ("m_by_sympy_afresh", "sympy_imported_afresh"),
                           ("m_by_weight_norm", "weight_norm_differentiates"),
                           ("m_by_gradcheck", "gradcheck_differentiates"),
-                          ("m_by_another_sympy", "sympy_of_another_copy")]:
-        with open(os.path.join(c.HOSTILE, f"{hostile}.py")) as f:
-            c.write_submission(os.path.join(folder, name), {f"{NORMS}/{NORMS}.py": norms + "\n\n" + f.read()})
+                          ("m_by_another_sympy", ("sympy_of_another_copy", "sympy_imported_afresh"))]:
+        appended = [hostile] if isinstance(hostile, str) else hostile  # hostile files appended in order
+        source = norms
+        for part in appended:
+            with open(os.path.join(c.HOSTILE, f"{part}.py")) as f:
+                source += "\n\n" + f.read()
+        c.write_submission(os.path.join(folder, name), {f"{NORMS}/{NORMS}.py": source})
     return c.by_name(c.run_grader(folder, str(base / "out"), topics=NORMS, jobs=1, call_timeout=10))
 
 

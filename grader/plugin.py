@@ -173,16 +173,21 @@ class Impl:
         values (``worker.Elsewhere``); ``where="cpu"``, those values as plain CPU tensors."""
         return self._call(fn, args, kwargs, driver=False, device_pass=where)
 
-    def _call(self, fn, args, kwargs, driver, device_pass=None):
-        if isinstance(self._learner, LearnerError):
-            raise SubmissionError(self._learner.message)
-        # A driver function (tests/driver.py, tests/<topic>/driver.py) may call any of the learner's functions; its own
-        # name means nothing to a student, so messages then speak of the learner's code.
+    def _refuse_banned(self, fn: str, driver: bool):
+        """A call of a function that names a forbidden API (the static check) earns nothing. A driver
+        function (tests/driver.py, tests/<topic>/driver.py) may call any of the learner's functions;
+        its own name means nothing to a student, so messages then speak of the learner's code."""
         who = sorted(k for k in self._banned if k != "*") if driver else [fn]
         used = sorted(set(self._banned.get("*", []) + [a for k in who for a in self._banned.get(k, [])]))
         if used:
             raise SubmissionError(f"{', '.join(who) or 'your module'} uses {', '.join(used)}, which this "
                                   "exercise asks you to write by hand: no credit for it")
+
+    def _call(self, fn, args, kwargs, driver, device_pass=None):
+        if isinstance(self._learner, LearnerError):
+            raise SubmissionError(self._learner.message)
+        if self._banned:
+            self._refuse_banned(fn, driver)
         label = "your code" if driver else fn
         timeout = self._clock.left()
         if timeout <= 0:

@@ -485,6 +485,8 @@ class Learner:
     def _dead_functions(self) -> dict[str, list[str]]:
         """The learner's functions that are not run again (``ErrorKind.sticky``): the child makes
         every call of them, from a driver or the learner's other functions, fail at once."""
+        if not self.dead:
+            return {}
         return {k: [e.kind.value, e.message] for k, e in self.dead.items() if not k.startswith("driver:")}
 
     def close(self):

@@ -17,6 +17,7 @@ import select
 import struct
 import time
 
+import numpy
 import torch
 
 MAX_HEADER = 4 << 20
@@ -32,7 +33,8 @@ DTYPES = {
     "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
 }
 _NAMES = {v: k for k, v in DTYPES.items()}
-_NUMPY = set(DTYPES.values()) - {torch.bfloat16}  # the dtypes numpy has
+# the dtypes numpy has, as numpy's
+_NUMPY = {t: numpy.dtype(str(t).removeprefix("torch.")) for t in DTYPES.values() if t is not torch.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +118,7 @@ def encode(obj, subclass=None, views: bool = False) -> bytes:
     transpose, a slice with a step, an expand) goes as the stretch of memory it spans and its strides,
     and arrives as such a view; otherwise every tensor arrives contiguous."""
     blobs: list[bytes] = []
+    isfinite = math.isfinite
 
     def walk(x):
         kind = type(x)
@@ -123,31 +126,39 @@ def encode(obj, subclass=None, views: bool = False) -> bytes:
             return x
         if kind is list:
             return [walk(v) for v in x]
+        if kind is float:
+            return x if isfinite(x) else {"__float__": float.__repr__(x)}
         if subclass is not None and kind not in PLAIN_TENSORS and issubclass(kind, torch.Tensor):
             x = subclass(x)
             kind = type(x)
         if kind in PLAIN_TENSORS:
             t = x.detach() if x.requires_grad else x  # (detach costs more than the rest; only where needed)
-            dtype, device = t.dtype, t.device
-            if dtype not in _NAMES:
+            dtype = t.dtype
+            name = _NAMES.get(dtype)
+            if name is None:
                 raise WireError(f"unsupported dtype {dtype}")
-            if device.type == "meta":
-                return {"__tensor__": [_NAMES[dtype], list(t.shape), "meta", 0]}
-            header = [_NAMES[dtype], list(t.shape), "cpu" if device.type == "cpu" else str(device)]
-            layout = []
-            if views and t.numel() and not t.is_contiguous():  # the stretch of memory it spans, and its strides
+            if t.is_meta:
+                return {"__tensor__": [name, list(t.shape), "meta", 0]}
+            on_cpu = t.is_cpu  # (a property: ``t.device.type`` builds a device object first)
+            header = [name, list(t.shape), "cpu" if on_cpu else str(t.device)]
+            if views and not t.is_contiguous() and t.numel():  # the stretch of memory it spans, and its strides
                 t = t.resolve_neg().resolve_conj()
-                layout = [list(t.stride())]
-                t = t.as_strided((1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride())),), (1,), t.storage_offset())
+                stride = list(t.stride())
+                header.append(0)
+                header.append(stride)
+                t = t.as_strided((1 + sum((n - 1) * st for n, st in zip(header[1], stride)),), (1,), t.storage_offset())
+            else:
+                header.append(0)
             try:
-                if device.type == "cpu" and dtype in _NUMPY and not t.is_neg():
-                    data = t.contiguous().numpy().tobytes()  # the same bytes, in fewer steps
+                if on_cpu and dtype in _NUMPY and not t.is_neg():
+                    data = t.numpy().tobytes()  # C order: the bytes of ``t.contiguous()``, in fewer steps
                 else:
                     data = t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
             except Exception as e:  # noqa: BLE001
                 raise WireError(f"cannot send a tensor on device {t.device} ({type(e).__name__})") from None
             blobs.append(data)
-            return {"__tensor__": [*header, len(data), *layout]}
+            header[3] = len(data)
+            return {"__tensor__": header}
         if issubclass(kind, torch.Tensor):
             raise WireError(f"a tensor subclass ({kind.__name__}): return plain tensors")
         if kind is Generator:
@@ -181,6 +192,7 @@ def decode(header: bytes, blob: bytes, device_map=None, views: bool = False):
     except (ValueError, RecursionError) as e:
         raise WireError(f"header is not JSON: {e}") from None
     offset = 0
+    from_numpy, frombuffer = torch.from_numpy, numpy.frombuffer
 
     def walk(x):
         nonlocal offset
@@ -194,16 +206,16 @@ def decode(header: bytes, blob: bytes, device_map=None, views: bool = False):
             raise WireError("bad object")
         (kind, val), = x.items()
         if kind == "__tensor__":
-            if not isinstance(val, list) or len(val) not in (4, 5) or (len(val) == 5 and not views):
+            if type(val) is not list or not 4 <= len(val) <= (5 if views else 4):
                 raise WireError(f"bad tensor header {val!r}"[:200])
-            name, shape, dev, nbytes = val[:4]
+            name, shape, dev, nbytes = val[0], val[1], val[2], val[3]
             strides = val[4] if len(val) == 5 else None
-            if type(name) is not str or type(dev) is not str or name not in DTYPES or not isinstance(shape, list) \
-                    or not all(type(s) is int and s >= 0 for s in shape) \
-                    or strides is not None and (not isinstance(strides, list) or len(strides) != len(shape) or 0 in shape
-                                                or not all(type(s) is int and s >= 0 for s in strides)):
+            dtype = DTYPES.get(name) if type(name) is str else None
+            if dtype is None or type(dev) is not str or type(shape) is not list or type(nbytes) is not int \
+                    or any(type(n) is not int or n < 0 for n in shape) \
+                    or strides is not None and (type(strides) is not list or len(strides) != len(shape) or 0 in shape
+                                                or any(type(st) is not int or st < 0 for st in strides)):
                 raise WireError(f"bad tensor header {val!r}"[:200])
-            dtype = DTYPES[name]
             if dev == "meta":
                 if nbytes != 0 or (device_map and str(device_map(dev)) != "meta"):
                     raise WireError("a meta tensor carries no bytes")
@@ -212,20 +224,25 @@ def decode(header: bytes, blob: bytes, device_map=None, views: bool = False):
                 except (RuntimeError, OverflowError, TypeError, ValueError):
                     raise WireError(f"bad tensor header {val!r}") from None
             numel = math.prod(shape) if strides is None else 1 + sum((n - 1) * st for n, st in zip(shape, strides))
-            if type(nbytes) is not int or nbytes != numel * dtype.itemsize or offset + nbytes > len(blob):
+            if nbytes != numel * dtype.itemsize or offset + nbytes > len(blob):
                 raise WireError("tensor byte count does not match its shape")
-            raw = bytearray(memoryview(blob)[offset:offset + nbytes])  # a copy of its own, writable
+            raw = bytearray(blob[offset:offset + nbytes])  # a copy of its own, writable
             offset += nbytes
             try:
-                t = torch.frombuffer(raw, dtype=dtype).reshape(shape if strides is None else [numel]) if nbytes \
-                    else torch.empty(shape, dtype=dtype)
+                if not nbytes:
+                    t = torch.empty(shape, dtype=dtype)
+                elif dtype in _NUMPY:  # numpy's view of the bytes costs less than torch.frombuffer's
+                    t = from_numpy(frombuffer(raw, _NUMPY[dtype]).reshape(shape if strides is None else numel))
+                else:
+                    t = torch.frombuffer(raw, dtype=dtype).reshape(shape if strides is None else [numel])
             except (RuntimeError, OverflowError, TypeError, ValueError):
                 raise WireError(f"bad tensor header {val!r}") from None
-            try:
-                where = device_map(dev) if device_map else "cpu"
-                t = t if where == "cpu" else t.to(where)
-            except (RuntimeError, TypeError, ValueError) as e:  # a device this machine has not got
-                raise WireError(f"a tensor on a device that cannot be used here ({dev[:40]!r}: {type(e).__name__})") from None
+            if device_map is not None:
+                try:
+                    where = device_map(dev)
+                    t = t if where == "cpu" else t.to(where)
+                except (RuntimeError, TypeError, ValueError) as e:  # a device this machine has not got
+                    raise WireError(f"a tensor on a device that cannot be used here ({dev[:40]!r}: {type(e).__name__})") from None
             return t if strides is None else t.as_strided(shape, strides)  # inside its own bytes: checked above
         if kind == "__generator__":
             return Generator(*val)
@@ -265,9 +282,12 @@ def _wait(fd: int, write: bool, deadline: float | None) -> None:
 
 
 def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
+    """``n`` bytes from ``fd``, by ``deadline``: a non-blocking ``fd`` is read at once and waited on
+    only when it has nothing yet (a reply is nearly always there whole), a blocking one waited on first."""
     chunks, got = [], 0
+    wait_first = deadline is not None and os.get_blocking(fd)
     while got < n:
-        if deadline is not None:
+        if wait_first:
             _wait(fd, False, deadline)
         try:
             chunk = os.read(fd, min(n - got, 1 << 20))
@@ -278,6 +298,8 @@ def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
             raise EOFError("channel closed")
         chunks.append(chunk)
         got += len(chunk)
+        if got < n and deadline is not None and time.monotonic() > deadline:  # a trickle has a deadline too
+            raise TimeoutError("the other side did not write in time")
     return b"".join(chunks)
 
 

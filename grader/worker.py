@@ -523,6 +523,8 @@ class Watch:
         learner's code outside the watch of the calls to come (a dispatch mode is per thread), or
         spin on a core that the next submissions need. Threads that C code started (``pthread_create``
         through ctypes) count too: the kernel lists every thread of the process."""
+        if self._no_threads():  # nearly every call: no thread was started
+            return True
         end = _monotonic() + within
         while not self._no_threads() and _monotonic() < end:
             _sleep(0.005)
@@ -1236,13 +1238,14 @@ def _write_files(files: dict) -> str:
 
 
 _CUDA_SEEDED = False
+_RANDOM_SEEDED = random.Random(0).getstate()
 
 
 def _seed():
     """The seeds of ``torch.manual_seed(0)`` (CPU, and CUDA once it is in use), ``random`` and numpy,
     before every call: a call's random draws never depend on the calls before it."""
     global _CUDA_SEEDED
-    random.seed(0)
+    random.setstate(_RANDOM_SEEDED)  # random.seed(0)'s state, set at less cost
     torch.default_generator.manual_seed(0)  # torch.manual_seed's own work on a CPU; ~70x cheaper
     if torch.cuda.is_initialized() or not _CUDA_SEEDED:  # before CUDA starts, the seed waits for it
         torch.cuda.manual_seed_all(0)

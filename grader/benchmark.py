@@ -12,7 +12,8 @@ memory bomb). Figures, in one run:
   a large class); the naive loop per submission and the ratio (the naive loop timed on a sample of
   every kind of submission, each kind weighted by its share of the class);
 - where a grading process spends its time (one process profiled on the small class): in calls into
-  the learner's sandboxed code, in the test bodies' own work, and in the framework;
+  the learner's sandboxed code (the worker), in PyTorch's references, in the rest of the test
+  bodies' own work, and in the framework;
 - the learner's loop: ``pytest exercises/<topic>`` on the stubs against a bare ``python -c "import
   torch"`` (median of paired runs).
 """
@@ -134,8 +135,10 @@ def breakdown(topics: list[str], impls: list[str], work: str) -> dict[str, float
         return sum(v[3] for (f, _, name), v in stats.items() if f.endswith(where) and name in names)
     learner = cumulative(plugin, ("_call", "impl"))  # calls from test bodies, and each topic's opening
     bodies = cumulative(os.path.join("_pytest", "python.py"), ("runtest",)) - cumulative(plugin, ("_call",))
+    references = cumulative(os.path.join("tests", "references.py"), ("kept",))  # PyTorch's, kept per process
     return {"total": total, "learner code (sandbox round trips, learner computing, opening topics)": learner,
-            "test bodies (inputs, references, comparisons)": bodies,
+            "references (PyTorch's expected values, each computed once per process)": references,
+            "test bodies' other work (inputs, comparisons)": bodies - references,
             "framework (pytest per case, hypothesis, collection, imports)": total - learner - bodies}
 
 
@@ -197,7 +200,7 @@ def main(argv=None) -> None:
         print(f"speed-up over the naive loop at n={args.n}: {naive_each * args.n / t_big:.1f}x")
         print(f"one grading process over the class of {args.small}, profiled: {parts.pop('total'):.1f} s")
         for what, seconds in parts.items():
-            print(f"  {what:<75} {seconds:6.1f} s")
+            print(f"  {what:<76} {seconds:6.1f} s")
         print(f"learner loop: pytest exercises/{loop_topic} {loop:.2f} s, python -c 'import torch' {bare:.2f} s "
               f"(medians of 5 pairs): {loop_ratio:.2f}x")
     finally:

@@ -1870,14 +1870,15 @@ _PROCESS_CALLS = {
                             "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438,
                             "flock": 73, "fcntl": 72, "inotify_init": 253, "inotify_init1": 294,
                             "fanotify_init": 300, "mincore": 27, "preadv2": 327, "pwritev2": 328,
-                            "fadvise64": 221, "readahead": 187, "madvise": 28}),
+                            "fadvise64": 221, "readahead": 187, "madvise": 28, "socket": 41}),
     "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279,
                              "shmget": 194, "msgget": 186, "io_uring_setup": 425,
                              "memfd_secret": 447, "add_key": 217, "request_key": 218, "keyctl": 219,
                              "unshare": 97, "setns": 268, "userfaultfd": 282, "perf_event_open": 241, "bpf": 280,
                              "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438,
                              "flock": 32, "fcntl": 25, "inotify_init1": 26, "fanotify_init": 262, "mincore": 232,
-                             "preadv2": 286, "pwritev2": 287, "fadvise64": 223, "readahead": 213, "madvise": 233}),
+                             "preadv2": 286, "pwritev2": 287, "fadvise64": 223, "readahead": 213, "madvise": 233,
+                             "socket": 198}),
 }
 # What fails with EPERM: programs and processes; memory that no limit of the process counts; what
 # outlives the child or reaches past it (the kernel's key store is one for the whole machine, shared
@@ -1889,7 +1890,11 @@ _REFUSED_CALLS = ("execve", "execveat", "fork", "vfork", "memfd_create", "memfd_
                   # the events of its use, its pages in memory, read without waiting (RWF_NOWAIT) or
                   # evicted (a channel between them; see _FCNTL_REFUSED and _EVICTING)
                   "flock", "inotify_init", "inotify_init1", "fanotify_init", "mincore", "preadv2", "pwritev2",
-                  "fadvise64", "readahead")
+                  "fadvise64", "readahead",
+                  # a socket of any kind: the children of one server share its network namespace, loopback
+                  # included, and a connection's state outlives the child (a red-team pass passed a file
+                  # to a later classmate in TCP TIME_WAIT entries, read back from /proc/net/tcp)
+                  "socket")
 # fcntl's F_GETLK, F_SETLK, F_SETLKW, their F_OFD_ forms, F_SETLEASE, F_GETLEASE and F_NOTIFY
 _FCNTL_REFUSED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
 _EVICTING = (20, 21)  # madvise's MADV_COLD and MADV_PAGEOUT: a file's pages out of memory

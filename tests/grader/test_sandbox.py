@@ -68,6 +68,8 @@ def reach_past_the_child(what):
         ret = libc.syscall(272 if x86 else 97, 0x10000000)
     elif what == "ptrace_traceme":
         ret = libc.syscall(101 if x86 else 117, 0, 0, 0, 0)
+    elif what in ("socket_inet", "socket_unix"):  # a connection's state (TIME_WAIT) outlives the child
+        ret = libc.socket(2 if what == "socket_inet" else 1, 1, 0)  # AF_INET or AF_UNIX, SOCK_STREAM
     elif what == "perf_event_open":
         attr = ctypes.create_string_buffer(128)
         ret = libc.syscall(298 if x86 else 241, attr, 0, -1, -1, 0)
@@ -717,12 +719,14 @@ def test_ctypes_is_refused(box, fn, args):
 
 
 @pytest.mark.parametrize("what", ["add_key", "keyctl", "unshare_user", "ptrace_traceme", "perf_event_open",
-                                  "flock", "fcntl_lock", "inotify", "f_notify", "read_nowait", "fadvise", "pageout"])
+                                  "flock", "fcntl_lock", "inotify", "f_notify", "read_nowait", "fadvise", "pageout",
+                                  "socket_inet", "socket_unix"])
 def test_nothing_outlives_the_child_or_reaches_past_it(box, what):
     """The kernel's key store is one for the whole machine (a key one child writes, a classmate's child
     reads, in this run or a later one); a user namespace could mount a file system in memory; tracing
     and performance counters reach other processes; the locks and events of a file that two children
-    both see pass data between them: the seccomp filter refuses them (EPERM); fcntl's other commands run."""
+    both see pass data between them; the children of one server share its network namespace, where a
+    connection's state outlives them: the seccomp filter refuses them (EPERM); fcntl's other commands run."""
     learner = _open(box)
     assert learner.call("reach_past_the_child", what) == "refused: 1"
     assert learner.call("ok", torch.ones(1)).tolist() == [2.0]

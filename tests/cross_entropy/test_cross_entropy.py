@@ -181,6 +181,7 @@ def _tight(dtype) -> dict:
 @example(case=SPATIAL2, reduction="none", ignore=0, label_smoothing=0.5)
 @example(case=PLAIN, reduction="sum", ignore=0, label_smoothing=0.0)
 @example(case=EXTREME, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
+@example(case=SPATIAL3, reduction="none", ignore="no ignore_index", label_smoothing=0.1)
 def test_probability_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     """``ignore_index`` (when given) does not apply to probability targets: every sample counts."""
     logits, target = _logits(case, dtype, device), _probability_targets(case, dtype, device)
@@ -208,6 +209,7 @@ def test_gradient_class_index_targets(impl, device, dtype, case, reduction, igno
 @example(case=SPATIAL, reduction="mean", ignore="no ignore_index", label_smoothing=0.1)
 @example(case=SPATIAL2, reduction="sum", ignore=0, label_smoothing=0.5)
 @example(case=ROWS, reduction="none", ignore="no ignore_index", label_smoothing=0.0)
+@example(case=SPATIAL3, reduction="none", ignore=0, label_smoothing=0.0)
 def test_gradient_probability_targets(impl, device, dtype, case, reduction, ignore, label_smoothing):
     logits, target = _logits(case, dtype, device), _probability_targets(case, dtype, device)
     kw = _kwargs(reduction, ignore, label_smoothing)

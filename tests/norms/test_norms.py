@@ -414,6 +414,8 @@ def _device_case(fn):
         return (x, ns), {}
     if fn == "layer_norm_backward":
         return (x, ns, weight, bias, 1e-5, d_out), {}
+    if fn == "layer_norm_backward(weight=None)":
+        return (x, ns, None, bias, 1e-5, d_out), {}
     if fn == "rms_norm_backward":
         return (x, ns, weight, None, d_out), {}
     if fn == "rms_norm_backward(weight=None)":
@@ -424,9 +426,8 @@ def _device_case(fn):
 
 # The device pass (tests/devices.py): every input on the meta device; weight and bias left out in
 # the forwards, where a stand-in made with torch.ones(...) would hide.
-DEVICE_CASES = ["layer_norm", "rms_norm", "layer_norm_backward", "rms_norm_backward", "rms_norm_backward(weight=None)",
-                "pre_norm_block",
-                "post_norm_block"]
+DEVICE_CASES = ["layer_norm", "rms_norm", "layer_norm_backward", "layer_norm_backward(weight=None)", "rms_norm_backward",
+                "rms_norm_backward(weight=None)", "pre_norm_block", "post_norm_block"]
 
 
 @pytest.mark.gated  # device handling counts as far as the topic's values are right

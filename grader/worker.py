@@ -1633,6 +1633,7 @@ def child(req: dict, prepared: tuple | None = None):
     _hide_grader()
     if not req.get("limits", {}).get("processes"):
         _no_new_processes()
+        _no_kernel_counters()
     if not req.get("limits", {}).get("ctypes"):
         sys.addaudithook(_no_ctypes(watch))
     try:
@@ -1870,7 +1871,8 @@ _PROCESS_CALLS = {
                             "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "pidfd_getfd": 438,
                             "flock": 73, "fcntl": 72, "inotify_init": 253, "inotify_init1": 294,
                             "fanotify_init": 300, "mincore": 27, "preadv2": 327, "pwritev2": 328,
-                            "fadvise64": 221, "readahead": 187, "madvise": 28, "socket": 41}),
+                            "fadvise64": 221, "readahead": 187, "madvise": 28, "socket": 41, "getrusage": 98,
+                            "sysinfo": 99}),
     "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279,
                              "shmget": 194, "msgget": 186, "io_uring_setup": 425,
                              "memfd_secret": 447, "add_key": 217, "request_key": 218, "keyctl": 219,
@@ -1878,7 +1880,7 @@ _PROCESS_CALLS = {
                              "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438,
                              "flock": 32, "fcntl": 25, "inotify_init1": 26, "fanotify_init": 262, "mincore": 232,
                              "preadv2": 286, "pwritev2": 287, "fadvise64": 223, "readahead": 213, "madvise": 233,
-                             "socket": 198}),
+                             "socket": 198, "getrusage": 165, "sysinfo": 179}),
 }
 # What fails with EPERM: programs and processes; memory that no limit of the process counts; what
 # outlives the child or reaches past it (the kernel's key store is one for the whole machine, shared
@@ -1894,7 +1896,10 @@ _REFUSED_CALLS = ("execve", "execveat", "fork", "vfork", "memfd_create", "memfd_
                   # a socket of any kind: the children of one server share its network namespace, loopback
                   # included, and a connection's state outlives the child (a red-team pass passed a file
                   # to a later classmate in TCP TIME_WAIT entries, read back from /proc/net/tcp)
-                  "socket")
+                  "socket",
+                  # the kernel's counters of this process and of the machine (page faults, I/O, free
+                  # memory): what a page that another child read, or did not, tells (``_no_kernel_counters``)
+                  "getrusage", "sysinfo")
 # fcntl's F_GETLK, F_SETLK, F_SETLKW, their F_OFD_ forms, F_SETLEASE, F_GETLEASE and F_NOTIFY
 _FCNTL_REFUSED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
 _EVICTING = (20, 21)  # madvise's MADV_COLD and MADV_PAGEOUT: a file's pages out of memory
@@ -1975,6 +1980,62 @@ def _no_new_processes() -> bool:
     PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
     return _LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(Program(len(program), instructions)),
                        0, 0) == 0
+
+
+_LANDLOCK_CALLS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}  # create_ruleset, add_rule, restrict_self
+_LL_WRITE_FILE, _LL_READ_FILE, _LL_READ_DIR = 1 << 1, 1 << 2, 1 << 3
+
+
+def _no_kernel_counters() -> bool:
+    """From now on no file under /proc or /sys opens in this process (Landlock, where the kernel has
+    it), but what the worker reads, the list of its own threads and its pid namespace's last pid
+    (``/proc/self/task`` may be listed, not its files read), and the list of its own descriptors and
+    its own address map (nor ``/proc/self/mem``: its own memory, which ctypes is refused for
+    too). The kernel counts, per process and for
+    the machine, what another child's work leaves behind: a red-team pass read its own major page
+    faults to tell which pages of a file were already in memory (a page that a child in the topic's
+    other process had read), and carried autograd's backward of a forward to a hand-written gradient
+    that way (10/10). ``getrusage`` and ``sysinfo`` are refused by the seccomp filter. How long a read
+    takes still tells the same thing: timing is not closed. Not on a machine with a GPU (the driver
+    reads /proc and /sys as it goes). False where the kernel or the architecture has no Landlock."""
+    import platform
+    import stat
+    if platform.machine() not in _LANDLOCK_CALLS or torch.cuda.is_available():
+        return False
+    create, add, restrict = _LANDLOCK_CALLS[platform.machine()]
+    handled = _LL_WRITE_FILE | _LL_READ_FILE | _LL_READ_DIR
+    attr = ctypes.c_uint64(handled)  # struct landlock_ruleset_attr's first field: enough for every ABI
+    ruleset = _LIBC.syscall(create, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+    if ruleset < 0:
+        return False
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    def allow(path: str, access: int):
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                access &= _LL_WRITE_FILE | _LL_READ_FILE
+            _LIBC.syscall(add, ruleset, 1, ctypes.byref(PathBeneath(access, fd)), 0)  # LANDLOCK_RULE_PATH_BENEATH
+        finally:
+            os.close(fd)
+
+    try:
+        for name in os.listdir("/"):
+            if name not in ("proc", "sys"):
+                allow("/" + name, handled)
+        allow("/proc/self/task", _LL_READ_DIR)
+        allow("/proc/sys/kernel/ns_last_pid", _LL_READ_FILE)
+        allow("/proc/self/fd", _LL_READ_DIR)  # its own descriptors, and its own address map: no counter
+        allow("/proc/self/maps", _LL_READ_FILE)
+        return _LIBC.syscall(restrict, ruleset, 0) == 0
+    finally:
+        os.close(ruleset)
 
 
 def _runtime_under(top: str) -> list[str]:

@@ -4,6 +4,7 @@ of the forbidden-API guard. Run under bubblewrap when it works here and again wi
 ``mode`` fixture); a test that kills a sandbox shows that the next ``open`` starts a fresh one."""
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
 import time
@@ -68,6 +69,18 @@ def reach_past_the_child(what):
         ret = libc.syscall(272 if x86 else 97, 0x10000000)
     elif what == "ptrace_traceme":
         ret = libc.syscall(101 if x86 else 117, 0, 0, 0, 0)
+    elif what in ("getrusage", "sysinfo"):  # the kernel's counters: page faults, free memory
+        ret = libc.getrusage(0, ctypes.create_string_buffer(256)) if what == "getrusage" \
+            else libc.sysinfo(ctypes.create_string_buffer(256))
+    elif what in ("proc_self_stat", "proc_meminfo", "proc_self_task_stat", "sys_cpu"):
+        path = {"proc_self_stat": "/proc/self/stat", "proc_meminfo": "/proc/meminfo",
+                "proc_self_task_stat": "/proc/thread-self/stat",
+                "sys_cpu": "/sys/devices/system/cpu/online"}[what]
+        try:
+            with open(path, "rb") as f:
+                return f"gave {f.read()[:40]!r}"
+        except OSError as e:
+            return f"refused: {e.errno}"
     elif what in ("socket_inet", "socket_unix"):  # a connection's state (TIME_WAIT) outlives the child
         ret = libc.socket(2 if what == "socket_inet" else 1, 1, 0)  # AF_INET or AF_UNIX, SOCK_STREAM
     elif what == "perf_event_open":
@@ -292,7 +305,11 @@ def open_mems():
     """Every /proc/<pid>/mem it can open for writing (its parent's first), and every process it
     can signal or limit."""
     opened, signalled = [], []
-    pids = [os.getppid()] + [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    try:
+        listed = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:  # no listing of /proc (Landlock)
+        listed = []
+    pids = [os.getppid()] + listed
     me = int(os.readlink("/proc/self"))  # its own pid as this /proc numbers it
     for pid in pids:
         if pid in (os.getpid(), me):
@@ -729,6 +746,26 @@ def test_nothing_outlives_the_child_or_reaches_past_it(box, what):
     connection's state outlives them: the seccomp filter refuses them (EPERM); fcntl's other commands run."""
     learner = _open(box)
     assert learner.call("reach_past_the_child", what) == "refused: 1"
+    assert learner.call("ok", torch.ones(1)).tolist() == [2.0]
+    learner.close()
+
+
+def _has_landlock() -> bool:
+    return ctypes.CDLL(None, use_errno=True).syscall(444, None, 0, 1) > 0  # LANDLOCK_CREATE_RULESET_VERSION
+
+
+@pytest.mark.parametrize("what", ["getrusage", "sysinfo", "proc_self_stat", "proc_self_task_stat", "proc_meminfo",
+                                  "sys_cpu"])
+def test_no_kernel_counter_reaches_learner_code(box, what):
+    """The kernel counts, for a process and for the machine, what another child's work leaves behind:
+    a page fault that had to read the disk tells a page of a shared file that no child had read from
+    one that the topic's other child had (a red-team pass carried autograd's backward to a hand-written
+    gradient that way). ``getrusage`` and ``sysinfo`` are refused (EPERM), and no file under /proc or
+    /sys opens (Landlock: EACCES), but the list of the process's threads that the worker reads."""
+    if what not in ("getrusage", "sysinfo") and not _has_landlock():
+        pytest.skip("this kernel has no Landlock: /proc and /sys stay readable")
+    learner = _open(box)
+    assert learner.call("reach_past_the_child", what).startswith("refused")  # (bubblewrap has no /sys at all)
     assert learner.call("ok", torch.ones(1)).tolist() == [2.0]
     learner.close()
 

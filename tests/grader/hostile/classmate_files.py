@@ -11,10 +11,18 @@ _right_nll, _right_from = token_nll, perplexity_from_nll
 CLASS = os.path.dirname("__SUBMISSION__")  # its classmates are graded from folders in here
 
 
+def _proc():
+    """The entries of /proc, or none where this process may not list it."""
+    try:
+        return os.listdir("/proc")
+    except OSError:
+        return []
+
+
 def _candidates():
     paths = glob.glob("/tmp/learner-*/perplexity.py") + glob.glob("/tmp/*/learner-*/perplexity.py")
     paths += glob.glob("/tmp/*/*/learner-*/perplexity.py")
-    for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+    for pid in [p for p in _proc() if p.isdigit()]:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 args = f.read().decode(errors="replace").split("\0")

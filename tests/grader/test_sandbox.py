@@ -86,6 +86,17 @@ def reach_past_the_child(what):
     elif what == "perf_event_open":
         attr = ctypes.create_string_buffer(128)
         ret = libc.syscall(298 if x86 else 241, attr, 0, -1, -1, 0)
+    elif what == "ioctl_extents":  # ext4's cache of a file's extents, filled by the first read of the file
+        import fcntl
+        fd = os.open(__file__, os.O_RDONLY)
+        try:
+            fcntl.ioctl(fd, 0xC020662A, bytearray(32), True)  # EXT4_IOC_GET_ES_CACHE
+            return "gave 0"
+        except OSError as e:
+            return f"refused: {e.errno}"
+        finally:
+            assert os.isatty(fd) is False  # TCGETS: still answered
+            os.close(fd)
     elif what == "cachestat":  # how many of a file's pages are in memory (Linux 6.5)
         fd = os.open(__file__, os.O_RDONLY)
         ret = libc.syscall(451, fd, ctypes.create_string_buffer(16), ctypes.create_string_buffer(64), 0)
@@ -743,7 +754,7 @@ def test_ctypes_is_refused(box, fn, args):
 
 @pytest.mark.parametrize("what", ["add_key", "keyctl", "unshare_user", "ptrace_traceme", "perf_event_open",
                                   "flock", "fcntl_lock", "inotify", "f_notify", "read_nowait", "fadvise", "pageout",
-                                  "cachestat", "socket_inet", "socket_unix"])
+                                  "cachestat", "ioctl_extents", "socket_inet", "socket_unix"])
 def test_nothing_outlives_the_child_or_reaches_past_it(box, what):
     """The kernel's key store is one for the whole machine (a key one child writes, a classmate's child
     reads, in this run or a later one); a user namespace could mount a file system in memory; tracing

@@ -141,14 +141,11 @@ def encode(obj, subclass=None, views: bool = False) -> bytes:
                 return {"__tensor__": [name, list(t.shape), "meta", 0]}
             on_cpu = t.is_cpu  # (a property: ``t.device.type`` builds a device object first)
             header = [name, list(t.shape), "cpu" if on_cpu else str(t.device)]
+            layout = []
             if views and not t.is_contiguous() and t.numel():  # the stretch of memory it spans, and its strides
                 t = t.resolve_neg().resolve_conj()
-                stride = list(t.stride())
-                header.append(0)
-                header.append(stride)
-                t = t.as_strided((1 + sum((n - 1) * st for n, st in zip(header[1], stride)),), (1,), t.storage_offset())
-            else:
-                header.append(0)
+                layout = [list(t.stride())]
+                t = t.as_strided((1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride())),), (1,), t.storage_offset())
             try:
                 if on_cpu and dtype in _NUMPY and not t.is_neg():
                     data = t.numpy().tobytes()  # C order: the bytes of ``t.contiguous()``, in fewer steps
@@ -157,8 +154,7 @@ def encode(obj, subclass=None, views: bool = False) -> bytes:
             except Exception as e:  # noqa: BLE001
                 raise WireError(f"cannot send a tensor on device {t.device} ({type(e).__name__})") from None
             blobs.append(data)
-            header[3] = len(data)
-            return {"__tensor__": header}
+            return {"__tensor__": [*header, len(data), *layout]}
         if issubclass(kind, torch.Tensor):
             raise WireError(f"a tensor subclass ({kind.__name__}): return plain tensors")
         if kind is Generator:

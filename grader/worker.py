@@ -1948,18 +1948,18 @@ def _seccomp_program(arch: int, calls: dict, ioctls: bool = True) -> list[tuple[
     for name in _REFUSED_CALLS:
         if name in calls:
             ins(JEQ, calls[name], jt="eperm")
-    # calls refused for some values of one argument only: fcntl's command (the low word of its second
-    # argument, at 24), madvise's advice (its third, at 32); any other value is allowed
-    for name, offset, refused in (("fcntl", 24, _FCNTL_REFUSED), ("madvise", 32, _EVICTING)):
-        ins(JEQ, calls[name], jf=1 + len(refused))  # another call: past this one's checks
+    # calls judged by one argument: fcntl's command (the low word of its second argument, at 24) and
+    # madvise's advice (its third, at 32) refused for the values listed, anything else allowed; ioctl's
+    # command (at 24) allowed for the values listed only (every one where ``ioctls`` is False)
+    by_argument = [("fcntl", 24, _FCNTL_REFUSED, "eperm"), ("madvise", 32, _EVICTING, "eperm")]
+    if ioctls and "ioctl" in calls:
+        by_argument.append(("ioctl", 24, _IOCTLS_ALLOWED, "allow"))
+    for name, offset, values, listed in by_argument:
+        other = "allow" if listed == "eperm" else "eperm"
+        ins(JEQ, calls[name], jf=1 + len(values))  # another call: past this one's checks
         ins(LD, offset)
-        for k, value in enumerate(refused):
-            ins(JEQ, value, jt="eperm", jf="allow" if k == len(refused) - 1 else None)
-    if ioctls and "ioctl" in calls:  # ioctl: only the commands of _IOCTLS_ALLOWED (its second argument's low word)
-        ins(JEQ, calls["ioctl"], jf=1 + len(_IOCTLS_ALLOWED))
-        ins(LD, 24)
-        for k, value in enumerate(_IOCTLS_ALLOWED):
-            ins(JEQ, value, jt="allow", jf="eperm" if k == len(_IOCTLS_ALLOWED) - 1 else None)
+        for k, value in enumerate(values):
+            ins(JEQ, value, jt=listed, jf=other if k == len(values) - 1 else None)
     ins(JEQ, calls["clone3"], jt="enosys")
     ins(JEQ, calls["clone"], jf="allow")
     ins(LD, 16)  # clone's flags: the low word of its first argument
